@@ -1,0 +1,1 @@
+"""webwidget: a server-rendered ChatCaptain chat widget (Flask backend-for-frontend)."""
