@@ -1,0 +1,120 @@
+"""Tiny but valid media files, generated in code and served at /_sandbox/files/<name>."""
+
+from __future__ import annotations
+
+import io
+import math
+import struct
+import wave
+import zlib
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class SandboxFile:
+    """A served file: its bytes, MIME type and the ChatCaptain file ``type``."""
+
+    data: bytes
+    mime_type: str
+    kind: str
+
+
+def png(width: int = 16, height: int = 16, rgb: tuple[int, int, int] = (30, 110, 200)) -> bytes:
+    """A solid-colour RGB PNG."""
+
+    def chunk(tag: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + tag + body + struct.pack(">I", zlib.crc32(tag + body))
+
+    row = b"\x00" + bytes(rgb) * width  # filter byte 0 then pixels
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(row * height))
+        + chunk(b"IEND", b"")
+    )
+
+
+def wav(seconds: float = 0.5, rate: int = 8000, freq: float = 440.0) -> bytes:
+    """A mono 8-bit sine tone WAV."""
+    frames = bytes(
+        int(128 + 100 * math.sin(2 * math.pi * freq * i / rate)) for i in range(int(seconds * rate))
+    )
+    buf = io.BytesIO()
+    with wave.open(buf, "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(1)
+        out.setframerate(rate)
+        out.writeframes(frames)
+    return buf.getvalue()
+
+
+def avi(width: int = 8, height: int = 8, frames: int = 4, fps: int = 4) -> bytes:
+    """An uncompressed RGB AVI (RIFF) video; players accept it, browsers may not."""
+
+    def chunk(tag: bytes, body: bytes) -> bytes:
+        pad = b"\x00" if len(body) % 2 else b""
+        return tag + struct.pack("<I", len(body)) + body + pad
+
+    def riff_list(kind: bytes, tag: bytes, body: bytes) -> bytes:
+        return kind + struct.pack("<I", len(body) + 4) + tag + body
+
+    frame_size = width * height * 3
+    avih = struct.pack(
+        "<IIIIIIIIII4I", 1_000_000 // fps, frame_size * fps, 0, 0x10, frames, 0, 1,
+        frame_size, width, height, 0, 0, 0, 0,
+    )
+    strh = struct.pack(
+        "<4s4sIHHIIIIIIIIhhhh", b"vids", b"DIB ", 0, 0, 0, 0, 1, fps, 0, frames,
+        frame_size, 0xFFFFFFFF, 0, 0, 0, width, height,
+    )
+    strf = struct.pack("<IiiHHIIiiII", 40, width, height, 1, 24, 0, frame_size, 0, 0, 0, 0)
+    hdrl = riff_list(
+        b"LIST", b"hdrl",
+        chunk(b"avih", avih) + riff_list(b"LIST", b"strl", chunk(b"strh", strh) + chunk(b"strf", strf)),
+    )
+    shades = [bytes([(40 * i) % 256, 80, 200 - 30 * i]) * (width * height) for i in range(frames)]
+    movi_body = b"".join(chunk(b"00db", frame) for frame in shades)
+    movi = riff_list(b"LIST", b"movi", movi_body)
+    index, offset = b"", 4
+    for frame in shades:
+        index += struct.pack("<4sIII", b"00db", 0x10, offset, len(frame))
+        offset += 8 + len(frame)
+    return riff_list(b"RIFF", b"AVI ", hdrl + movi + chunk(b"idx1", index))
+
+
+def pdf(text: str = "ChatCaptain sandbox document") -> bytes:
+    """A one-page PDF with a line of text and a correct xref table."""
+    stream = f"BT /F1 18 Tf 40 100 Td ({text}) Tj ET".encode("latin-1")
+    objects = [
+        b"<< /Type /Catalog /Pages 2 0 R >>",
+        b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 400 200] /Contents 4 0 R"
+        b" /Resources << /Font << /F1 5 0 R >> >> >>",
+        b"<< /Length %d >>\nstream\n" % len(stream) + stream + b"\nendstream",
+        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
+    ]
+    out = bytearray(b"%PDF-1.4\n")
+    offsets = []
+    for number, body in enumerate(objects, start=1):
+        offsets.append(len(out))
+        out += b"%d 0 obj\n" % number + body + b"\nendobj\n"
+    xref = len(out)
+    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
+    out += b"".join(b"%010d 00000 n \n" % off for off in offsets)
+    out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (
+        len(objects) + 1, xref,
+    )
+    return bytes(out)
+
+
+def build_files() -> dict[str, SandboxFile]:
+    """Every file the sandbox serves, by name."""
+    return {
+        "captain.png": SandboxFile(png(rgb=(20, 60, 120)), "image/png", "image"),
+        "first-mate.png": SandboxFile(png(rgb=(160, 60, 20)), "image/png", "image"),
+        "harbour.png": SandboxFile(png(32, 20, (40, 150, 190)), "image/png", "image"),
+        "foghorn.wav": SandboxFile(wav(), "audio/wav", "audio"),
+        "waves.avi": SandboxFile(avi(), "video/x-msvideo", "video"),
+        "manifest.pdf": SandboxFile(pdf(), "application/pdf", "document"),
+    }
