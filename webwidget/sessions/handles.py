@@ -1,0 +1,50 @@
+"""Session ids and the signed, opaque handles the browser holds."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import secrets
+from collections.abc import Sequence
+
+from itsdangerous import BadSignature, Signer
+
+MAX_HANDLE_LENGTH = 256
+_SALT = "webwidget.sessions.handle"
+# token_urlsafe(32) gives exactly 43 characters; a sha256 signature in base64 another 43.
+_SID_RE = re.compile(r"[A-Za-z0-9_-]{43}")
+_HANDLE_RE = re.compile(r"[A-Za-z0-9_-]{43}\.[A-Za-z0-9_-]{1,200}")
+
+
+def new_session_id() -> str:
+    """A fresh 256-bit random session id."""
+    return secrets.token_urlsafe(32)
+
+
+class HandleSigner:
+    """Signs session ids with the first secret key and verifies with any of them."""
+
+    def __init__(self, secret_keys: Sequence[str]) -> None:
+        if isinstance(secret_keys, str | bytes) or not secret_keys or not all(secret_keys):
+            raise ValueError("secret_keys must be a non-empty list of non-empty keys")
+        # itsdangerous signs with its *last* key and tries all, so hand it oldest first.
+        self._signer = Signer(
+            list(reversed(secret_keys)), salt=_SALT, digest_method=hashlib.sha256
+        )
+
+    def sign(self, sid: str) -> str:
+        """The handle for a session id, signed with the newest key."""
+        return self._signer.sign(sid).decode("ascii")
+
+    def unsign(self, handle: object) -> str | None:
+        """The session id inside a handle we issued, or None for anything else."""
+        # The shape check runs first so junk never reaches the HMAC, let alone the store.
+        if not isinstance(handle, str) or len(handle) > MAX_HANDLE_LENGTH:
+            return None
+        if not _HANDLE_RE.fullmatch(handle):
+            return None
+        try:
+            sid = self._signer.unsign(handle).decode("ascii")
+        except BadSignature:
+            return None
+        return sid if _SID_RE.fullmatch(sid) else None

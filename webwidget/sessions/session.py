@@ -1,0 +1,97 @@
+"""The session object views see as flask.session."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any, NoReturn
+
+from flask.sessions import SessionMixin
+from werkzeug.datastructures import CallbackDict
+
+from .errors import SessionStoreUnavailable
+from .handles import new_session_id
+from .store import encode_value
+
+
+class ServerSession(CallbackDict[str, Any], SessionMixin):
+    """A dict of JSON values stored server-side under a signed, opaque handle."""
+
+    def __init__(
+        self,
+        data: Mapping[str, Any] | None = None,
+        *,
+        sign: Callable[[str], str],
+        delete: Callable[[str], None],
+        stored_sid: str | None = None,
+        created_at: float | None = None,
+        last_seen: float | None = None,
+    ) -> None:
+        def on_update(self: ServerSession) -> None:
+            self.modified = True
+            # Allocating the id at the first write lets this very request render .handle.
+            if self._sid is None:
+                self._sid = new_session_id()
+
+        super().__init__(data, on_update)
+        self._sign = sign
+        self._delete = delete
+        self._stored_sid = stored_sid
+        self._sid = stored_sid
+        self._destroyed = False
+        self.new = stored_sid is None
+        self.modified = False
+        self.created_at = created_at
+        self.last_seen = last_seen
+        # JSON as loaded: comparing against it on save catches in-place nested edits.
+        self.baseline = {key: encode_value(value) for key, value in dict.items(self)}
+
+    @property
+    def handle(self) -> str | None:
+        """The signed handle for this session, or None while it holds nothing."""
+        return self._sign(self._sid) if self._sid is not None else None
+
+    @property
+    def rotated(self) -> bool:
+        """True when the handle the browser holds must be replaced on this response."""
+        return self._sid is not None and self._sid != self._stored_sid
+
+    @property
+    def destroyed(self) -> bool:
+        """True once destroy() ran in this request."""
+        return self._destroyed
+
+    def regenerate(self) -> None:
+        """Move the data to a new id; the old handle stops working once this response is saved."""
+        self._sid = new_session_id()
+        self.modified = True
+
+    def destroy(self) -> None:
+        """Delete the stored record now and empty the session; the old handle is dead."""
+        if self._stored_sid is not None:
+            self._delete(self._stored_sid)
+        dict.clear(self)
+        self._stored_sid = None
+        self._sid = None
+        self._destroyed = True
+        self.new = True
+        self.modified = True
+        self.created_at = None
+        self.last_seen = None
+        self.baseline = {}
+
+
+def _unavailable(*args: Any, **kwargs: Any) -> NoReturn:
+    raise SessionStoreUnavailable("the session store is unavailable")
+
+
+class UnavailableSession(ServerSession):
+    """Stands in when the store failed at open: any use raises SessionStoreUnavailable.
+
+    Raising on use (not at open) lets a view's error handler answer 503, while views
+    that never touch the session (health checks, static files) keep working.
+    """
+
+    __getitem__ = __setitem__ = __delitem__ = __contains__ = __iter__ = __len__ = _unavailable
+    get = keys = values = items = pop = popitem = setdefault = update = clear = _unavailable
+    copy = regenerate = destroy = _unavailable
+    handle = property(_unavailable)  # type: ignore[assignment]
