@@ -151,9 +151,7 @@ def read(app, handle: str | None, via: str = "header"):
     headers = {}
     if handle is not None:
         headers = (
-            {"X-Widget-Session": handle}
-            if via == "header"
-            else {"Cookie": f"ww_session={handle}"}
+            {"X-Widget-Session": handle} if via == "header" else {"Cookie": f"ww_session={handle}"}
         )
     return client.get("/read", base_url=BASE, headers=headers)
 
@@ -207,8 +205,9 @@ def test_handle_never_read_from_url(store, clock):
     app = make_app(store, clock)
     handle = start(app.test_client(use_cookies=False))
     client = app.test_client(use_cookies=False)
-    resp = client.get("/read", base_url=BASE, query_string={"X-Widget-Session": handle,
-                                                            "ww_session": handle})
+    resp = client.get(
+        "/read", base_url=BASE, query_string={"X-Widget-Session": handle, "ww_session": handle}
+    )
     assert resp.get_json()["data"] == {}
 
 
@@ -445,8 +444,15 @@ def test_sqlite_locked_is_unavailable(tmp_path):
     try:
         conn.execute("BEGIN EXCLUSIVE")
         with pytest.raises(SessionStoreUnavailable):
-            store.save("A" * 43, changed={}, deleted=(), created_at=0, last_seen=0,
-                       expires_at=1, create_with={})
+            store.save(
+                "A" * 43,
+                changed={},
+                deleted=(),
+                created_at=0,
+                last_seen=0,
+                expires_at=1,
+                create_with={},
+            )
         conn.execute("ROLLBACK")
     finally:
         conn.close()
@@ -455,13 +461,34 @@ def test_sqlite_locked_is_unavailable(tmp_path):
 def test_sqlite_purge_expired(tmp_path):
     store = SQLiteSessionStore(tmp_path / "s.db", purge_every=3)
     now = time.time()
-    store.save("A" * 43, changed={}, deleted=(), created_at=now - 100, last_seen=now - 100,
-               expires_at=now - 50, create_with={"k": "1"})
+    store.save(
+        "A" * 43,
+        changed={},
+        deleted=(),
+        created_at=now - 100,
+        last_seen=now - 100,
+        expires_at=now - 50,
+        create_with={"k": "1"},
+    )
     assert store.load("A" * 43) is not None
-    store.save("B" * 43, changed={}, deleted=(), created_at=now, last_seen=now,
-               expires_at=now + 50, create_with={})
-    store.save("C" * 43, changed={}, deleted=(), created_at=now, last_seen=now,
-               expires_at=now + 50, create_with={})  # third write purges
+    store.save(
+        "B" * 43,
+        changed={},
+        deleted=(),
+        created_at=now,
+        last_seen=now,
+        expires_at=now + 50,
+        create_with={},
+    )
+    store.save(
+        "C" * 43,
+        changed={},
+        deleted=(),
+        created_at=now,
+        last_seen=now,
+        expires_at=now + 50,
+        create_with={},
+    )  # third write purges
     assert store.load("A" * 43) is None
     assert store.load("B" * 43) is not None
     assert store.purge_expired(now + 100) == 2
@@ -484,8 +511,13 @@ def test_store_from_url(tmp_path, redis_url):
 
 def test_init_sessions(tmp_path):
     app = Flask(__name__, instance_path=str(tmp_path / "instance"))
-    init_sessions(app, store_url="sqlite:///sessions.db", secret_keys=["k"],
-                  idle_timeout=60, absolute_timeout=600)
+    init_sessions(
+        app,
+        store_url="sqlite:///sessions.db",
+        secret_keys=["k"],
+        idle_timeout=60,
+        absolute_timeout=600,
+    )
     store = app.extensions["webwidget.sessions"]
     assert isinstance(store, SQLiteSessionStore)
     assert store.path == tmp_path / "instance" / "sessions.db"
@@ -511,3 +543,45 @@ def test_records_are_json(store, raw_store, clock):
     handle = start(app.test_client(use_cookies=False))
     record = raw_store.load(sid_of(handle))
     assert json.loads(json.dumps(record.data)) == {"hello": "world"}
+
+
+def test_response_not_using_session_stays_cacheable(store, clock):
+    app = make_app(store, clock)
+    handle = start(app.test_client(use_cookies=False))
+    client = app.test_client(use_cookies=False)
+    resp = client.get("/static-ish", base_url=BASE, headers={"X-Widget-Session": handle})
+    assert "Cache-Control" not in resp.headers and not resp.vary
+    resp = read(app, handle)
+    assert resp.headers["Cache-Control"] == "no-store"
+
+
+def test_regenerate_keeps_update_committed_meanwhile(store, raw_store, clock):
+    app = make_app(store, clock)
+
+    @app.post("/start-conversation")
+    def start_conversation():
+        _ = dict(session)
+        # Another request of the same visitor commits while this one is running.
+        raw_store.save(
+            sid_of(request.headers["X-Widget-Session"]),
+            changed={"other": '"value"'},
+            deleted=(),
+            created_at=clock(),
+            last_seen=clock(),
+            expires_at=clock() + IDLE,
+        )
+        session.regenerate()
+        session["conversation"] = 1
+        return ""
+
+    client = app.test_client(use_cookies=False)
+    old = start(client)
+    new = client.post(
+        "/start-conversation", base_url=BASE, headers={"X-Widget-Session": old}
+    ).headers["X-Widget-Session"]
+    assert read(app, new).get_json()["data"] == {
+        "hello": "world",
+        "other": "value",
+        "conversation": 1,
+    }
+    assert read(app, old).get_json()["data"] == {}

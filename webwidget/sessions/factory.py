@@ -19,7 +19,7 @@ def store_from_url(url: str, *, base_dir: str | Path | None = None) -> SessionSt
     """A store for sqlite:///<path> or redis[s]://host:port/db; ValueError otherwise."""
     if url.startswith("sqlite:///"):
         # SQLAlchemy's convention: sqlite:///rel/path.db, sqlite:////abs/path.db.
-        raw = url[len("sqlite:///"):]
+        raw = url[len("sqlite:///") :]
         if not raw or raw == ":memory:" or "?" in raw:
             raise ValueError(
                 f"SESSION_STORE_URL {url!r}: give a file path, e.g. sqlite:///sessions.db "

@@ -28,9 +28,7 @@ class HandleSigner:
         if isinstance(secret_keys, str | bytes) or not secret_keys or not all(secret_keys):
             raise ValueError("secret_keys must be a non-empty list of non-empty keys")
         # itsdangerous signs with its *last* key and tries all, so hand it oldest first.
-        self._signer = Signer(
-            list(reversed(secret_keys)), salt=_SALT, digest_method=hashlib.sha256
-        )
+        self._signer = Signer(list(reversed(secret_keys)), salt=_SALT, digest_method=hashlib.sha256)
 
     def sign(self, sid: str) -> str:
         """The handle for a session id, signed with the newest key."""

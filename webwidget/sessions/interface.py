@@ -114,19 +114,25 @@ class ServerSessionInterface(SessionInterface):
         changed = {k: v for k, v in current.items() if session.baseline.get(k) != v}
         deleted = [k for k in session.baseline if k not in current]
 
-        if session.handle is None or (session.new and not current):
+        if session._sid is None or (session.new and not current):
             # Nothing stored for this visitor (fresh, emptied, or destroyed).
             if session.destroyed:
                 self._mark_private(response)
                 response.delete_cookie(
-                    self.cookie_name, path="/", secure=True, httponly=True,
-                    samesite="None", partitioned=True,
+                    self.cookie_name,
+                    path="/",
+                    secure=True,
+                    httponly=True,
+                    samesite="None",
+                    partitioned=True,
                 )
                 # An empty header tells the page script to forget its copy of the handle.
                 response.headers[self.header_name] = ""
             return
 
-        self._mark_private(response)
+        if session.accessed or session.modified or session.rotated:
+            # Static files and other responses that never used the session stay cacheable.
+            self._mark_private(response)
         sid = session._sid
         assert sid is not None
         if session.rotated:
@@ -152,8 +158,12 @@ class ServerSessionInterface(SessionInterface):
                 return
             try:
                 self.store.save(
-                    sid, changed={}, deleted=(), created_at=session.created_at,
-                    last_seen=now, expires_at=self.expires_at(session.created_at, now),
+                    sid,
+                    changed={},
+                    deleted=(),
+                    created_at=session.created_at,
+                    last_seen=now,
+                    expires_at=self.expires_at(session.created_at, now),
                 )
             except SessionStoreUnavailable as exc:
                 logger.warning("could not refresh session expiry: %s", exc)

@@ -109,8 +109,13 @@ class RedisSessionStore:
         """Atomically merge changes into sid's record; False if it is gone and not created."""
         # A relative TTL is immune to clock skew between this host and Redis.
         ttl_ms = max(1, math.ceil((expires_at - last_seen) * 1000))
-        args: list[Any] = ["1" if create_with is not None else "0", repr(created_at),
-                           repr(last_seen), ttl_ms, len(changed)]
+        args: list[Any] = [
+            "1" if create_with is not None else "0",
+            repr(created_at),
+            repr(last_seen),
+            ttl_ms,
+            len(changed),
+        ]
         for key, text in changed.items():
             args += [_DATA + key, text]
         args.append(len(deleted))
@@ -151,7 +156,7 @@ def _decode(fields: Mapping[str, str]) -> SessionRecord:
         last_seen = float(fields[_SEEN])
         for name, text in fields.items():
             if name.startswith(_DATA):
-                data[name[len(_DATA):]] = json.loads(text)
+                data[name[len(_DATA) :]] = json.loads(text)
             elif name not in (_CREATED, _SEEN):
                 raise CorruptSessionRecord("unexpected field in session hash")
     except (KeyError, ValueError) as exc:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any, NoReturn
 
 from flask.sessions import SessionMixin
@@ -40,14 +40,43 @@ class ServerSession(CallbackDict[str, Any], SessionMixin):
         self._destroyed = False
         self.new = stored_sid is None
         self.modified = False
+        self.accessed = False
         self.created_at = created_at
         self.last_seen = last_seen
         # JSON as loaded: comparing against it on save catches in-place nested edits.
         self.baseline = {key: encode_value(value) for key, value in dict.items(self)}
 
+    # Reads mark the session accessed so only responses that used it become private.
+    def __getitem__(self, key: str) -> Any:
+        self.accessed = True
+        return super().__getitem__(key)
+
+    def get(self, key: str, default: Any = None) -> Any:
+        """Read a key, marking the session accessed."""
+        self.accessed = True
+        return super().get(key, default)
+
+    def setdefault(self, key: str, default: Any = None) -> Any:
+        """Set a key if absent, marking the session accessed."""
+        self.accessed = True
+        return super().setdefault(key, default)
+
+    def __contains__(self, key: object) -> bool:
+        self.accessed = True
+        return super().__contains__(key)
+
+    def __iter__(self) -> Iterator[str]:
+        self.accessed = True
+        return super().__iter__()
+
+    def __len__(self) -> int:
+        self.accessed = True
+        return super().__len__()
+
     @property
     def handle(self) -> str | None:
         """The signed handle for this session, or None while it holds nothing."""
+        self.accessed = True
         return self._sign(self._sid) if self._sid is not None else None
 
     @property

@@ -83,8 +83,15 @@ class SQLiteSessionStore:
             conn.execute("BEGIN IMMEDIATE")
             try:
                 written = self._merge(
-                    conn, sid, changed, deleted, created_at, last_seen, expires_at,
-                    create_with, previous_sid,
+                    conn,
+                    sid,
+                    changed,
+                    deleted,
+                    created_at,
+                    last_seen,
+                    expires_at,
+                    create_with,
+                    previous_sid,
                 )
                 conn.execute("COMMIT")
             except BaseException:
