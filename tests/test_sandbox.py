@@ -465,3 +465,33 @@ def test_concurrent_contacts_get_distinct_tokens(sandbox):
     assert len({v.token for v in visitors}) == 20
     assert len({v.contact_id for v in visitors}) == 20
     assert stats(sandbox.url)["create_contact"] == 20
+
+
+# --- config, CLI and boundaries -----------------------------------------------------------
+
+
+def test_config_file_and_cli_parser(tmp_path):
+    from webwidget.sandbox.cli import build_parser
+    from webwidget.sandbox.config import load_config
+
+    path = tmp_path / "sandbox.toml"
+    path.write_text('api_key = "k"\ntoken_ttl_seconds = 5\n[[chatbots]]\nid = "b"\n'
+                    'channels = [{ id = "c", token = "t" }]\n', encoding="utf-8")
+    config = load_config(path)
+    assert config.api_key == "k" and config.chatbot("b").channels[0].token == "t"
+    args = build_parser().parse_args([])
+    assert (args.host, args.port, args.config, args.state) == ("127.0.0.1", 8081, None, None)
+
+
+def test_sandbox_imports_only_the_contract_from_webwidget():
+    import ast
+    from pathlib import Path
+
+    import webwidget.sandbox as package
+
+    for source in Path(package.__file__).parent.glob("*.py"):
+        for node in ast.walk(ast.parse(source.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                if node.module.startswith("webwidget"):
+                    assert node.module.startswith(("webwidget.chatcaptain.models",
+                                                   "webwidget.sandbox")), source

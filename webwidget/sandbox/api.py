@@ -301,7 +301,7 @@ def send_message(
     state: SandboxState, chatbot_id: str, conversation_id: str
 ) -> tuple[Response, int]:
     """Sandbox extension: the visitor posts text or a selected button; the bot replies."""
-    conversation = owned_conversation(state, chatbot_id, conversation_id)
+    owned_conversation(state, chatbot_id, conversation_id)
     body = parse_body(SandboxSendMessageRequest)
     if (body.text is None) == (body.selectedButton is None) or body.text == "":
         raise ApiError(400, INVALID_INPUT)
@@ -309,6 +309,7 @@ def send_message(
         choice = body.selectedButton
         content = ContentDto(selectedButton=MessageContentButtonReplyDto(
             label=choice.label, value=choice.value, payload=choice.payload, type="postback",
+            # The extension does not say which message offered the button.
             reference=conversation_id))
         said = choice.value
     else:

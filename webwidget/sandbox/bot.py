@@ -144,8 +144,8 @@ def _selected(ctx: BotContext) -> list[Reply]:
 
 
 def _template(ctx: BotContext) -> list[Reply]:
-    tpl = MessageTemplateDto(header="Booking confirmed", body="Your berth is reserved for 2 nights.",
-                             footer="Harbour office")
+    tpl = MessageTemplateDto(header="Booking confirmed",
+                             body="Your berth is reserved for 2 nights.", footer="Harbour office")
     return [Reply(ContentDto(template=tpl), persona=ctx.persona())]
 
 

@@ -69,10 +69,8 @@ def avi(width: int = 8, height: int = 8, frames: int = 4, fps: int = 4) -> bytes
         frame_size, 0xFFFFFFFF, 0, 0, 0, width, height,
     )
     strf = struct.pack("<IiiHHIIiiII", 40, width, height, 1, 24, 0, frame_size, 0, 0, 0, 0)
-    hdrl = riff_list(
-        b"LIST", b"hdrl",
-        chunk(b"avih", avih) + riff_list(b"LIST", b"strl", chunk(b"strh", strh) + chunk(b"strf", strf)),
-    )
+    strl = riff_list(b"LIST", b"strl", chunk(b"strh", strh) + chunk(b"strf", strf))
+    hdrl = riff_list(b"LIST", b"hdrl", chunk(b"avih", avih) + strl)
     shades = [bytes([(40 * i) % 256, 80, 200 - 30 * i]) * (width * height) for i in range(frames)]
     movi_body = b"".join(chunk(b"00db", frame) for frame in shades)
     movi = riff_list(b"LIST", b"movi", movi_body)
