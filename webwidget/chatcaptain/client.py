@@ -27,9 +27,9 @@ upstream (behind a load balancer) does not drip headers, and bodies are covered.
 Secrets. The widget token travels in the `token` query parameter (the contract says
 so), the API key in `x-chatcaptain-key`. Neither, nor any URL with a query, appears
 in our log records or exception texts; errors are raised with no chained cause or
-context, because a chained requests exception would print the URL. urllib3 logs request lines and retry
-warnings with the full URL, so the client installs a filter on urllib3's loggers that
-cuts query strings from their records.
+context, because a chained requests exception would print the URL. urllib3 logs
+request lines and retry warnings with the full URL, so the client installs a filter
+on urllib3's loggers that cuts query strings from their records.
 """
 
 from __future__ import annotations
