@@ -401,9 +401,7 @@ def _wa_buttons(
 
 def _location(loc: MessageLocationDto) -> LocationView:
     lat, lon = loc.latitude, loc.longitude
-    valid = (
-        math.isfinite(lat) and math.isfinite(lon) and -90 <= lat <= 90 and -180 <= lon <= 180
-    )
+    valid = math.isfinite(lat) and math.isfinite(lon) and -90 <= lat <= 90 and -180 <= lon <= 180
     if not valid:
         return LocationView(lat, lon, display="", href=None)
     la, lo = f"{lat:.5f}", f"{lon:.5f}"
@@ -415,9 +413,7 @@ def _location(loc: MessageLocationDto) -> LocationView:
 def _whatsapp(t: MessageMetaWhatsAppTemplateDto, can_send: bool) -> WhatsAppTemplateView:
     header = t.header
     header_params = header.parameters if header else []
-    header_text = (
-        linkify(fill_placeholders(t.headerText, header_params)) if t.headerText else None
-    )
+    header_text = linkify(fill_placeholders(t.headerText, header_params)) if t.headerText else None
     return WhatsAppTemplateView(
         header_text=header_text,
         header_file=_file_view(header.file) if header and header.file else None,
