@@ -500,6 +500,15 @@ def test_selected_button_template_location_email_tts(render):
     assert "Your order" in out and "Thanks!<br>" in out
     assert any(a.get("href") == "https://shop.example/o/1" for t, a in doc.tags)
     assert "Say this" in out and "Spoken message:" in out
+    assert "<audio" not in out  # no speech reference, no player
+    spoken = render(
+        [msg("s", {"textToSpeech": {"text": "Hi", "speech": "https://f.example/s.wav"}})]
+    )
+    assert any(
+        t == "audio" and a["src"] == "https://f.example/s.wav" for t, a in parse(spoken).tags
+    )
+    ref = render([msg("s", {"textToSpeech": {"text": "Hi", "speech": "tts-ref-123"}})])
+    assert "<audio" not in ref and "tts-ref-123" not in ref
     assert not [t for t, _ in doc.tags if t in ("iframe", "script")]
 
 

@@ -112,6 +112,14 @@ class ButtonView:
 
 
 @dataclass(frozen=True)
+class SpeechView:
+    """Text to speech: the text, and the pre-generated audio when it is a web URL."""
+
+    text: str
+    audio_url: str | None
+
+
+@dataclass(frozen=True)
 class LocationView:
     """Coordinates with an OpenStreetMap link (None when the coordinates are invalid)."""
 
@@ -449,6 +457,8 @@ def _kinded_parts(
                 data = _buttons(value, can_send)
                 if not data:
                     continue
+            elif kind == "textToSpeech":
+                data = SpeechView(text=value.text, audio_url=_web_url(value.speech))
             elif kind == "location":
                 data = _location(value)
             elif kind == "metaWhatsappTemplate":
