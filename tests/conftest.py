@@ -63,3 +63,98 @@ def sandbox(sandbox_server):
 
     requests.post(f"{sandbox_server.url}/_sandbox/reset", timeout=5).raise_for_status()
     return sandbox_server
+
+
+SECRET_KEY = "test-secret-key-0123456789abcdefghijklmnopqrstuvwxyz"
+HOST_ORIGIN = "https://host.example"
+CHANNEL_TOKEN = "channel_token_xyz789"
+
+
+def widget_settings(upstream_url: str, store_url: str, **overrides):
+    """Settings for a widget on the sandbox's `demo-bot`, isolated from the environment."""
+    from webwidget.settings import Settings
+
+    values = {
+        "SECRET_KEY": SECRET_KEY,
+        "CHATCAPTAIN_BASE_URL": upstream_url,
+        "CHATCAPTAIN_CHATBOT_ID": "demo-bot",
+        "CHATCAPTAIN_CHANNEL_ID": "channel_abc123",
+        "CHATCAPTAIN_CHANNEL_TOKEN": CHANNEL_TOKEN,
+        "CHATCAPTAIN_SENDING_ENABLED": True,
+        "WIDGET_ALLOWED_ORIGINS": HOST_ORIGIN,
+        "SESSION_STORE_URL": store_url,
+        "UPSTREAM_CONNECT_TIMEOUT": 1.0,
+        "UPSTREAM_READ_TIMEOUT": 2.0,
+        "UPSTREAM_DEADLINE": 3.0,
+        **overrides,
+    }
+    return Settings(_env_file=None, **values)
+
+
+@pytest.fixture(params=["sqlite", "redis"])
+def store_url(request, tmp_path):
+    """Every widget test runs on both session stores."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'sessions.sqlite3'}"
+    base = request.getfixturevalue("redis_url")
+    # A database per xdist worker keeps parallel runs apart; flushed before each test.
+    import os
+
+    import redis
+
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
+    db = 1 + int(worker.removeprefix("gw") or 0) % 15
+    url = base.rsplit("/", 1)[0] + f"/{db}"
+    client = redis.Redis.from_url(url)
+    client.flushdb()
+    client.close()
+    return url
+
+
+@pytest.fixture
+def app(sandbox, store_url, tmp_path):
+    """The widget app on the sandbox upstream, with its instance folder in tmp_path."""
+    from webwidget import create_app
+
+    app = create_app(settings=widget_settings(sandbox.url, store_url))
+    app.instance_path = str(tmp_path)
+    app.config["TESTING"] = True
+    return app
+
+
+class Visitor:
+    """A browser-like visitor: keeps cookies, sends same-origin fetch metadata on POST."""
+
+    def __init__(self, client) -> None:
+        self.client = client
+
+    def get(self, path, **kwargs):
+        return self.client.get(path, **kwargs)
+
+    def post(self, path, data=None, *, htmx=False, headers=None, **kwargs):
+        merged = {"Sec-Fetch-Site": "same-origin", **(headers or {})}
+        if htmx:
+            merged["HX-Request"] = "true"
+        return self.client.post(path, data=data or {}, headers=merged, **kwargs)
+
+    def start(self, widget="default", **form):
+        return self.post(f"/w/{widget}/start", form)
+
+    def send(self, text, widget="default", **kwargs):
+        return self.post(f"/w/{widget}/send", {"text": text}, **kwargs)
+
+    def end(self, widget="default", **kwargs):
+        return self.post(f"/w/{widget}/end", **kwargs)
+
+
+def https_client(app, **kwargs):
+    """A test client that speaks https, so that Secure cookies travel."""
+    client = app.test_client(**kwargs)
+    client.environ_base["wsgi.url_scheme"] = "https"
+    return client
+
+
+@pytest.fixture
+def visitor(app):
+    """A visitor on https://localhost."""
+    return Visitor(https_client(app))

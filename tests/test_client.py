@@ -164,6 +164,24 @@ def test_create_contact_conversation_list_and_send(client, sandbox):
                                "list_messages": 2, "send_message": 2}
 
 
+def test_threads_share_one_client(client, sandbox):
+    visitor = Visitor(client)
+    results: list[int] = []
+
+    def poll() -> None:
+        for _ in range(5):
+            listed = client.list_messages(BOT, visitor.conversation_id, visitor.token)
+            results.append(len(listed.messages))
+
+    threads = [threading.Thread(target=poll) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=10)
+    assert len(results) == 30 and counts(sandbox)["list_messages"] == 30
+    client.close()  # closes the sessions of the finished threads as well
+
+
 def test_sending_is_unsupported_unless_enabled(sandbox):
     with make_client(sandbox.url, sending_enabled=False) as plain:
         assert plain.supports_sending is False

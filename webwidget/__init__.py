@@ -1,1 +1,133 @@
 """webwidget: a server-rendered ChatCaptain chat widget (Flask backend-for-frontend)."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Mapping
+from pathlib import Path
+
+from flask import Flask, render_template, request
+from werkzeug.exceptions import HTTPException
+
+from . import security, upstream, views
+from .chatcaptain.client import ChatCaptainClient
+from .rendering import register_template_helpers
+from .sessions import SessionStoreUnavailable, init_sessions
+from .settings import Settings, load_settings
+from .widgets import widgets_from_settings
+
+log = logging.getLogger(__name__)
+
+# templates/ and static/ sit at the top of the checkout (the design fixes that layout),
+# so webwidget runs from a checkout: `pip install -e .`, or WEBWIDGET_HOME for elsewhere.
+HOME = Path(os.environ.get("WEBWIDGET_HOME") or Path(__file__).resolve().parent.parent)
+
+
+def create_app(test_config: Mapping[str, object] | None = None, *, settings: Settings | None = None) -> Flask:
+    """Build the app: settings, upstream client, sessions, views; nothing runs at import."""
+    if not (HOME / "templates").is_dir():
+        raise RuntimeError(f"templates/ not found under {HOME}: set WEBWIDGET_HOME to the checkout")
+    settings = settings or load_settings()
+    app = Flask(
+        __name__,
+        template_folder=str(HOME / "templates"),
+        static_folder=str(HOME / "static"),
+        instance_relative_config=True,
+    )
+    Path(app.instance_path).mkdir(parents=True, exist_ok=True)
+    app.config.from_mapping(
+        WEBWIDGET_SETTINGS=settings,
+        MAX_CONTENT_LENGTH=16 * 1024,
+        MAX_FORM_MEMORY_SIZE=16 * 1024,
+    )
+    if test_config:
+        app.config.from_mapping(test_config)
+
+    demo = None
+    if settings.demo_mode:
+        from . import demo as demo_mode
+
+        demo = demo_mode.start_demo_upstream(app.instance_path)
+        secret_key = (
+            settings.SECRET_KEY.get_secret_value()
+            if settings.SECRET_KEY
+            else demo_mode.demo_secret_key(app.instance_path)
+        )
+        app.config["WEBWIDGET_MEDIA_ORIGINS"] = (demo.url,)
+        demo_mode.init_app(app)
+    else:
+        secret_key = settings.SECRET_KEY.get_secret_value()  # type: ignore[union-attr]
+
+    app.extensions["webwidget.widgets"] = widgets_from_settings(settings, demo=demo)
+    upstream.init_app(
+        app,
+        ChatCaptainClient(
+            demo.url if demo else settings.CHATCAPTAIN_BASE_URL,
+            api_key=settings.CHATCAPTAIN_API_KEY.get_secret_value()
+            if settings.CHATCAPTAIN_API_KEY
+            else None,
+            connect_timeout=settings.UPSTREAM_CONNECT_TIMEOUT,
+            read_timeout=settings.UPSTREAM_READ_TIMEOUT,
+            deadline=settings.UPSTREAM_DEADLINE,
+            sending_enabled=bool(demo) or settings.CHATCAPTAIN_SENDING_ENABLED,
+        ),
+    )
+    init_sessions(
+        app,
+        store_url=settings.SESSION_STORE_URL
+        or f"sqlite:///{Path(app.instance_path) / 'sessions.sqlite3'}",
+        secret_keys=[secret_key, *(key.get_secret_value() for key in settings.SECRET_KEY_FALLBACKS)],
+        idle_timeout=settings.SESSION_IDLE_TIMEOUT,
+        absolute_timeout=settings.SESSION_ABSOLUTE_TIMEOUT,
+    )
+    security.init_app(app)
+    register_template_helpers(app)
+    app.jinja_env.globals.setdefault("_", lambda text, **values: text % values if values else text)
+    app.register_blueprint(views.bp)
+    register_error_pages(app)
+    return app
+
+
+ERROR_TEXT = {
+    400: ("Something is not right", "The request could not be understood."),
+    403: ("Not allowed", "This action is not allowed from here."),
+    404: ("Not found", "There is no chat here."),
+    405: ("Not possible", "This action is not available."),
+    413: ("Too long", "That was too much to send at once."),
+    429: ("Slow down", "Too many requests. Please wait a moment."),
+    503: ("Back soon", "The chat is briefly unavailable. Please try again in a moment."),
+}
+
+
+def render_error(status: int, message: str | None = None):
+    """A friendly error page, or a small fragment for htmx; never a stack trace."""
+    heading, default = ERROR_TEXT.get(status, ("Something went wrong", "Please try again."))
+    if request.headers.get("HX-Request") == "true":
+        body = render_template("errors/_fragment.html", message=message or default)
+        return body, status, {"HX-Retarget": "#ww-status", "HX-Reswap": "innerHTML"}
+    return render_template("errors/error.html", heading=heading, message=message or default), status
+
+
+def register_error_pages(app: Flask) -> None:
+    """Every HTTP error and every unexpected exception ends on a friendly page."""
+
+    @app.errorhandler(HTTPException)
+    def http_error(error: HTTPException):
+        description = error.description if error.code in (400,) and isinstance(error.description, str) else None
+        if description and description.startswith("The browser (or proxy)"):
+            description = None
+        return render_error(error.code or 500, description)
+
+    @app.errorhandler(SessionStoreUnavailable)
+    def store_down(error: SessionStoreUnavailable):
+        log.error("session store unavailable")
+        return render_error(503)
+
+    @app.errorhandler(Exception)
+    def unexpected(error: Exception):
+        original = getattr(error, "original_exception", None)
+        if isinstance(original, SessionStoreUnavailable):
+            return store_down(original)
+        log.exception("unhandled error")
+        return render_error(500)

@@ -118,8 +118,15 @@ class _DeadlineRetry(Retry):
                 return retry_after
         return self.get_backoff_time()
 
-    def increment(self, method=None, url=None, response=None, error=None, _pool=None,
-                  _stacktrace=None):  # noqa: ANN001 - mirrors urllib3's signature
+    def increment(
+        self,
+        method: str | None = None,
+        url: str | None = None,
+        response: Any = None,
+        error: Exception | None = None,
+        _pool: Any = None,
+        _stacktrace: Any = None,
+    ) -> _DeadlineRetry:
         """Count the failure; give up early when the wait would leave no time to retry."""
         retry = super().increment(method, url, response, error, _pool, _stacktrace)
         if self.budget.remaining() - retry._planned_wait(response) < _MIN_ATTEMPT_SECONDS:

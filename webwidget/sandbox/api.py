@@ -309,8 +309,9 @@ def send_message(
         choice = body.selectedButton
         content = ContentDto(selectedButton=MessageContentButtonReplyDto(
             label=choice.label, value=choice.value, payload=choice.payload, type="postback",
-            # The extension does not say which message offered the button.
-            reference=conversation_id))
+            # The extension does not say which message offered the button, so the
+            # reference is an opaque id of its own (never the conversation's id).
+            reference=new_id("ref_")))
         said = choice.value
     else:
         content = ContentDto(text=body.text)

@@ -56,9 +56,9 @@ def init_sessions(
     )
     app.session_interface = interface
     app.extensions[EXTENSION_KEY] = store
-    # A fallback only: a handler the app or a blueprint registers for it wins.
-    handlers = app.error_handler_spec.setdefault(None, {}).setdefault(None, {})
-    if SessionStoreUnavailable not in handlers:
+    # A fallback only: a handler the app registers for it later replaces this one.
+    # Indexing (not setdefault) keeps Flask's nested defaultdicts intact.
+    if SessionStoreUnavailable not in app.error_handler_spec[None][None]:
         app.register_error_handler(SessionStoreUnavailable, _store_unavailable)
     return interface
 

@@ -1,0 +1,54 @@
+"""The `webwidget` command: run the widget (demo or configured) or the sandbox alone."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from .settings import SettingsError
+
+
+def serve(args: argparse.Namespace) -> int:
+    """Run the widget on a threaded development server (gunicorn for production)."""
+    from werkzeug.serving import run_simple
+
+    from . import create_app
+
+    try:
+        app = create_app()
+    except SettingsError as error:
+        print(error, file=sys.stderr)
+        return 2
+    logging.getLogger(__name__).warning(
+        "webwidget on http://%s:%s/  (open it in a browser)", args.host, args.port
+    )
+    run_simple(args.host, args.port, app, threaded=True, use_reloader=False)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the `webwidget` console script."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["sandbox"]:
+        from .sandbox.cli import main as sandbox_main
+
+        return sandbox_main(argv[1:])
+    parser = argparse.ArgumentParser(prog="webwidget", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    for name, text in (
+        ("demo", "run the widget; without CHATCAPTAIN_BASE_URL it runs on the bundled sandbox"),
+        ("serve", "the same as demo: run the widget with the current settings"),
+    ):
+        command = commands.add_parser(name, help=text)
+        command.add_argument("--host", default="127.0.0.1")
+        command.add_argument("--port", type=int, default=8000)
+        command.set_defaults(run=serve)
+    commands.add_parser("sandbox", help="run the ChatCaptain sandbox alone (see --help)")
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    args = parser.parse_args(argv)
+    return args.run(args)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,184 @@
+"""A visitor's chat with one widget: what the session keeps and the upstream calls on it.
+
+The session record holds the ChatCaptain ids and the widget token; only this module
+and the client ever read them, and none of them is rendered.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from dataclasses import dataclass
+
+from flask import session
+
+from .chatcaptain.errors import ContractViolation, TokenExpired
+from .chatcaptain.models import (
+    CreateWidgetContactRequestDto,
+    CreateWidgetConversationRequestDto,
+    MessageDto,
+)
+from .upstream import get_client
+from .widgets import WidgetConfig
+
+SESSION_PREFIX = "chat:"
+
+
+@dataclass
+class Chat:
+    """The server-side state of one visitor's conversation with one widget."""
+
+    contact_id: str
+    widget_token: str
+    conversation_id: str
+    language: str
+    started: float
+
+    def to_session(self) -> dict[str, object]:
+        """The JSON shape kept in the session store."""
+        return {
+            "contactId": self.contact_id,
+            "widgetToken": self.widget_token,
+            "conversationId": self.conversation_id,
+            "language": self.language,
+            "started": self.started,
+        }
+
+    @classmethod
+    def from_session(cls, value: object) -> Chat | None:
+        """Rebuild from the store; a record of the wrong shape counts as no chat."""
+        if not isinstance(value, dict):
+            return None
+        try:
+            return cls(
+                contact_id=str(value["contactId"]),
+                widget_token=str(value["widgetToken"]),
+                conversation_id=str(value["conversationId"]),
+                language=str(value.get("language", "EN")),
+                started=float(value.get("started", 0)),
+            )
+        except (KeyError, TypeError, ValueError):
+            return None
+
+
+def session_key(widget: WidgetConfig) -> str:
+    """Each widget keeps its own chat, so one visitor can talk to several."""
+    return SESSION_PREFIX + widget.id
+
+
+def current_chat(widget: WidgetConfig) -> Chat | None:
+    """The visitor's chat with `widget`, if one was started."""
+    return Chat.from_session(session.get(session_key(widget)))
+
+
+def start_chat(widget: WidgetConfig, *, origin_url: str, language: str) -> Chat:
+    """Create the contact and the conversation upstream and keep them in a fresh session."""
+    client = get_client()
+    contact = client.create_contact(
+        widget.chatbot_id,
+        CreateWidgetContactRequestDto(
+            channelId=widget.channel_id,
+            channelToken=widget.channel_token.get_secret_value(),
+            originUrl=origin_url,
+            language=language,
+        ),
+    )
+    if not contact.contactId or not contact.widgetToken:
+        raise ContractViolation("contact response without contactId or widgetToken")
+    created = client.create_conversation(
+        widget.chatbot_id,
+        CreateWidgetConversationRequestDto(
+            widgetToken=contact.widgetToken, channelId=widget.channel_id, language=language
+        ),
+    )
+    if created.conversation is None:
+        raise ContractViolation("conversation response without a conversation")
+    chat = Chat(
+        contact_id=contact.contactId,
+        widget_token=created.newWebToken or contact.widgetToken,
+        conversation_id=created.conversation.id,
+        language=language,
+        started=time.time(),
+    )
+    # A new conversation gets a new handle, so a handle seen before it cannot reach it.
+    session.regenerate()
+    session[session_key(widget)] = chat.to_session()
+    return chat
+
+
+def renew_token(widget: WidgetConfig, chat: Chat) -> Chat:
+    """Trade an expired widget token for the `newWebToken` the contract offers.
+
+    The token belongs to the contact, so the new one also reads the old conversation;
+    the conversation created on the way is a side effect of the only call that rotates.
+    """
+    created = get_client().create_conversation(
+        widget.chatbot_id,
+        CreateWidgetConversationRequestDto(
+            widgetToken=chat.widget_token, channelId=widget.channel_id, language=chat.language
+        ),
+    )
+    if not created.newWebToken:
+        raise TokenExpired(401, "the upstream offered no new widget token")
+    chat.widget_token = created.newWebToken
+    session[session_key(widget)] = chat.to_session()
+    return chat
+
+
+def with_fresh_token(widget: WidgetConfig, chat: Chat, call):
+    """Run `call(chat)`; on an expired token renew it once and run it again."""
+    try:
+        return call(chat)
+    except TokenExpired:
+        return call(renew_token(widget, chat))
+
+
+def list_messages(widget: WidgetConfig, chat: Chat) -> list[MessageDto]:
+    """The conversation's messages, oldest first."""
+    response = with_fresh_token(
+        widget,
+        chat,
+        lambda c: get_client().list_messages(widget.chatbot_id, c.conversation_id, c.widget_token),
+    )
+    return response.messages
+
+
+def send_text(widget: WidgetConfig, chat: Chat, text: str) -> MessageDto:
+    """Post the visitor's text through the upstream's sending capability."""
+    return with_fresh_token(
+        widget,
+        chat,
+        lambda c: get_client().send_message(
+            widget.chatbot_id, c.conversation_id, c.widget_token, text=text
+        ),
+    )
+
+
+def send_button(widget: WidgetConfig, chat: Chat, label: str, value: str) -> MessageDto:
+    """Post the visitor's button choice."""
+    return with_fresh_token(
+        widget,
+        chat,
+        lambda c: get_client().send_message(
+            widget.chatbot_id,
+            c.conversation_id,
+            c.widget_token,
+            button_label=label,
+            button_value=value,
+        ),
+    )
+
+
+def end_chat(widget: WidgetConfig) -> None:
+    """Forget the chat; the whole session goes when no other widget's chat remains."""
+    session.pop(session_key(widget), None)
+    if not any(key.startswith(SESSION_PREFIX) for key in session):
+        session.destroy()
+
+
+def messages_version(messages: list[MessageDto]) -> str:
+    """A short digest of what the visitor sees, so an unchanged poll can answer 204."""
+    digest = hashlib.sha256()
+    for message in messages:
+        digest.update(f"{message.id}\x1f{message.status}\x1f{message.error or ''}\x1e".encode())
+    return digest.hexdigest()[:16]

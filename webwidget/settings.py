@@ -1,0 +1,154 @@
+"""Settings from the environment (and a `.env` file), validated once at start-up."""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated
+from urllib.parse import urlsplit
+
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+LANGUAGE_CODE = re.compile(r"^[A-Za-z]{2}$")
+
+
+class SettingsError(RuntimeError):
+    """A setting is missing or malformed; the message says what to set."""
+
+
+def parse_origin(value: str) -> str:
+    """Normalise one `scheme://host[:port]` origin or raise ValueError saying why."""
+    value = value.strip().rstrip("/")
+    if value == "*" or "*" in value:
+        raise ValueError("'*' is not allowed: list each origin that may embed the widget")
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"{value!r} is not an origin like https://www.example.com")
+    if parts.path or parts.query or parts.fragment or parts.username or parts.password:
+        raise ValueError(f"{value!r} must be scheme://host[:port] with nothing after it")
+    try:
+        port = parts.port
+    except ValueError as exc:
+        raise ValueError(f"{value!r} has a bad port") from exc
+    default = {"http": 80, "https": 443}[parts.scheme]
+    host = parts.hostname
+    if ":" in host:
+        host = f"[{host}]"
+    return f"{parts.scheme}://{host}" + (f":{port}" if port and port != default else "")
+
+
+def split_list(value: object) -> list[str]:
+    """Comma-separated text (or a list) to a list of non-empty stripped items."""
+    if value is None:
+        return []
+    if isinstance(value, str):
+        return [item.strip() for item in value.split(",") if item.strip()]
+    return [str(item).strip() for item in value if str(item).strip()]  # type: ignore[union-attr]
+
+
+class Settings(BaseSettings):
+    """Every setting of the widget, with DESIGN.md's names."""
+
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", case_sensitive=True)
+
+    SECRET_KEY: SecretStr | None = None
+    # Older keys that still verify session handles, so a key can be rotated without logouts.
+    SECRET_KEY_FALLBACKS: Annotated[list[SecretStr], NoDecode] = Field(default_factory=list)
+
+    CHATCAPTAIN_BASE_URL: str | None = None
+    CHATCAPTAIN_API_KEY: SecretStr | None = None
+    CHATCAPTAIN_CHATBOT_ID: str | None = None
+    CHATCAPTAIN_CHANNEL_ID: str | None = None
+    CHATCAPTAIN_CHANNEL_TOKEN: SecretStr | None = None
+    # The published widget API cannot post a visitor's message; only an upstream that
+    # offers the sandbox's extension can, so the composer is off unless this says so.
+    CHATCAPTAIN_SENDING_ENABLED: bool = False
+
+    WIDGET_ALLOWED_ORIGINS: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    WIDGET_LANGUAGE: str = "EN"
+    WIDGET_TITLE: str = "Chat with us"
+    WIDGET_POLL_SECONDS: float = Field(default=3.0, ge=0.5, le=60)
+
+    SESSION_STORE_URL: str | None = None
+    SESSION_IDLE_TIMEOUT: int = Field(default=12 * 3600, ge=60)
+    SESSION_ABSOLUTE_TIMEOUT: int = Field(default=7 * 24 * 3600, ge=60)
+
+    UPSTREAM_CONNECT_TIMEOUT: float = Field(default=2.0, gt=0)
+    UPSTREAM_READ_TIMEOUT: float = Field(default=5.0, gt=0)
+    UPSTREAM_DEADLINE: float = Field(default=8.0, gt=0)
+
+    @field_validator("SECRET_KEY_FALLBACKS", mode="before")
+    @classmethod
+    def _split_keys(cls, value: object) -> list[str]:
+        return split_list(value)
+
+    @field_validator("WIDGET_ALLOWED_ORIGINS", mode="before")
+    @classmethod
+    def _parse_origins(cls, value: object) -> list[str]:
+        return [parse_origin(item) for item in split_list(value)]
+
+    @field_validator("WIDGET_LANGUAGE")
+    @classmethod
+    def _language_code(cls, value: str) -> str:
+        if not LANGUAGE_CODE.match(value):
+            raise ValueError("use a two-letter language code such as EN or DE")
+        return value.upper()
+
+    @field_validator("CHATCAPTAIN_BASE_URL")
+    @classmethod
+    def _base_url(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        parts = urlsplit(value.strip())
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError("use the API root, e.g. https://api.chatcaptain.com")
+        return value.strip().rstrip("/")
+
+    @field_validator("SESSION_STORE_URL")
+    @classmethod
+    def _store_url(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        if not value.startswith(("sqlite:///", "redis://", "rediss://")):
+            raise ValueError("use sqlite:///<path> or redis://host:port/db")
+        return value.strip()
+
+    @model_validator(mode="after")
+    def _production_needs(self) -> Settings:
+        if self.demo_mode:
+            return self
+        missing = [
+            name
+            for name in (
+                "SECRET_KEY",
+                "CHATCAPTAIN_CHATBOT_ID",
+                "CHATCAPTAIN_CHANNEL_ID",
+                "CHATCAPTAIN_CHANNEL_TOKEN",
+                "WIDGET_ALLOWED_ORIGINS",
+            )
+            if not getattr(self, name)
+        ]
+        if missing:
+            raise ValueError(
+                "CHATCAPTAIN_BASE_URL is set, so these must be set too: " + ", ".join(missing)
+            )
+        if len(self.SECRET_KEY.get_secret_value()) < 32:  # type: ignore[union-attr]
+            raise ValueError("SECRET_KEY must be at least 32 characters of random text")
+        return self
+
+    @property
+    def demo_mode(self) -> bool:
+        """No upstream configured: run on the bundled ChatCaptain sandbox."""
+        return self.CHATCAPTAIN_BASE_URL is None
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read and validate the settings, turning validation errors into one clear message."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        lines = []
+        for error in exc.errors():
+            name = ".".join(str(part) for part in error["loc"]) or "settings"
+            lines.append(f"  {name}: {error['msg']}")
+        raise SettingsError("webwidget cannot start; fix these settings:\n" + "\n".join(lines)) from None

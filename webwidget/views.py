@@ -1,0 +1,256 @@
+"""The iframe page and its htmx fragments: welcome, conversation, polls, sending, end."""
+
+from __future__ import annotations
+
+import logging
+from urllib.parse import urlsplit
+
+from flask import (
+    Blueprint,
+    abort,
+    current_app,
+    make_response,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
+
+from . import conversation as chats
+from .chatcaptain.errors import (
+    SendingUnsupported,
+    TokenInvalid,
+    UpstreamError,
+    UpstreamTimeout,
+    UpstreamUnavailable,
+)
+from .languages import choose_language
+from .rendering import build_message_views
+from .settings import parse_origin
+from .upstream import get_client
+from .widgets import WidgetConfig
+
+log = logging.getLogger(__name__)
+
+bp = Blueprint("widget", __name__)
+
+MAX_MESSAGE_CHARS = 2000
+
+
+def get_widget(widget_id: str) -> WidgetConfig:
+    """The configured widget, or a 404 for an unknown one."""
+    widget = current_app.extensions["webwidget.widgets"].get(widget_id)
+    if widget is None:
+        abort(404)
+    return widget
+
+
+def is_htmx() -> bool:
+    """An htmx request wants a fragment, not the page."""
+    return request.headers.get("HX-Request") == "true"
+
+
+def own_origin() -> str:
+    """This server's origin as the browser sees it."""
+    return request.host_url.rstrip("/")
+
+
+def page_origin_allowed(widget: WidgetConfig, url: str) -> bool:
+    """Whether `url` lies on an origin that may embed `widget` (or on our own)."""
+    try:
+        origin = parse_origin(f"{urlsplit(url).scheme}://{urlsplit(url).netloc}")
+    except ValueError:
+        return False
+    return origin == own_origin() or widget.allows_origin(origin)
+
+
+def embedding_page_url(widget: WidgetConfig) -> str:
+    """The host page's URL as the loader or the iframe's referrer tells it, if allowed."""
+    for candidate in (request.args.get("page"), request.referrer):
+        if candidate and len(candidate) <= 2048 and page_origin_allowed(widget, candidate):
+            return candidate
+    return ""
+
+
+def page_context(widget: WidgetConfig, **extra: object) -> dict[str, object]:
+    """What every view of the page needs."""
+    settings = current_app.config["WEBWIDGET_SETTINGS"]
+    return {
+        "widget": widget.id,
+        "title": widget.title,
+        "poll_seconds": settings.WIDGET_POLL_SECONDS,
+        "can_send": get_client().supports_sending,
+        "notice": None,
+        **extra,
+    }
+
+
+def render_view(partial: str, status: int = 200, **context: object):
+    """The whole page, or for htmx only `partial`, from the same context."""
+    template = partial if is_htmx() else "widget/page.html"
+    return make_response(render_template(template, partial=partial, **context), status)
+
+
+def conversation_context(widget: WidgetConfig, chat: chats.Chat) -> dict[str, object]:
+    """The conversation view's context, with messages fetched from upstream."""
+    messages = chats.list_messages(widget, chat)
+    return page_context(
+        widget,
+        messages=build_message_views(messages, can_send=get_client().supports_sending),
+        version=chats.messages_version(messages),
+    )
+
+
+UPSTREAM_STATUS = {UpstreamTimeout: 504, UpstreamUnavailable: 503}
+
+
+def upstream_status(error: UpstreamError) -> int:
+    """The status that tells htmx (and caches) what went wrong upstream."""
+    for kind, status in UPSTREAM_STATUS.items():
+        if isinstance(error, kind):
+            return status
+    return 502
+
+
+@bp.get("/w/<widget>")
+def page(widget: str):
+    """The iframe page: the welcome view, or the visitor's conversation."""
+    widget = get_widget(widget)
+    chat = chats.current_chat(widget)
+    if chat is None:
+        return render_view(
+            "widget/_welcome.html",
+            **page_context(
+                widget,
+                page_url=embedding_page_url(widget),
+                lang=request.args.get("lang", "")[:16],
+            ),
+        )
+    try:
+        context = conversation_context(widget, chat)
+    except TokenInvalid:
+        return restart_notice(widget)
+    except UpstreamError as error:
+        log.warning("conversation unavailable: %s", error.kind)
+        return render_view(
+            "widget/_conversation.html",
+            upstream_status(error),
+            **page_context(widget, messages=[], version="", notice="reconnecting"),
+        )
+    return render_view("widget/_conversation.html", **context)
+
+
+def restart_notice(widget: WidgetConfig):
+    """The upstream no longer knows this chat: start over cleanly and say so."""
+    chats.end_chat(widget)
+    return render_view(
+        "widget/_welcome.html",
+        **page_context(widget, page_url="", lang="", notice="restarted"),
+    )
+
+
+@bp.post("/w/<widget>/start")
+def start(widget: str):
+    """Start a chat: create the contact and the conversation upstream."""
+    widget = get_widget(widget)
+    if chats.current_chat(widget) is None:
+        page_url = request.form.get("page_url", "")[:2048]
+        if page_url and not page_origin_allowed(widget, page_url):
+            abort(400, "This page may not start a chat with this widget.")
+        origin_url = page_url or (widget.allowed_origins or (own_origin(),))[0] + "/"
+        language = choose_language(
+            request.form.get("lang"), request.accept_languages, widget.language
+        )
+        try:
+            chats.start_chat(widget, origin_url=origin_url, language=language)
+        except UpstreamError as error:
+            log.warning("could not start a chat: %s", error.kind)
+            return render_view(
+                "widget/_welcome.html",
+                upstream_status(error),
+                **page_context(widget, page_url=page_url, lang="", notice="start_failed"),
+            )
+    if is_htmx():
+        return page(widget.id)
+    return redirect(url_for("widget.page", widget=widget.id), 303)
+
+
+@bp.get("/w/<widget>/messages")
+def messages(widget: str):
+    """A poll: 204 when nothing changed, else the updated message list out of band."""
+    widget = get_widget(widget)
+    chat = chats.current_chat(widget)
+    if chat is None:
+        # The chat ended elsewhere (another tab, a timeout): 286 stops this poller.
+        return make_response(render_template("widget/_update.html", ended=True), 286)
+    try:
+        context = conversation_context(widget, chat)
+    except TokenInvalid:
+        return restart_notice(widget)
+    except UpstreamError as error:
+        log.warning("poll failed: %s", error.kind)
+        return make_response(
+            render_template(
+                "widget/_update.html",
+                **page_context(widget, messages=None, version="", notice="reconnecting"),
+            ),
+            upstream_status(error),
+        )
+    if context["version"] == request.args.get("v"):
+        return "", 204
+    return render_template("widget/_update.html", **context)
+
+
+@bp.post("/w/<widget>/send")
+def send(widget: str):
+    """Send the visitor's text or button choice, then show the updated conversation."""
+    widget = get_widget(widget)
+    chat = chats.current_chat(widget)
+    if chat is None:
+        return redirect(url_for("widget.page", widget=widget.id), 303)
+    text = request.form.get("text", "").strip()
+    label = request.form.get("button_label", "").strip()
+    value = request.form.get("button_value", "").strip()
+    if len(text) > MAX_MESSAGE_CHARS or len(label) > 256 or len(value) > 1024:
+        abort(400, f"A message can have at most {MAX_MESSAGE_CHARS} characters.")
+    if not text and not value:
+        abort(400, "Type a message first.")
+    try:
+        if value:
+            chats.send_button(widget, chat, label or value, value)
+        else:
+            chats.send_text(widget, chat, text)
+    except SendingUnsupported:
+        abort(405)
+    except TokenInvalid:
+        return restart_notice(widget)
+    except UpstreamError as error:
+        log.warning("send failed: %s", error.kind)
+        if not is_htmx():
+            return render_view(
+                "widget/_conversation.html",
+                upstream_status(error),
+                **page_context(widget, messages=[], version="", notice="send_failed"),
+            )
+        return make_response(
+            render_template(
+                "widget/_update.html",
+                **page_context(widget, messages=None, version="", notice="send_failed"),
+            ),
+            upstream_status(error),
+        )
+    if is_htmx():
+        return messages(widget.id)
+    return redirect(url_for("widget.page", widget=widget.id), 303)
+
+
+@bp.post("/w/<widget>/end")
+def end(widget: str):
+    """End the chat: the session record is deleted on the server."""
+    widget = get_widget(widget)
+    chats.end_chat(widget)
+    if is_htmx():
+        return render_view(
+            "widget/_welcome.html", **page_context(widget, page_url="", lang="", notice="ended")
+        )
+    return redirect(url_for("widget.page", widget=widget.id), 303)
