@@ -116,8 +116,7 @@ def app(sandbox, store_url, tmp_path):
     """The widget app on the sandbox upstream, with its instance folder in tmp_path."""
     from webwidget import create_app
 
-    app = create_app(settings=widget_settings(sandbox.url, store_url))
-    app.instance_path = str(tmp_path)
+    app = create_app(settings=widget_settings(sandbox.url, store_url), instance_path=str(tmp_path))
     app.config["TESTING"] = True
     return app
 

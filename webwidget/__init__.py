@@ -24,7 +24,12 @@ log = logging.getLogger(__name__)
 HOME = Path(os.environ.get("WEBWIDGET_HOME") or Path(__file__).resolve().parent.parent)
 
 
-def create_app(test_config: Mapping[str, object] | None = None, *, settings: Settings | None = None) -> Flask:
+def create_app(
+    test_config: Mapping[str, object] | None = None,
+    *,
+    settings: Settings | None = None,
+    instance_path: str | None = None,
+) -> Flask:
     """Build the app: settings, upstream client, sessions, views; nothing runs at import."""
     if not (HOME / "templates").is_dir():
         raise RuntimeError(f"templates/ not found under {HOME}: set WEBWIDGET_HOME to the checkout")
@@ -34,6 +39,7 @@ def create_app(test_config: Mapping[str, object] | None = None, *, settings: Set
         template_folder=str(HOME / "templates"),
         static_folder=str(HOME / "static"),
         instance_relative_config=True,
+        instance_path=instance_path or os.environ.get("WEBWIDGET_INSTANCE_PATH") or None,
     )
     Path(app.instance_path).mkdir(parents=True, exist_ok=True)
     app.config.from_mapping(

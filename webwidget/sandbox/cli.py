@@ -9,6 +9,7 @@ from werkzeug.serving import run_simple
 
 from . import create_sandbox_app
 from .config import SandboxConfig, load_config
+from .server import QuietRequestHandler
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -30,5 +31,11 @@ def main(argv: list[str] | None = None) -> int:
         config = config.model_copy(update={"state_path": args.state})
     logging.basicConfig(level=logging.INFO)
     logging.getLogger(__name__).info("ChatCaptain sandbox on http://%s:%d", args.host, args.port)
-    run_simple(args.host, args.port, create_sandbox_app(config), threaded=True)
+    run_simple(
+        args.host,
+        args.port,
+        create_sandbox_app(config),
+        threaded=True,
+        request_handler=QuietRequestHandler,
+    )
     return 0

@@ -4,14 +4,23 @@ from __future__ import annotations
 
 import threading
 
-from werkzeug.serving import BaseWSGIServer, make_server
+from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
+
+
+class QuietRequestHandler(WSGIRequestHandler):
+    """No access log: the upstream's URLs carry widget tokens in their query strings."""
+
+    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+        """Log nothing for a served request."""
 
 
 class BackgroundServer:
     """A threaded werkzeug server on its own thread; port 0 picks a free port."""
 
     def __init__(self, app, host: str = "127.0.0.1", port: int = 0) -> None:
-        self._server: BaseWSGIServer = make_server(host, port, app, threaded=True)
+        self._server: BaseWSGIServer = make_server(
+            host, port, app, threaded=True, request_handler=QuietRequestHandler
+        )
         self.host = host
         self.port = self._server.server_port
         self._thread = threading.Thread(
