@@ -9,9 +9,11 @@ from pathlib import Path
 
 from flask import Flask, render_template, request
 from werkzeug.exceptions import HTTPException
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from . import security, upstream, views
 from .chatcaptain.client import ChatCaptainClient
+from .limits import init_app as init_limits
 from .rendering import register_template_helpers
 from .sessions import SessionStoreUnavailable, init_sessions
 from .settings import Settings, load_settings
@@ -49,6 +51,10 @@ def create_app(
     )
     if test_config:
         app.config.from_mapping(test_config)
+    if settings.TRUSTED_PROXY_HOPS:
+        # Only configured proxies may say who the client is and whether it used https.
+        hops = settings.TRUSTED_PROXY_HOPS
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops)  # type: ignore[method-assign]
 
     demo = None
     if settings.demo_mode:
@@ -92,6 +98,7 @@ def create_app(
     app.jinja_env.globals.setdefault("_", lambda text, **values: text % values if values else text)
     app.register_blueprint(views.bp)
     register_error_pages(app)
+    init_limits(app)  # wraps registered views, so it comes after the blueprints
     return app
 
 

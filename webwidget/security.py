@@ -2,13 +2,40 @@
 
 flask-talisman would do part of this but forces `SameSite=Lax` cookies, which an
 embedded iframe cannot use, so the few headers are set here by hand.
+
+CSRF rules for a state-changing request (POST, PUT, PATCH, DELETE):
+
+1. Same origin. With fetch metadata, only `Sec-Fetch-Site: same-origin` passes
+   (`same-site`, `cross-site` and `none` are refused: the iframe's own forms and htmx
+   calls are always same-origin). Without it (older browsers), the `Origin` header
+   must equal this server's origin; `Origin: null` or no Origin at all is refused.
+   An allowed host page is *not* same-origin: it may frame the widget, never post to it.
+2. The custom header. `HX-Request: true` is the custom header htmx adds to every
+   request; it is not CORS-safelisted, so another origin cannot send it without a
+   preflight, which this app never grants (it sends no Access-Control-* headers).
+   A request that carries `HX-Request` with any other value is refused, and a body
+   that is not an HTML form encoding (urlencoded, multipart or empty) is refused unless
+   it carries `HX-Request: true`: a plain no-JavaScript form can only send form
+   encodings, and `text/plain` (form enctype, sendBeacon) is the classic CSRF body.
 """
 
 from __future__ import annotations
 
-from flask import Flask, abort, current_app, request
+import re
+import secrets
+
+from flask import Flask, abort, current_app, g, request
 
 STATE_CHANGING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+FORM_TYPES = frozenset({"", "application/x-www-form-urlencoded", "multipart/form-data"})
+HSTS = "max-age=31536000"
+# A widget route's id, for responses that failed before routing filled view_args (405).
+_WIDGET_PATH = re.compile(r"^/w/([^/]+)")
+
+
+def own_origin() -> str:
+    """This server's origin as the browser sees it (ProxyFix applied when configured)."""
+    return request.host_url.rstrip("/")
 
 
 def request_is_same_origin() -> bool:
@@ -17,27 +44,63 @@ def request_is_same_origin() -> bool:
     if site is not None:
         return site == "same-origin"
     origin = request.headers.get("Origin")
-    return origin is not None and origin == request.host_url.rstrip("/")
+    return origin is not None and origin == own_origin()
+
+
+def carries_custom_header() -> bool:
+    """Whether the request satisfies rule 2 of the module docstring."""
+    hx = request.headers.get("HX-Request")
+    if hx is not None and hx != "true":
+        return False
+    return hx == "true" or request.mimetype in FORM_TYPES
+
+
+def refuse_cross_site_changes():
+    """A state-changing request from another site is refused before it reaches a view."""
+    if request.method in STATE_CHANGING and not (
+        request_is_same_origin() and carries_custom_header()
+    ):
+        abort(403)
+
+
+def requested_widget_id() -> str | None:
+    """The widget id a request is about, if it addresses a widget route."""
+    if request.view_args and "widget" in request.view_args:
+        return str(request.view_args["widget"])
+    match = _WIDGET_PATH.match(request.path)
+    return match.group(1) if match else None
 
 
 def frame_ancestors() -> str:
-    """Who may frame this response: the widget's allowed origins, else only ourselves."""
-    widgets = current_app.extensions["webwidget.widgets"]
-    if request.blueprint == "widget" and request.view_args and "widget" in request.view_args:
-        widget = widgets.get(request.view_args["widget"])
-        if widget is None:
-            return "'none'"
-        return " ".join(("'self'", *widget.allowed_origins))
-    return "'self'"
+    """Who may frame this response: exactly the widget's allowed origins, else nobody.
+
+    `'self'` joins them only in demo mode, where the demo host page at `/` is served by
+    this same app; a production widget is framed by its configured origins alone.
+    """
+    widget_id = requested_widget_id()
+    widget = current_app.extensions["webwidget.widgets"].get(widget_id) if widget_id else None
+    if widget is None:
+        return "'none'"
+    demo = current_app.config["WEBWIDGET_SETTINGS"].demo_mode
+    origins = (*(("'self'",) if demo else ()), *widget.allowed_origins)
+    return " ".join(origins) or "'none'"
+
+
+def csp_nonce() -> str:
+    """A per-response nonce for an inline script a theme may need; the CSP lists it once used."""
+    if "csp_nonce" not in g:
+        g.csp_nonce = secrets.token_urlsafe(18)
+    return g.csp_nonce
 
 
 def content_security_policy() -> str:
     """Scripts and styles from our origin only; media from https and the demo sandbox."""
     media = " ".join(("'self'", "https:", *current_app.config.get("WEBWIDGET_MEDIA_ORIGINS", ())))
+    scripts = "'self'" + (f" 'nonce-{g.csp_nonce}'" if "csp_nonce" in g else "")
     return "; ".join(
         (
             "default-src 'none'",
-            "script-src 'self'",
+            f"script-src {scripts}",
             "style-src 'self'",
             f"img-src {media} data:",
             f"media-src {media}",
@@ -45,28 +108,30 @@ def content_security_policy() -> str:
             "form-action 'self'",
             "base-uri 'none'",
             f"frame-ancestors {frame_ancestors()}",
+            # The demo host page frames the widget, which this same app serves.
+            *(("frame-src 'self'",) if request.endpoint == "demo.host_page" else ()),
         )
     )
-
-
-def refuse_cross_site_changes():
-    """A state-changing request from another site is refused before it reaches a view."""
-    if request.method in STATE_CHANGING and not request_is_same_origin():
-        abort(403)
 
 
 def set_security_headers(response):
     """Add the headers every response carries."""
     if response.mimetype == "text/html":
         response.headers["Content-Security-Policy"] = content_security_policy()
+    # Pages, fragments and error pages are per visitor: never kept by a cache. The
+    # session interface adds the same to any other response that used the session.
+    if response.mimetype == "text/html" or requested_widget_id() is not None:
+        response.headers["Cache-Control"] = "no-store"
+    response.headers.pop("X-Frame-Options", None)  # CSP frame-ancestors decides, per widget
     response.headers["X-Content-Type-Options"] = "nosniff"
     response.headers["Referrer-Policy"] = "no-referrer"
     if request.is_secure:
-        response.headers["Strict-Transport-Security"] = "max-age=31536000"
+        response.headers["Strict-Transport-Security"] = HSTS
     return response
 
 
 def init_app(app: Flask) -> None:
-    """Wire the same-origin check and the headers into `app`."""
+    """Wire the same-origin check, the headers and the nonce helper into `app`."""
     app.before_request(refuse_cross_site_changes)
     app.after_request(set_security_headers)
+    app.jinja_env.globals["csp_nonce"] = csp_nonce

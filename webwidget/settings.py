@@ -73,6 +73,17 @@ class Settings(BaseSettings):
     SESSION_IDLE_TIMEOUT: int = Field(default=12 * 3600, ge=60)
     SESSION_ABSOLUTE_TIMEOUT: int = Field(default=7 * 24 * 3600, ge=60)
 
+    # Abuse limits (limits syntax, ';' between several): starting a chat creates a contact
+    # and a conversation upstream, so it is limited per client IP and per widget.
+    RATE_LIMIT_ENABLED: bool = True
+    RATE_LIMIT_START_PER_IP: str = "10/minute;100/hour"
+    RATE_LIMIT_START_PER_WIDGET: str = "600/minute"
+    RATE_LIMIT_SEND_PER_SESSION: str = "30/minute"
+    # memory:// (one process) or redis://; unset: the session store's Redis, else memory.
+    RATE_LIMIT_STORAGE_URL: str | None = None
+    # How many reverse proxies in front set X-Forwarded-For/-Proto; 0 trusts none of them.
+    TRUSTED_PROXY_HOPS: int = Field(default=0, ge=0, le=5)
+
     UPSTREAM_CONNECT_TIMEOUT: float = Field(default=2.0, gt=0)
     UPSTREAM_READ_TIMEOUT: float = Field(default=5.0, gt=0)
     UPSTREAM_DEADLINE: float = Field(default=8.0, gt=0)
@@ -86,6 +97,29 @@ class Settings(BaseSettings):
     @classmethod
     def _parse_origins(cls, value: object) -> list[str]:
         return [parse_origin(item) for item in split_list(value)]
+
+    @field_validator(
+        "RATE_LIMIT_START_PER_IP", "RATE_LIMIT_START_PER_WIDGET", "RATE_LIMIT_SEND_PER_SESSION"
+    )
+    @classmethod
+    def _rate_limit(cls, value: str) -> str:
+        from limits import parse_many
+
+        try:
+            if parse_many(value):
+                return value
+        except ValueError:
+            pass
+        raise ValueError(f"{value!r} is not a rate limit like '10/minute;100/hour'")
+
+    @field_validator("RATE_LIMIT_STORAGE_URL")
+    @classmethod
+    def _limit_storage(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        if not value.startswith(("memory://", "redis://", "rediss://")):
+            raise ValueError("use memory:// or redis://host:port/db")
+        return value.strip()
 
     @field_validator("WIDGET_LANGUAGE")
     @classmethod
