@@ -11,7 +11,7 @@ from flask import Flask, render_template, request
 from werkzeug.exceptions import HTTPException
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from . import security, upstream, views
+from . import embed, security, upstream, views
 from .chatcaptain.client import ChatCaptainClient
 from .limits import init_app as init_limits
 from .rendering import register_template_helpers
@@ -97,6 +97,7 @@ def create_app(
     register_template_helpers(app)
     app.jinja_env.globals.setdefault("_", lambda text, **values: text % values if values else text)
     app.register_blueprint(views.bp)
+    app.register_blueprint(embed.bp)
     register_error_pages(app)
     init_limits(app)  # wraps registered views, so it comes after the blueprints
     return app
