@@ -11,7 +11,7 @@ from flask import Flask, render_template, request
 from werkzeug.exceptions import HTTPException
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from . import embed, security, upstream, views
+from . import health, logs, metrics, security, upstream, views
 from .chatcaptain.client import ChatCaptainClient
 from .limits import init_app as init_limits
 from .rendering import register_template_helpers
@@ -72,6 +72,8 @@ def create_app(
         secret_key = settings.SECRET_KEY.get_secret_value()  # type: ignore[union-attr]
 
     app.extensions["webwidget.widgets"] = widgets_from_settings(settings, demo=demo)
+    # First hooks registered: the request id exists before anything else logs.
+    logs.init_app(app, secrets=_known_secrets(settings, app.extensions["webwidget.widgets"]))
     upstream.init_app(
         app,
         ChatCaptainClient(
@@ -94,13 +96,21 @@ def create_app(
         absolute_timeout=settings.SESSION_ABSOLUTE_TIMEOUT,
     )
     security.init_app(app)
+    metrics.init_app(app)
+    health.init_app(app)
     register_template_helpers(app)
     app.jinja_env.globals.setdefault("_", lambda text, **values: text % values if values else text)
     app.register_blueprint(views.bp)
-    app.register_blueprint(embed.bp)
     register_error_pages(app)
     init_limits(app)  # wraps registered views, so it comes after the blueprints
     return app
+
+
+def _known_secrets(settings: Settings, widgets: Mapping[str, object]) -> list[str]:
+    """Every configured secret value, for the log filter to redact."""
+    values = [settings.SECRET_KEY, settings.CHATCAPTAIN_API_KEY, *settings.SECRET_KEY_FALLBACKS]
+    values += [getattr(widget, "channel_token", None) for widget in widgets.values()]
+    return [value.get_secret_value() for value in values if value is not None]
 
 
 ERROR_TEXT = {

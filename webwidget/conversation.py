@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from flask import session
 
-from .chatcaptain.errors import ContractViolation, TokenExpired
+from .chatcaptain.errors import ContractViolation, TokenExpired, TokenInvalid, UpstreamRejected
 from .chatcaptain.models import (
     CreateWidgetContactRequestDto,
     CreateWidgetConversationRequestDto,
@@ -125,12 +125,29 @@ def renew_token(widget: WidgetConfig, chat: Chat) -> Chat:
     return chat
 
 
+def chat_gone(error: UpstreamRejected) -> bool:
+    """Whether a refusal means the upstream no longer knows this contact or conversation."""
+    return isinstance(error, TokenInvalid) or error.status in (401, 403, 404, 410)
+
+
 def with_fresh_token(widget: WidgetConfig, chat: Chat, call):
-    """Run `call(chat)`; on an expired token renew it once and run it again."""
+    """Run `call(chat)`; on an expired token renew it once and run it again.
+
+    When the upstream has forgotten the chat (renewal refused, conversation unknown,
+    e.g. after it lost its state) this raises TokenInvalid, and the views start over.
+    """
     try:
-        return call(chat)
-    except TokenExpired:
-        return call(renew_token(widget, chat))
+        try:
+            return call(chat)
+        except TokenExpired:
+            renewed = renew_token(widget, chat)
+        return call(renewed)
+    except UpstreamRejected as error:
+        if not chat_gone(error) or isinstance(error, TokenInvalid):
+            raise
+        failure = TokenInvalid(error.status or 401, error.error, operation=error.operation)
+    # Raised outside the except block: the new error needs no chained original.
+    raise failure
 
 
 def list_messages(widget: WidgetConfig, chat: Chat) -> list[MessageDto]:

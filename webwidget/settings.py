@@ -87,6 +87,10 @@ class Settings(BaseSettings):
     UPSTREAM_CONNECT_TIMEOUT: float = Field(default=2.0, gt=0)
     UPSTREAM_READ_TIMEOUT: float = Field(default=5.0, gt=0)
     UPSTREAM_DEADLINE: float = Field(default=8.0, gt=0)
+    # Circuit breaker: after this many upstream failures in a row, fail fast for
+    # UPSTREAM_BREAKER_RESET_SECONDS, then let one probe through.
+    UPSTREAM_BREAKER_FAIL_MAX: int = Field(default=5, ge=1)
+    UPSTREAM_BREAKER_RESET_SECONDS: float = Field(default=15.0, gt=0)
 
     @field_validator("SECRET_KEY_FALLBACKS", mode="before")
     @classmethod

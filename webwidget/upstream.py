@@ -1,19 +1,211 @@
-"""The per-app ChatCaptain client: created in the factory, fetched by views."""
+"""The per-app ChatCaptain client, behind a circuit breaker and instrumented for metrics.
+
+Views call `get_client()` and get a `GuardedClient`: the same four operations as
+`ChatCaptainClient`, but every call first asks the app's circuit breaker. After
+`fail_max` upstream failures in a row the breaker opens and calls fail at once with
+`CircuitOpen` (an `UpstreamUnavailable`, so a 503 with the reconnecting notice)
+instead of tying up a worker thread for the whole deadline; after `reset_timeout`
+one probe goes through, and its success closes the breaker again.
+
+Only failures of the upstream itself count: unreachable, 5xx, timeouts, answers that
+break the contract, and a 2xx carrying `error`. A 4xx (a rejected token, bad input)
+says the upstream is up and resets the count, as pybreaker does for excluded errors.
+"""
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any, TypeVar
+
+import pybreaker
 from flask import Flask, current_app
 
+from . import metrics
 from .chatcaptain.client import ChatCaptainClient
+from .chatcaptain.errors import (
+    ContractViolation,
+    UpstreamError,
+    UpstreamRejected,
+    UpstreamUnavailable,
+)
 
 EXTENSION = "webwidget.upstream"
 
-
-def init_app(app: Flask, client: ChatCaptainClient) -> None:
-    """Attach `client` to `app` and close its connection pools with the app."""
-    app.extensions[EXTENSION] = client
+T = TypeVar("T")
 
 
-def get_client() -> ChatCaptainClient:
-    """The current app's upstream client."""
+class CircuitOpen(UpstreamUnavailable):
+    """The breaker is open: the upstream failed repeatedly and is not being called."""
+
+    kind = "circuit_open"
+
+
+def is_outage(error: BaseException) -> bool:
+    """Whether `error` says the upstream is failing (as opposed to refusing a request)."""
+    if isinstance(error, UpstreamUnavailable | ContractViolation):
+        return True
+    # A 2xx whose body carries `error` is a broken answer, not a refusal.
+    return isinstance(error, UpstreamRejected) and (error.status or 0) < 400
+
+
+class ConcurrentBreaker(pybreaker.CircuitBreaker):
+    """pybreaker's breaker without its lock around the guarded call.
+
+    `CircuitBreaker.call` holds one RLock for the whole call (pybreaker issue #55),
+    which would let a gthread worker make only one upstream call at a time. Here the
+    lock covers the state checks and the bookkeeping, and the call runs outside it;
+    while half-open exactly one probe is in flight and every other call fails fast.
+    """
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._probe_in_flight = False
+
+    def call(self, func: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """Run `func` unless the circuit is open; record its outcome."""
+        with self._lock:
+            state = self.state
+            probing = False
+            if state.name == pybreaker.STATE_OPEN:
+                opened_at = self._state_storage.opened_at
+                if opened_at and datetime.now(UTC) < opened_at + timedelta(
+                    seconds=self.reset_timeout
+                ):
+                    raise pybreaker.CircuitBreakerError("circuit open")
+                self.half_open()
+                state = self.state
+            if state.name == pybreaker.STATE_HALF_OPEN:
+                if self._probe_in_flight:
+                    raise pybreaker.CircuitBreakerError("circuit half-open, probe in flight")
+                self._probe_in_flight = probing = True
+        try:
+            result = func(*args, **kwargs)
+        except BaseException as error:
+            with self._lock:
+                if probing:
+                    self._probe_in_flight = False
+                # Re-raises `error` (throw_new_error_on_trip=False), opening if needed.
+                state._handle_error(error)
+            raise  # unreachable: _handle_error always raises
+        with self._lock:
+            if probing:
+                self._probe_in_flight = False
+            state._handle_success()
+        return result
+
+
+class _StateListener(pybreaker.CircuitBreakerListener):
+    """Forwards state changes to a callback (the circuit-state gauge)."""
+
+    def __init__(self, on_change: Callable[[str], None]) -> None:
+        self._on_change = on_change
+
+    def state_change(self, cb, old_state, new_state) -> None:  # noqa: ANN001
+        """Report the new state's name."""
+        self._on_change(new_state.name)
+
+
+Observer = Callable[[str, float, "UpstreamError | None"], None]
+
+
+class GuardedClient:
+    """The app's ChatCaptain client behind its circuit breaker; thread-safe."""
+
+    def __init__(
+        self,
+        client: ChatCaptainClient,
+        *,
+        fail_max: int = 5,
+        reset_timeout: float = 15.0,
+        observe: Observer | None = None,
+        on_state: Callable[[str], None] | None = None,
+    ) -> None:
+        self.client = client
+        self.breaker = ConcurrentBreaker(
+            fail_max=fail_max,
+            reset_timeout=reset_timeout,
+            exclude=[lambda error: not is_outage(error)],
+            listeners=[_StateListener(on_state)] if on_state else [],
+            throw_new_error_on_trip=False,
+            name="chatcaptain",
+        )
+        self._observe = observe
+
+    @property
+    def base_url(self) -> str:
+        """The upstream API root (no query, no secret)."""
+        return self.client.base_url
+
+    @property
+    def supports_sending(self) -> bool:
+        """Whether the upstream can take the visitor's messages."""
+        return self.client.supports_sending
+
+    @property
+    def circuit_state(self) -> str:
+        """closed, open or half-open."""
+        return self.breaker.current_state
+
+    def create_contact(self, *args: Any, **kwargs: Any):
+        """ChatCaptainClient.create_contact, guarded."""
+        return self._guarded("create_contact", self.client.create_contact, args, kwargs)
+
+    def create_conversation(self, *args: Any, **kwargs: Any):
+        """ChatCaptainClient.create_conversation, guarded."""
+        return self._guarded("create_conversation", self.client.create_conversation, args, kwargs)
+
+    def list_messages(self, *args: Any, **kwargs: Any):
+        """ChatCaptainClient.list_messages, guarded."""
+        return self._guarded("list_messages", self.client.list_messages, args, kwargs)
+
+    def send_message(self, *args: Any, **kwargs: Any):
+        """ChatCaptainClient.send_message, guarded."""
+        if not self.client.supports_sending:
+            # Not an upstream call at all: no breaker, no metrics.
+            return self.client.send_message(*args, **kwargs)
+        return self._guarded("send_message", self.client.send_message, args, kwargs)
+
+    def close(self) -> None:
+        """Release the client's pooled connections."""
+        self.client.close()
+
+    def _guarded(self, operation: str, func: Callable[..., T], args, kwargs) -> T:
+        started = time.monotonic()
+        try:
+            result = self.breaker.call(func, *args, **kwargs)
+        except pybreaker.CircuitBreakerError:
+            error: UpstreamError = CircuitOpen("circuit open", operation=operation)
+        except UpstreamError as upstream_error:
+            self._report(operation, started, upstream_error)
+            raise
+        else:
+            self._report(operation, started, None)
+            return result
+        # Raised outside the except block so it carries no chained pybreaker traceback.
+        self._report(operation, started, error)
+        raise error
+
+    def _report(self, operation: str, started: float, error: UpstreamError | None) -> None:
+        if self._observe is not None:
+            self._observe(operation, time.monotonic() - started, error)
+
+
+def init_app(app: Flask, client: ChatCaptainClient) -> GuardedClient:
+    """Wrap `client` in the app's breaker and attach it to `app`."""
+    settings = app.config.get("WEBWIDGET_SETTINGS")
+    guarded = GuardedClient(
+        client,
+        fail_max=getattr(settings, "UPSTREAM_BREAKER_FAIL_MAX", 5),
+        reset_timeout=getattr(settings, "UPSTREAM_BREAKER_RESET_SECONDS", 15.0),
+        observe=metrics.upstream_observer(app),
+        on_state=metrics.circuit_observer(app),
+    )
+    app.extensions[EXTENSION] = guarded
+    return guarded
+
+
+def get_client() -> GuardedClient:
+    """The current app's guarded upstream client."""
     return current_app.extensions[EXTENSION]

@@ -143,10 +143,15 @@ def page(widget: str):
 def restart_notice(widget: WidgetConfig):
     """The upstream no longer knows this chat: start over cleanly and say so."""
     chats.end_chat(widget)
-    return render_view(
+    response = render_view(
         "widget/_welcome.html",
         **page_context(widget, page_url="", lang="", notice="restarted"),
     )
+    if is_htmx():
+        # A poll or a send swaps nothing itself: put the welcome where the chat was.
+        response.headers["HX-Retarget"] = "#ww-main"
+        response.headers["HX-Reswap"] = "innerHTML"
+    return response
 
 
 @bp.post("/w/<widget>/start")

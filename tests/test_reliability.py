@@ -1,0 +1,352 @@
+"""Upstream faults through the widget: friendly fragments, intact sessions, recovery,
+the circuit breaker, and a chat the upstream has forgotten."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import requests
+from conftest import CHANNEL_TOKEN, Visitor, free_port, https_client, widget_settings
+
+MESSAGE_ID = re.compile(r'data-message-id="([^"]+)"')
+POLLER = re.compile(r'<div id="ww-poller"[^>]*hx-get="([^"]+)".*?</div>', re.S)
+STATUS_BOX = re.compile(r'<div id="ww-status"[^>]*>(.*?)</div>', re.S)
+
+
+def faults(sandbox, **config) -> None:
+    """Replace the sandbox's fault config."""
+    requests.put(f"{sandbox.url}/_sandbox/faults", json=config, timeout=5).raise_for_status()
+
+
+def heal(sandbox) -> None:
+    """The upstream recovers."""
+    requests.delete(f"{sandbox.url}/_sandbox/faults", timeout=5).raise_for_status()
+
+
+def reached(sandbox, operation: str) -> int:
+    """How many requests for `operation` reached the sandbox so far."""
+    return requests.get(f"{sandbox.url}/_sandbox/stats", timeout=5).json()["requests"][operation]
+
+
+def make_app(upstream_url: str, tmp_path: Path, **overrides):
+    """A widget app on SQLite sessions with short upstream timeouts."""
+    from webwidget import create_app
+
+    values = {
+        "UPSTREAM_CONNECT_TIMEOUT": 0.5,
+        "UPSTREAM_READ_TIMEOUT": 0.5,
+        "UPSTREAM_DEADLINE": 0.8,
+        "UPSTREAM_BREAKER_FAIL_MAX": 1000,
+        "WIDGET_POLL_SECONDS": 0.5,
+        **overrides,
+    }
+    settings = widget_settings(upstream_url, f"sqlite:///{tmp_path / 'sessions.sqlite3'}", **values)
+    app = create_app(settings=settings, instance_path=str(tmp_path))
+    app.config["TESTING"] = True
+    return app
+
+
+def poll(visitor: Visitor, url: str):
+    """An htmx poll, as the page's poller sends it."""
+    return visitor.get(url, headers={"HX-Request": "true"})
+
+
+def poll_through(visitor: Visitor, url: str):
+    """Poll until the answer is not "unchanged": a list fetched a moment ago may be
+    shared with this poll (upstream-call coalescing), so a fault shows a poll later."""
+    deadline = time.monotonic() + 5
+    while True:
+        answer = poll(visitor, url)
+        if answer.status_code != 204 or time.monotonic() > deadline:
+            return answer
+        time.sleep(0.1)
+
+
+def poller_version(html: str) -> str:
+    """The version the page's poller reports (in its URL or a hidden field)."""
+    div = POLLER.search(html)
+    assert div, "no poller in the page"
+    found = re.search(r'name="v" value="([^"]*)"', div.group(0)) or re.search(
+        r"[?&]v=([^&\"]*)", div.group(1)
+    )
+    return found.group(1) if found else ""
+
+
+def poller_url(html: str) -> str:
+    """The URL the page's poller will fetch next, version included."""
+    div = POLLER.search(html)
+    assert div, "no poller in the page"
+    url = re.sub(r"([?&])v=[^&]*&?", r"\1", div.group(1).replace("&amp;", "&")).rstrip("?&")
+    return url + ("&" if "?" in url else "?") + "v=" + poller_version(html)
+
+
+def status_text(html: str) -> str:
+    """What the #ww-status box says."""
+    match = STATUS_BOX.search(html)
+    assert match, "no #ww-status"
+    return re.sub(r"<[^>]+>", "", match.group(1)).strip()
+
+
+def assert_no_secrets(response, *secrets: str) -> None:
+    """Nothing the browser receives holds a secret or a stack trace."""
+    blob = response.get_data(as_text=True) + repr(dict(response.headers))
+    for secret in (CHANNEL_TOKEN, *secrets):
+        assert secret not in blob
+    assert "Traceback" not in blob
+    assert "wt_" not in blob  # the sandbox's widget tokens
+    assert "?token" not in blob
+
+
+@pytest.fixture
+def fast_app(sandbox, tmp_path):
+    return make_app(sandbox.url, tmp_path)
+
+
+@pytest.fixture
+def chatting(fast_app):
+    """A visitor with a started chat, and the page they see."""
+    visitor = Visitor(https_client(fast_app))
+    assert visitor.start().status_code == 303
+    page = visitor.get("/w/default")
+    assert page.status_code == 200
+    return visitor, page.get_data(as_text=True)
+
+
+# fault config, the statuses htmx may get for it: a failing GET is retried, and on a
+# busy machine the retries can run into the deadline, which makes a 503 a 504.
+FAULTS = {
+    "slow": ({"latency_ms": 1500}, {504}),
+    "5xx": ({"error_status": 500}, {503, 504}),
+    "503": ({"error_status": 503}, {503, 504}),
+    "reset": ({"reset_rate": 1.0}, {503, 504}),
+    "malformed_json": ({"malformed_rate": 1.0}, {502}),
+    "schema_violation": ({"schema_violation_rate": 1.0}, {502}),
+    "2xx_with_error": ({"error_body_rate": 1.0}, {502}),
+}
+
+
+@pytest.mark.parametrize("fault", FAULTS, ids=list(FAULTS))
+def test_poll_during_a_fault_reconnects_and_recovers_on_the_next_poll(chatting, sandbox, fault):
+    visitor, html = chatting
+    config, status = FAULTS[fault]
+    before = MESSAGE_ID.findall(html)
+    assert before
+    url = poller_url(html)
+
+    faults(sandbox, operations=["list_messages"], **config)
+    down = poll_through(visitor, url)
+    assert down.status_code in status
+    body = down.get_data(as_text=True)
+    assert "Reconnecting" in status_text(body)
+    assert 'class="ww-retry"' in body
+    # The poller comes back with an empty version, so the next success re-renders all.
+    assert poller_version(body) == ""
+    assert 'id="ww-log"' not in body  # the log on the page stays as it was
+    assert_no_secrets(down)
+
+    # Without JavaScript: a whole friendly page with the same status.
+    page = visitor.get("/w/default")
+    assert page.status_code in status
+    assert "<html" in page.get_data(as_text=True).lower()
+    assert "Reconnecting" in page.get_data(as_text=True)
+    assert_no_secrets(page)
+
+    heal(sandbox)
+    back = poll(visitor, poller_url(body))
+    assert back.status_code == 200
+    recovered = back.get_data(as_text=True)
+    assert MESSAGE_ID.findall(recovered)[: len(before)] == before
+    assert status_text(recovered) == ""  # the notice is cleared
+    assert poller_version(recovered) != ""
+    # The session survived: the same conversation, no new contact upstream.
+    assert reached(sandbox, "create_contact") == 1
+
+
+@pytest.mark.parametrize("fault", ["slow", "5xx", "reset", "malformed_json", "2xx_with_error"])
+def test_send_during_a_fault_says_so_and_the_message_is_not_pretended(chatting, sandbox, fault):
+    visitor, html = chatting
+    config, status = FAULTS[fault]
+    faults(sandbox, operations=["send_message"], **config)
+
+    sent = visitor.send("are you there?", htmx=True)
+    assert sent.status_code in status
+    body = sent.get_data(as_text=True)
+    assert "could not be sent" in status_text(body)
+    assert 'class="ww-retry"' in body
+    assert_no_secrets(sent)
+
+    plain = visitor.send("are you there?")  # no JavaScript: a friendly page, no redirect
+    assert plain.status_code in status
+    assert "could not be sent" in plain.get_data(as_text=True)
+
+    heal(sandbox)
+    page = visitor.get("/w/default").get_data(as_text=True)
+    assert "are you there?" not in page
+    assert MESSAGE_ID.findall(page) == MESSAGE_ID.findall(html)
+    assert visitor.send("are you there?").status_code == 303
+    assert "are you there?" in visitor.get("/w/default").get_data(as_text=True)
+
+
+def test_start_during_an_outage_keeps_the_welcome_and_works_after(fast_app, sandbox):
+    visitor = Visitor(https_client(fast_app))
+    faults(sandbox, error_status=503, operations=["create_contact"])
+    failed = visitor.post("/w/default/start", htmx=True)
+    assert failed.status_code == 503
+    assert "could not start" in failed.get_data(as_text=True)
+    assert_no_secrets(failed)
+    heal(sandbox)
+    assert visitor.start().status_code == 303
+    assert MESSAGE_ID.findall(visitor.get("/w/default").get_data(as_text=True))
+
+
+def test_breaker_fails_fast_while_down_and_probes_after_its_reset_time(sandbox, tmp_path):
+    app = make_app(sandbox.url, tmp_path, UPSTREAM_BREAKER_FAIL_MAX=3,
+                   UPSTREAM_BREAKER_RESET_SECONDS=2.0)
+    visitor = Visitor(https_client(app))
+    visitor.start()
+    html = visitor.get("/w/default").get_data(as_text=True)
+    url = poller_url(html)
+
+    faults(sandbox, error_status=503, operations=["list_messages"])
+    for _ in range(3):
+        assert poll_through(visitor, url).status_code in (503, 504)
+    reached_when_open = reached(sandbox, "list_messages")
+    assert app.extensions["webwidget.upstream"].circuit_state == "open"
+
+    for _ in range(5):  # fail fast: nothing reaches the upstream
+        fast = poll(visitor, url)
+        assert fast.status_code == 503
+        assert "Reconnecting" in status_text(fast.get_data(as_text=True))
+    assert visitor.get("/w/default").status_code == 503
+    assert reached(sandbox, "list_messages") == reached_when_open
+
+    heal(sandbox)
+    url = poller_url(fast.get_data(as_text=True))  # what the page polls after an error
+    assert poll(visitor, url).status_code == 503  # still open: it has not probed yet
+    assert reached(sandbox, "list_messages") == reached_when_open
+    time.sleep(2.1)
+    back = poll(visitor, url)
+    assert back.status_code == 200  # the probe went through and closed the circuit
+    assert MESSAGE_ID.findall(back.get_data(as_text=True)) == MESSAGE_ID.findall(html)
+    assert reached(sandbox, "list_messages") == reached_when_open + 1
+    assert app.extensions["webwidget.upstream"].circuit_state == "closed"
+
+
+def test_a_failed_probe_opens_the_circuit_again(sandbox, tmp_path):
+    app = make_app(sandbox.url, tmp_path, UPSTREAM_BREAKER_FAIL_MAX=2,
+                   UPSTREAM_BREAKER_RESET_SECONDS=1.0)
+    visitor = Visitor(https_client(app))
+    visitor.start()
+    url = poller_url(visitor.get("/w/default").get_data(as_text=True))
+    faults(sandbox, error_status=500, operations=["list_messages"])
+    for _ in range(2):
+        poll_through(visitor, url)
+    assert app.extensions["webwidget.upstream"].circuit_state == "open"
+    time.sleep(1.1)
+    count = reached(sandbox, "list_messages")
+    assert poll(visitor, url).status_code in (503, 504)  # the probe, which fails
+    assert reached(sandbox, "list_messages") > count
+    assert app.extensions["webwidget.upstream"].circuit_state == "open"
+    count = reached(sandbox, "list_messages")
+    assert poll(visitor, url).status_code == 503
+    assert reached(sandbox, "list_messages") == count
+
+
+def test_refusals_do_not_count_towards_the_breaker(sandbox, tmp_path):
+    app = make_app(sandbox.url, tmp_path, UPSTREAM_BREAKER_FAIL_MAX=2)
+    visitor = Visitor(https_client(app))
+    visitor.start()
+    url = poller_url(visitor.get("/w/default").get_data(as_text=True))
+    faults(sandbox, error_status=400, operations=["list_messages"])
+    for _ in range(5):
+        count = reached(sandbox, "list_messages")
+        assert poll_through(visitor, url).status_code == 502
+        assert reached(sandbox, "list_messages") == count + 1  # every poll is really sent
+    assert app.extensions["webwidget.upstream"].circuit_state == "closed"
+
+
+# -- a chat the upstream cannot continue ---------------------------------------------
+
+
+def advance(sandbox_url: str, seconds: float) -> None:
+    requests.post(f"{sandbox_url}/_sandbox/clock", json={"advance": seconds}, timeout=5)
+
+
+def test_refused_token_renewal_starts_over_with_a_notice(chatting, sandbox):
+    visitor, html = chatting
+    advance(sandbox.url, 4000)  # the widget token has expired
+    faults(sandbox, error_status=404, operations=["create_conversation"])
+    page = visitor.get("/w/default")
+    assert page.status_code == 200
+    body = page.get_data(as_text=True)
+    assert "previous chat has expired" in body
+    assert 'action="/w/default/start"' in body
+    assert_no_secrets(page)
+    # The old chat is gone from the session: the next view is a plain welcome.
+    again = visitor.get("/w/default").get_data(as_text=True)
+    assert "previous chat has expired" not in again
+    assert 'action="/w/default/start"' in again
+    heal(sandbox)
+    assert visitor.start().status_code == 303
+
+
+def test_a_poll_on_a_refused_renewal_swaps_the_welcome_into_the_frame(chatting, sandbox):
+    visitor, html = chatting
+    advance(sandbox.url, 4000)
+    faults(sandbox, error_status=401, operations=["create_conversation"])
+    answer = poll_through(visitor, poller_url(html))
+    assert answer.status_code == 200
+    assert answer.headers["HX-Retarget"] == "#ww-main"
+    assert answer.headers["HX-Reswap"] == "innerHTML"
+    assert "previous chat has expired" in answer.get_data(as_text=True)
+
+
+def start_sandbox_process(port: int) -> subprocess.Popen:
+    """The sandbox as its own process with in-memory state, ready on `port`."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "webwidget.cli", "sandbox", "--host", "127.0.0.1",
+         "--port", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        try:
+            requests.get(f"http://127.0.0.1:{port}/_sandbox/stats", timeout=0.5)
+            return process
+        except requests.RequestException:
+            time.sleep(0.1)
+    process.kill()
+    raise RuntimeError("sandbox did not start")
+
+
+def test_an_upstream_that_lost_all_state_starts_the_chat_over(tmp_path):
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    first = start_sandbox_process(port)
+    try:
+        app = make_app(url, tmp_path, UPSTREAM_DEADLINE=3.0, UPSTREAM_READ_TIMEOUT=2.0)
+        visitor = Visitor(https_client(app))
+        visitor.start()
+        html = visitor.get("/w/default").get_data(as_text=True)
+        assert MESSAGE_ID.findall(html)
+    finally:
+        first.terminate()
+        first.wait(timeout=10)
+    second = start_sandbox_process(port)  # a fresh upstream that knows nobody
+    try:
+        answer = poll(visitor, poller_url(html))
+        assert answer.status_code == 200
+        assert "previous chat has expired" in answer.get_data(as_text=True)
+        assert_no_secrets(answer)
+        # Starting over works on the new upstream.
+        assert visitor.start().status_code == 303
+        assert MESSAGE_ID.findall(visitor.get("/w/default").get_data(as_text=True))
+    finally:
+        second.terminate()
+        second.wait(timeout=10)

@@ -1,0 +1,205 @@
+"""Prometheus metrics: requests, upstream latency and errors, circuit state, active sessions.
+
+The metric objects live on a per-app `CollectorRegistry` (no module-level singletons,
+so tests can build many apps in one process). Under gunicorn set
+PROMETHEUS_MULTIPROC_DIR to an empty directory: prometheus-client then keeps every
+worker's values in files there (it decides at import time), `/metrics` aggregates
+them with `MultiProcessCollector`, and gunicorn.conf.py clears the directory at start
+and marks dead workers. Active sessions are counted in the session store at scrape
+time, so the figure is the store's, not one worker's.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sqlite3
+import time
+from collections.abc import Callable, Iterator
+from contextlib import closing
+
+from flask import Blueprint, Flask, current_app, g, request
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+    multiprocess,
+)
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from .sessions import get_store
+
+log = logging.getLogger(__name__)
+
+EXTENSION = "webwidget.metrics"
+CIRCUIT_STATES = {"closed": 0, "half-open": 1, "open": 2}
+# Polls are the bulk of the traffic; buckets around a 100 ms upstream matter most.
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.15, 0.25, 0.5, 1, 2, 4, 8, 16)
+
+bp = Blueprint("metrics", __name__)
+
+
+class Metrics:
+    """The app's metric objects."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.requests = Counter(
+            "webwidget_http_requests",
+            "HTTP requests answered, by route template, method and status.",
+            ("route", "method", "status"),
+            registry=self.registry,
+        )
+        self.request_seconds = Histogram(
+            "webwidget_http_request_duration_seconds",
+            "Time to answer a request, by route template.",
+            ("route",),
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.upstream_seconds = Histogram(
+            "webwidget_upstream_request_duration_seconds",
+            "ChatCaptain call latency (retries included), by operation.",
+            ("operation",),
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.upstream_errors = Counter(
+            "webwidget_upstream_errors",
+            "Failed ChatCaptain calls, by operation and error kind.",
+            ("operation", "kind"),
+            registry=self.registry,
+        )
+        # livemax: the worst state of any live worker; a dead worker's value is dropped.
+        self.circuit_state = Gauge(
+            "webwidget_upstream_circuit_state",
+            "Upstream circuit breaker: 0 closed, 1 half-open, 2 open (worst live worker).",
+            registry=self.registry,
+            multiprocess_mode="livemax",
+        )
+
+
+def multiprocess_dir() -> str | None:
+    """The directory prometheus-client shares between processes, if configured."""
+    return os.environ.get("PROMETHEUS_MULTIPROC_DIR") or None
+
+
+def init_app(app: Flask) -> Metrics:
+    """Create the app's metrics, time every request, and serve /metrics."""
+    metrics = Metrics()
+    app.extensions[EXTENSION] = metrics
+
+    @app.before_request
+    def _start_timer() -> None:
+        g.metrics_started = time.perf_counter()
+
+    @app.after_request
+    def _count(response):
+        route = request.url_rule.rule if request.url_rule is not None else "<unmatched>"
+        metrics.requests.labels(route, request.method, str(response.status_code)).inc()
+        started = g.get("metrics_started")
+        if started is not None:
+            metrics.request_seconds.labels(route).observe(time.perf_counter() - started)
+        return response
+
+    app.register_blueprint(bp)
+    return metrics
+
+
+def get_metrics(app: Flask) -> Metrics | None:
+    """The app's metrics (None before init_app)."""
+    return app.extensions.get(EXTENSION)
+
+
+def upstream_observer(app: Flask) -> Callable[[str, float, object], None]:
+    """A callback for the guarded client: latency per operation, errors per kind."""
+
+    def observe(operation: str, seconds: float, error: object) -> None:
+        metrics = get_metrics(app)
+        if metrics is None:
+            return
+        kind = getattr(error, "kind", None)
+        if kind != "circuit_open":
+            # A fast-failed call never reached the upstream: it is no latency sample.
+            metrics.upstream_seconds.labels(operation).observe(seconds)
+        if error is not None:
+            metrics.upstream_errors.labels(operation, kind or "error").inc()
+
+    return observe
+
+
+def circuit_observer(app: Flask) -> Callable[[str], None]:
+    """A callback for the breaker's state changes."""
+
+    def on_state(state: str) -> None:
+        metrics = get_metrics(app)
+        if metrics is not None:
+            metrics.circuit_state.set(CIRCUIT_STATES.get(state, 0))
+
+    return on_state
+
+
+def count_sessions(store: object) -> int | None:
+    """Live sessions in the store; None when the store cannot say."""
+    counter = getattr(store, "count_active", None)
+    if callable(counter):
+        return int(counter())
+    path = getattr(store, "path", None)
+    if path is not None:
+        with closing(sqlite3.connect(path, timeout=2.0)) as conn:
+            row = conn.execute(
+                "SELECT COUNT(*) FROM sessions WHERE expires_at >= ?", (time.time(),)
+            ).fetchone()
+        return int(row[0])
+    client = getattr(store, "_client", None)
+    prefix = getattr(store, "key_prefix", None)
+    if client is not None and prefix is not None:
+        # SCAN, not KEYS: it never blocks Redis for long; expired keys are already gone.
+        return sum(1 for _ in client.scan_iter(match=f"{prefix}*", count=1000))
+    return None
+
+
+class SessionCollector(Collector):
+    """webwidget_active_sessions, read from the shared store at scrape time."""
+
+    def __init__(self, store: object) -> None:
+        self.store = store
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        """One gauge; left out when the store does not answer (readyz reports that)."""
+        try:
+            count = count_sessions(self.store)
+        except Exception as error:  # a scrape must not fail because the store is down
+            log.warning("active sessions not counted: %s", type(error).__name__)
+            return
+        if count is not None:
+            family = GaugeMetricFamily(
+                "webwidget_active_sessions", "Unexpired visitor sessions in the store."
+            )
+            family.add_metric([], count)
+            yield family
+
+
+@bp.get("/metrics")
+def scrape():
+    """Prometheus text format: this process's metrics, or every worker's under gunicorn."""
+    directory = multiprocess_dir()
+    if directory:
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry, path=directory)
+    else:
+        metrics = get_metrics(current_app)
+        registry = metrics.registry if metrics else CollectorRegistry()
+    output = generate_latest(registry)
+    output += generate_latest(_session_registry())
+    return output, 200, {"Content-Type": CONTENT_TYPE_LATEST, "Cache-Control": "no-store"}
+
+
+def _session_registry() -> CollectorRegistry:
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(SessionCollector(get_store(current_app)))
+    return registry
