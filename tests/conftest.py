@@ -148,9 +148,10 @@ class Visitor:
 
 def https_client(app, **kwargs):
     """A test client that speaks https, so that Secure cookies travel."""
-    client = app.test_client(**kwargs)
-    client.environ_base["wsgi.url_scheme"] = "https"
-    return client
+    # Flask's test client takes its scheme from PREFERRED_URL_SCHEME; a wsgi.url_scheme
+    # in environ_base is overwritten by the builder, so requests would still be http.
+    app.config["PREFERRED_URL_SCHEME"] = "https"
+    return app.test_client(**kwargs)
 
 
 @pytest.fixture

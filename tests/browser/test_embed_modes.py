@@ -1,0 +1,141 @@
+"""The four embedding modes in a real browser: each keeps the conversation across host reloads."""
+
+from __future__ import annotations
+
+import requests
+from playwright.sync_api import expect
+
+from .conftest import MESSAGE, WAIT, message_ids, wait_for
+
+LAUNCHER = "#webwidget-default button.l"
+FRAME = "#webwidget-default iframe"
+
+
+def chat(page, frame, site) -> list[str]:
+    """Start, see the greeting, send, see the reply; returns the conversation's ids."""
+    frame.get_by_role("button", name="Start chat").click()
+    expect(frame.locator(MESSAGE).first).to_be_visible(timeout=WAIT * 1000)
+    greeting = message_ids(frame)
+    frame.get_by_label("Your message").fill("help")
+    frame.get_by_role("button", name="Send").click()
+    reply = frame.locator(f".ww-msg--visitor{MESSAGE} ~ .ww-msg--bot{MESSAGE}")
+    wait_for(lambda: reply.count(), "the bot's reply", site)
+    ids = message_ids(frame)
+    assert ids[: len(greeting)] == greeting and len(ids) > len(greeting) + 1
+    return ids
+
+
+def same_after_reload(page, frame, ids, reopen=True) -> None:
+    """Reload the host page (and reopen the launcher): the same messages come back."""
+    page.reload()
+    if reopen:
+        page.locator(LAUNCHER).click()
+    wait_for(lambda: message_ids(frame) == ids, "the same conversation after the reload")
+
+
+def loader_round_trip(page, site, query=""):
+    page.goto(f"{site.host}/loader{query}")
+    page.locator(LAUNCHER).click()
+    frame = page.frame_locator(FRAME)
+    return frame, chat(page, frame, site)
+
+
+def test_a_default_profile_partitioned_cookie(page, fresh_site):
+    frame, ids = loader_round_trip(page, fresh_site)
+    cookies = [c for c in page.context.cookies() if c["name"] == "ww_session"]
+    assert cookies and all(c["secure"] and c["httpOnly"] for c in cookies)
+    same_after_reload(page, frame, ids)
+
+
+def test_b_third_party_cookies_allowed(persistent_context, fresh_site):
+    context = persistent_context
+    page = context.pages[0] if context.pages else context.new_page()
+    frame, ids = loader_round_trip(page, fresh_site)
+    assert any(c["name"] == "ww_session" for c in persistent_context.cookies())
+    same_after_reload(page, frame, ids)
+
+
+class CookieStripper:
+    """Fetches every widget request with a plain HTTP client and drops each Set-Cookie."""
+
+    def __init__(self) -> None:
+        self.stripped = 0
+
+    def __call__(self, route, req) -> None:
+        headers = {
+            k: v
+            for k, v in req.all_headers().items()
+            if k.lower() not in ("cookie", "accept-encoding", "content-length", "host")
+        }
+        # Not route.fetch(): it would store the cookies in the browser context anyway.
+        answer = requests.request(
+            req.method, req.url, headers=headers, data=req.post_data_buffer,
+            allow_redirects=False, timeout=10,
+        )
+        self.stripped += "set-cookie" in answer.headers
+        drop = (
+            "set-cookie", "content-encoding", "content-length", "transfer-encoding", "connection"
+        )
+        route.fulfill(
+            status=answer.status_code,
+            headers={k: v for k, v in answer.headers.items() if k.lower() not in drop},
+            body=answer.content,
+        )
+
+
+def test_c_every_set_cookie_stripped(browser, fresh_site):
+    context = browser.new_context()
+    stripper = CookieStripper()
+    context.route(f"{fresh_site.widget}/**", stripper)
+    page = context.new_page()
+    frame, ids = loader_round_trip(page, fresh_site)
+    assert stripper.stripped > 0, "the widget set no cookie, so nothing was stripped"
+    assert not [c for c in context.cookies() if c["name"] == "ww_session"]
+    same_after_reload(page, frame, ids)
+    context.close()
+
+
+def test_c_proof_a_cookie_only_widget_loses_the_conversation(browser, fresh_site):
+    """Without the loader's hand-off (data-storage="none") the same setup forgets the chat."""
+    context = browser.new_context()
+    context.route(f"{fresh_site.widget}/**", CookieStripper())
+    page = context.new_page()
+    frame, ids = loader_round_trip(page, fresh_site, "?storage=none")
+    page.reload()
+    page.locator(LAUNCHER).click()
+    expect(frame.get_by_role("button", name="Start chat")).to_be_visible(timeout=WAIT * 1000)
+    assert message_ids(frame) == []
+    context.close()
+
+
+def test_d_javascript_disabled_plain_iframe(browser, fresh_site):
+    context = browser.new_context(java_script_enabled=False)
+    page = context.new_page()
+    page.goto(f"{fresh_site.host}/plain")
+    frame = page.frame_locator("iframe")
+    frame.get_by_role("button", name="Start chat").click()
+    expect(frame.locator(MESSAGE).first).to_be_visible(timeout=WAIT * 1000)
+    greeting = message_ids(frame)
+    frame.get_by_label("Your message").fill("help")
+    frame.get_by_role("button", name="Send").click()
+    reply = frame.locator(f".ww-msg--visitor{MESSAGE} ~ .ww-msg--bot{MESSAGE}")
+    # The page's <noscript> meta refresh brings the reply in without any script.
+    wait_for(lambda: reply.count(), "the reply after the meta refresh", fresh_site)
+    ids = message_ids(frame)
+    assert ids[: len(greeting)] == greeting and len(ids) > len(greeting) + 1
+    same_after_reload(page, frame, ids, reopen=False)
+    context.close()
+
+
+def test_foreign_origin_cannot_frame_the_widget(page, fresh_site):
+    refused = []
+    page.on(
+        "console", lambda msg: refused.append(msg.text) if "frame-ancestors" in msg.text else None
+    )
+    page.goto(f"{fresh_site.host}/plain")
+    expect(page.frame_locator("iframe").get_by_role("button", name="Start chat")).to_be_visible()
+    assert not refused
+    page.goto(f"{fresh_site.foreign}/plain")
+    wait_for(lambda: refused, "Chromium to refuse the frame")
+    assert page.frame_locator("iframe").locator(".ww-frame").count() == 0
+    assert all("/w/default" not in frame.url for frame in page.frames[1:]) or refused
