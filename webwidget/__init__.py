@@ -8,11 +8,13 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from flask import Flask, render_template, request
+from flask_babel import gettext
 from werkzeug.exceptions import HTTPException
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from . import health, logs, metrics, security, upstream, views
+from . import health, i18n, logs, metrics, overrides, security, themes, upstream, views
 from .chatcaptain.client import ChatCaptainClient
+from .i18n import N_
 from .limits import init_app as init_limits
 from .rendering import register_template_helpers
 from .sessions import SessionStoreUnavailable, init_sessions
@@ -44,6 +46,8 @@ def create_app(
         instance_path=instance_path or os.environ.get("WEBWIDGET_INSTANCE_PATH") or None,
     )
     Path(app.instance_path).mkdir(parents=True, exist_ok=True)
+    # Before anything creates the Jinja environment: owners' templates shadow ours.
+    overrides.init_app(app, settings.WIDGET_TEMPLATE_DIR)
     app.config.from_mapping(
         WEBWIDGET_SETTINGS=settings,
         MAX_CONTENT_LENGTH=16 * 1024,
@@ -96,6 +100,8 @@ def create_app(
         absolute_timeout=settings.SESSION_ABSOLUTE_TIMEOUT,
     )
     security.init_app(app)
+    i18n.init_app(app)
+    themes.init_app(app)
     metrics.init_app(app)
     health.init_app(app)
     register_template_helpers(app)
@@ -114,23 +120,25 @@ def _known_secrets(settings: Settings, widgets: Mapping[str, object]) -> list[st
 
 
 ERROR_TEXT = {
-    400: ("Something is not right", "The request could not be understood."),
-    403: ("Not allowed", "This action is not allowed from here."),
-    404: ("Not found", "There is no chat here."),
-    405: ("Not possible", "This action is not available."),
-    413: ("Too long", "That was too much to send at once."),
-    429: ("Slow down", "Too many requests. Please wait a moment."),
-    503: ("Back soon", "The chat is briefly unavailable. Please try again in a moment."),
+    400: (N_("Something is not right"), N_("The request could not be understood.")),
+    403: (N_("Not allowed"), N_("This action is not allowed from here.")),
+    404: (N_("Not found"), N_("There is no chat here.")),
+    405: (N_("Not possible"), N_("This action is not available.")),
+    413: (N_("Too long"), N_("That was too much to send at once.")),
+    429: (N_("Slow down"), N_("Too many requests. Please wait a moment.")),
+    503: (N_("Back soon"), N_("The chat is briefly unavailable. Please try again in a moment.")),
 }
 
 
 def render_error(status: int, message: str | None = None):
     """A friendly error page, or a small fragment for htmx; never a stack trace."""
-    heading, default = ERROR_TEXT.get(status, ("Something went wrong", "Please try again."))
+    heading, default = ERROR_TEXT.get(status, (N_("Something went wrong"), N_("Please try again.")))
+    # Our own texts translate; any other message passes through gettext unchanged.
+    heading, message = gettext(heading), gettext(message or default)
     if request.headers.get("HX-Request") == "true":
-        body = render_template("errors/_fragment.html", message=message or default)
+        body = render_template("errors/_fragment.html", message=message)
         return body, status, {"HX-Retarget": "#ww-status", "HX-Reswap": "innerHTML"}
-    return render_template("errors/error.html", heading=heading, message=message or default), status
+    return render_template("errors/error.html", heading=heading, message=message), status
 
 
 def register_error_pages(app: Flask) -> None:

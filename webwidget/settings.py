@@ -68,6 +68,21 @@ class Settings(BaseSettings):
     WIDGET_LANGUAGE: str = "EN"
     WIDGET_TITLE: str = "Chat with us"
     WIDGET_POLL_SECONDS: float = Field(default=3.0, ge=0.5, le=60)
+    # The `default` widget's theme (docs/theming.md); other widgets set theirs in WIDGETS_FILE.
+    WIDGET_PRIMARY_COLOR: str | None = None
+    WIDGET_ON_PRIMARY_COLOR: str | None = None
+    WIDGET_PRIMARY_COLOR_DARK: str | None = None
+    WIDGET_POSITION: str | None = None
+    WIDGET_SUBTITLE: str | None = None
+    WIDGET_AVATAR: str | None = None
+    WIDGET_GREETING: str | None = None
+    WIDGET_FONT: str | None = None
+    WIDGET_RADIUS: int | None = None
+    WIDGET_THEME_MODE: str | None = None
+    # A TOML file listing several widgets (webwidget/widgets.py), and a folder of templates
+    # overriding the built-in ones for every widget.
+    WIDGETS_FILE: str | None = None
+    WIDGET_TEMPLATE_DIR: str | None = None
 
     SESSION_STORE_URL: str | None = None
     SESSION_IDLE_TIMEOUT: int = Field(default=12 * 3600, ge=60)
@@ -155,14 +170,22 @@ class Settings(BaseSettings):
     def _production_needs(self) -> Settings:
         if self.demo_mode:
             return self
+        # With a widgets file the environment's `default` widget is optional.
+        single = not self.WIDGETS_FILE or self.CHATCAPTAIN_CHATBOT_ID
         missing = [
             name
             for name in (
                 "SECRET_KEY",
-                "CHATCAPTAIN_CHATBOT_ID",
-                "CHATCAPTAIN_CHANNEL_ID",
-                "CHATCAPTAIN_CHANNEL_TOKEN",
-                "WIDGET_ALLOWED_ORIGINS",
+                *(
+                    (
+                        "CHATCAPTAIN_CHATBOT_ID",
+                        "CHATCAPTAIN_CHANNEL_ID",
+                        "CHATCAPTAIN_CHANNEL_TOKEN",
+                        "WIDGET_ALLOWED_ORIGINS",
+                    )
+                    if single
+                    else ()
+                ),
             )
             if not getattr(self, name)
         ]

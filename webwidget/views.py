@@ -15,6 +15,7 @@ from flask import (
     request,
     url_for,
 )
+from flask_babel import get_locale
 
 from . import conversation as chats
 from .chatcaptain.errors import (
@@ -24,9 +25,11 @@ from .chatcaptain.errors import (
     UpstreamTimeout,
     UpstreamUnavailable,
 )
+from .i18n import N_
 from .languages import choose_language
 from .rendering import build_message_views
 from .settings import parse_origin
+from .themes import localized
 from .upstream import get_client
 from .widgets import WidgetConfig
 
@@ -77,7 +80,7 @@ def page_context(widget: WidgetConfig, **extra: object) -> dict[str, object]:
     settings = current_app.config["WEBWIDGET_SETTINGS"]
     return {
         "widget": widget.id,
-        "title": widget.title,
+        "title": localized(widget.theme.title, str(get_locale()), widget.title),
         "poll_seconds": settings.WIDGET_POLL_SECONDS,
         "can_send": get_client().supports_sending,
         "notice": None,
@@ -161,7 +164,7 @@ def start(widget: str):
     if chats.current_chat(widget) is None:
         page_url = request.form.get("page_url", "")[:2048]
         if page_url and not page_origin_allowed(widget, page_url):
-            abort(400, "This page may not start a chat with this widget.")
+            abort(400, N_("This page may not start a chat with this widget."))
         origin_url = page_url or (widget.allowed_origins or (own_origin(),))[0] + "/"
         language = choose_language(
             request.form.get("lang"), request.accept_languages, widget.language
@@ -219,7 +222,7 @@ def send(widget: str):
     if len(text) > MAX_MESSAGE_CHARS or len(label) > 256 or len(value) > 1024:
         abort(400, f"A message can have at most {MAX_MESSAGE_CHARS} characters.")
     if not text and not value:
-        abort(400, "Type a message first.")
+        abort(400, N_("Type a message first."))
     try:
         if value:
             chats.send_button(widget, chat, label or value, value)

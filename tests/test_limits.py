@@ -1,0 +1,183 @@
+"""Abuse limits: chat starts per IP and per widget, sends per session, body and message caps.
+
+Every refusal must come before anything reaches the upstream (counted by the sandbox).
+Tests use small limits through the settings.
+"""
+
+from __future__ import annotations
+
+import pytest
+import redis
+import requests
+from conftest import Visitor, https_client, widget_settings
+
+
+def stats(sandbox) -> dict[str, int]:
+    return requests.get(f"{sandbox.url}/_sandbox/stats", timeout=5).json()["requests"]
+
+
+def make_app(sandbox, tmp_path, store_url=None, **overrides):
+    from webwidget import create_app
+
+    store_url = store_url or f"sqlite:///{tmp_path / 'sessions.sqlite3'}"
+    app = create_app(
+        settings=widget_settings(sandbox.url, store_url, **overrides), instance_path=str(tmp_path)
+    )
+    app.config["TESTING"] = True
+    return app
+
+
+def start_from(app, ip: str | None = None, *, forwarded: str | None = None, htmx=False):
+    """A start by a fresh visitor (no session), from `ip` or with an X-Forwarded-For."""
+    client = https_client(app)
+    headers = {"Sec-Fetch-Site": "same-origin"}
+    if forwarded:
+        headers["X-Forwarded-For"] = forwarded
+    if htmx:
+        headers["HX-Request"] = "true"
+    environ = {"REMOTE_ADDR": ip} if ip else {}
+    return client.post("/w/default/start", headers=headers, environ_overrides=environ)
+
+
+def assert_friendly_429(response, *, htmx=False):
+    assert response.status_code == 429
+    assert int(response.headers["Retry-After"]) >= 1
+    body = response.get_data(as_text=True)
+    assert "Too many requests" in body and "Traceback" not in body
+    if htmx:
+        assert response.headers["HX-Retarget"] == "#ww-status" and "<html" not in body
+    else:
+        assert "<html" in body
+
+
+def test_defaults_are_what_a_real_site_would_use():
+    from webwidget.settings import Settings
+
+    settings = Settings(_env_file=None)
+    assert settings.RATE_LIMIT_START_PER_IP == "10/minute;100/hour"
+    assert settings.RATE_LIMIT_START_PER_WIDGET == "600/minute"
+    assert settings.RATE_LIMIT_SEND_PER_SESSION == "30/minute"
+    assert settings.TRUSTED_PROXY_HOPS == 0
+
+
+@pytest.mark.parametrize("name", ["RATE_LIMIT_START_PER_IP", "RATE_LIMIT_SEND_PER_SESSION"])
+def test_a_malformed_limit_stops_start_up_with_its_name(name):
+    from webwidget.settings import SettingsError, load_settings
+
+    with pytest.raises(SettingsError, match=f"{name}: .*not a rate limit"):
+        load_settings(_env_file=None, **{name: "lots"})
+
+
+def test_storage_follows_the_session_store():
+    from webwidget.limits import storage_url
+    from webwidget.settings import Settings
+
+    assert storage_url(Settings(_env_file=None)) == "memory://"
+    on_redis = Settings(_env_file=None, SESSION_STORE_URL="redis://10.0.0.1:6379/2")
+    assert storage_url(on_redis) == "redis://10.0.0.1:6379/2"
+    explicit = Settings(_env_file=None, RATE_LIMIT_STORAGE_URL="memory://")
+    assert storage_url(explicit) == "memory://"
+
+
+def test_starts_per_ip_are_limited_before_anything_reaches_upstream(sandbox, tmp_path):
+    app = make_app(sandbox, tmp_path, RATE_LIMIT_START_PER_IP="2/minute")
+    assert start_from(app).status_code == 303
+    assert start_from(app).status_code == 303
+    assert_friendly_429(start_from(app))
+    assert_friendly_429(start_from(app, htmx=True), htmx=True)
+    assert stats(sandbox)["create_contact"] == 2
+    # Another address still gets in.
+    assert start_from(app, "10.1.2.3").status_code == 303
+
+
+def test_a_spoofed_forwarded_for_does_not_dodge_the_ip_limit(sandbox, tmp_path):
+    app = make_app(sandbox, tmp_path, RATE_LIMIT_START_PER_IP="2/minute")
+    for n in range(2):
+        assert start_from(app, forwarded=f"203.0.113.{n}").status_code == 303
+    assert_friendly_429(start_from(app, forwarded="203.0.113.99"))
+    assert stats(sandbox)["create_contact"] == 2
+
+
+def test_a_configured_proxy_is_believed(sandbox, tmp_path):
+    app = make_app(sandbox, tmp_path, RATE_LIMIT_START_PER_IP="1/minute", TRUSTED_PROXY_HOPS=1)
+    assert start_from(app, forwarded="203.0.113.1").status_code == 303
+    assert_friendly_429(start_from(app, forwarded="203.0.113.1"))
+    # The proxy appends the real client last; a client-sent value before it is ignored.
+    assert_friendly_429(start_from(app, forwarded="198.51.100.7, 203.0.113.1"))
+    assert start_from(app, forwarded="203.0.113.2").status_code == 303
+
+
+def test_starts_per_widget_are_limited_across_addresses(sandbox, tmp_path):
+    app = make_app(sandbox, tmp_path, RATE_LIMIT_START_PER_WIDGET="3/minute")
+    for n in range(3):
+        assert start_from(app, f"10.0.0.{n}").status_code == 303
+    assert_friendly_429(start_from(app, "10.0.0.99"))
+    assert stats(sandbox)["create_contact"] == 3
+
+
+def test_sends_per_session_are_limited(sandbox, tmp_path):
+    app = make_app(sandbox, tmp_path, RATE_LIMIT_SEND_PER_SESSION="3/minute")
+    visitor = Visitor(https_client(app))
+    visitor.start()
+    for n in range(3):
+        assert visitor.send(f"hello {n}").status_code == 303
+    assert_friendly_429(visitor.send("one too many"))
+    assert_friendly_429(visitor.send("one too many", htmx=True), htmx=True)
+    assert stats(sandbox)["send_message"] == 3
+    # Another visitor from the same address has a budget of its own.
+    other = Visitor(https_client(app))
+    other.start()
+    assert other.send("hi").status_code == 303
+
+
+def test_limits_are_shared_through_redis_between_instances(sandbox, tmp_path, redis_url):
+    url = redis_url.rsplit("/", 1)[0] + "/14"
+    redis.Redis.from_url(url).flushdb()
+    apps = [
+        make_app(sandbox, tmp_path / name, url, RATE_LIMIT_START_PER_IP="2/minute")
+        for name in ("one", "two")
+    ]
+    assert start_from(apps[0]).status_code == 303
+    assert start_from(apps[1]).status_code == 303
+    assert_friendly_429(start_from(apps[0]))
+    assert_friendly_429(start_from(apps[1]))
+    client = redis.Redis.from_url(url)
+    assert any(key.startswith(b"LIMITS:LIMITER/webwidget/ip:") for key in client.keys())
+    client.flushdb()
+    client.close()
+
+
+def test_a_body_over_the_cap_is_a_friendly_413(sandbox, tmp_path):
+    app = make_app(sandbox, tmp_path)
+    visitor = Visitor(https_client(app))
+    visitor.start()
+    before = stats(sandbox)
+    big = {"text": "x" * 20_000}
+    page = visitor.send(big["text"])
+    assert page.status_code == 413
+    assert "That was too much to send at once." in page.get_data(as_text=True)
+    fragment = visitor.send(big["text"], htmx=True)
+    assert fragment.status_code == 413
+    assert fragment.headers["HX-Retarget"] == "#ww-status"
+    multipart = visitor.client.post(
+        "/w/default/send",
+        data=big,
+        content_type="multipart/form-data",
+        headers={"Sec-Fetch-Site": "same-origin"},
+    )
+    assert multipart.status_code == 413
+    assert stats(sandbox) == before
+
+
+def test_a_message_over_the_length_cap_is_a_400(sandbox, tmp_path):
+    from webwidget.views import MAX_MESSAGE_CHARS
+
+    app = make_app(sandbox, tmp_path)
+    visitor = Visitor(https_client(app))
+    visitor.start()
+    too_long = visitor.send("x" * (MAX_MESSAGE_CHARS + 1))
+    assert too_long.status_code == 400
+    assert f"at most {MAX_MESSAGE_CHARS} characters" in too_long.get_data(as_text=True)
+    assert stats(sandbox)["send_message"] == 0
+    assert visitor.send("x" * MAX_MESSAGE_CHARS).status_code == 303
+    assert stats(sandbox)["send_message"] == 1

@@ -1,0 +1,338 @@
+"""Widget themes: colours, shape and words, served as CSS custom properties per widget.
+
+A theme becomes a small stylesheet at `GET /themes/<widget>.css` (the CSP allows only
+stylesheets from our origin, so no inline style), linked after `static/css/widget.css`.
+Its URL carries a fingerprint of the theme, so it is cached for a long time and a new
+theme is a new URL.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from flask import Blueprint, Flask, abort, current_app, make_response, request, url_for
+
+log = logging.getLogger(__name__)
+
+bp = Blueprint("theme", __name__)
+
+HEX_COLOR = re.compile(r"^#(?:[0-9a-fA-F]{3}|[0-9a-fA-F]{6})$")
+# A font-family list: names, quotes, commas, spaces; nothing that could end the declaration.
+FONT_STACK = re.compile(r"^[A-Za-z0-9 ,\"'\-]{1,200}$")
+MODES = ("auto", "light", "dark")
+POSITIONS = ("right", "left")
+AA_TEXT = 4.5
+
+# The built-in palettes of static/css/widget.css; a theme changes the primary colour.
+LIGHT = {"bg": "#ffffff", "surface": "#f1f3f6", "text": "#1b1f24", "muted": "#57606a"}
+DARK = {"bg": "#16181d", "surface": "#262a31", "text": "#e8eaed", "muted": "#a8b0ba"}
+DEFAULT_PRIMARY = "#1f5fbf"
+DEFAULT_PRIMARY_DARK = "#8ab4f8"
+
+
+class ThemeError(ValueError):
+    """A theme value is malformed; the message names the field."""
+
+
+Localized = str | Mapping[str, str]
+
+
+def localized(value: Localized | None, lang: str, fallback: str = "") -> str:
+    """A text that may be one string or a table by language code (`en`, `de`, ...)."""
+    if value is None:
+        return fallback
+    if isinstance(value, str):
+        return value
+    lang = lang.lower()
+    for key in (lang, lang.split("-")[0], "en"):
+        if value.get(key):
+            return value[key]
+    return next(iter(value.values()), fallback)
+
+
+def _rgb(color: str) -> tuple[int, int, int]:
+    hex_digits = color.lstrip("#")
+    if len(hex_digits) == 3:
+        hex_digits = "".join(c * 2 for c in hex_digits)
+    return tuple(int(hex_digits[i : i + 2], 16) for i in (0, 2, 4))  # type: ignore[return-value]
+
+
+def relative_luminance(color: str) -> float:
+    """WCAG 2 relative luminance of a #rgb or #rrggbb colour."""
+
+    def channel(value: int) -> float:
+        c = value / 255
+        return c / 12.92 if c <= 0.04045 else ((c + 0.055) / 1.055) ** 2.4
+
+    r, g, b = (channel(v) for v in _rgb(color))
+    return 0.2126 * r + 0.7152 * g + 0.0722 * b
+
+
+def contrast_ratio(a: str, b: str) -> float:
+    """WCAG 2 contrast ratio between two colours, from 1 to 21."""
+    la, lb = sorted((relative_luminance(a), relative_luminance(b)), reverse=True)
+    return (la + 0.05) / (lb + 0.05)
+
+
+def best_text_on(color: str) -> str:
+    """Black or white, whichever reads better on `color`."""
+    return (
+        "#ffffff"
+        if contrast_ratio("#ffffff", color) >= contrast_ratio("#000000", color)
+        else "#000000"
+    )
+
+
+def _color(value: object, name: str) -> str | None:
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str) or not HEX_COLOR.match(value.strip()):
+        raise ThemeError(f"{name}: {value!r} is not a colour like #1f5fbf")
+    return value.strip().lower()
+
+
+def _text(value: object, name: str, limit: int = 200) -> Localized | None:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        if len(value) > limit:
+            raise ThemeError(f"{name}: at most {limit} characters")
+        return value
+    if (
+        isinstance(value, Mapping)
+        and value
+        and all(
+            isinstance(k, str) and isinstance(v, str) and len(v) <= limit for k, v in value.items()
+        )
+    ):
+        return {k.lower(): v for k, v in value.items()}
+    raise ThemeError(f"{name}: use a string or a table of strings by language code")
+
+
+@dataclass(frozen=True)
+class Theme:
+    """How one widget looks and greets; every field is optional."""
+
+    primary_color: str = DEFAULT_PRIMARY
+    # Text on the primary colour; black or white by contrast unless set.
+    on_primary_color: str | None = None
+    # The primary colour on the dark palette; the light one is kept for dark if unset
+    # only when the owner chose one (the default blue is too dark on dark grey).
+    primary_color_dark: str | None = None
+    position: str = "right"
+    title: Localized | None = None
+    subtitle: Localized | None = None
+    avatar: str | None = None
+    greeting: Localized | None = None
+    font: str | None = None
+    radius: int = 14
+    mode: str = "auto"
+
+    @property
+    def on_primary(self) -> str:
+        """Text colour on the primary colour in the light palette."""
+        return self.on_primary_color or best_text_on(self.primary_color)
+
+    @property
+    def dark_primary(self) -> str:
+        """The primary colour on the dark palette."""
+        if self.primary_color_dark:
+            return self.primary_color_dark
+        return DEFAULT_PRIMARY_DARK if self.primary_color == DEFAULT_PRIMARY else self.primary_color
+
+    @property
+    def dark_on_primary(self) -> str:
+        """Text colour on the primary colour in the dark palette."""
+        if (
+            self.primary_color_dark is None
+            and self.on_primary_color
+            and self.dark_primary == self.primary_color
+        ):
+            return self.on_primary_color
+        return best_text_on(self.dark_primary)
+
+    def css(self) -> str:
+        """The theme as CSS custom properties overriding static/css/widget.css."""
+        font = f"  --ww-font: {self.font};\n" if self.font else ""
+        light = (
+            f"  --ww-primary: {self.primary_color};\n  --ww-on-primary: {self.on_primary};\n"
+            f"  --ww-focus: {self.primary_color};\n"
+        )
+        dark_palette = "".join(f"  --ww-{k}: {v};\n" for k, v in DARK.items())
+        dark = (
+            f"  --ww-primary: {self.dark_primary};\n  --ww-on-primary: {self.dark_on_primary};\n"
+            f"  --ww-focus: {self.dark_primary};\n"
+        )
+        return (
+            "/* Generated from the widget's theme (webwidget/themes.py). */\n"
+            f":root {{\n{light}  --ww-radius: {self.radius}px;\n{font}}}\n"
+            "@media (prefers-color-scheme: dark) {\n"
+            f'  :root:not([data-theme="light"]) {{\n{dark}  }}\n}}\n'
+            f':root[data-theme="dark"] {{\n{dark_palette}  --ww-border: #3c424b;\n{dark}}}\n'
+        )
+
+    @property
+    def fingerprint(self) -> str:
+        """Changes whenever the stylesheet does: the cache key in its URL."""
+        return hashlib.sha256(self.css().encode()).hexdigest()[:12]
+
+    def contrast_problems(self) -> list[str]:
+        """Each pair of colours below WCAG AA (4.5:1 for text), described for the owner."""
+        pairs = []
+        if self.mode in ("auto", "light"):
+            pairs += [
+                (
+                    "text on the primary colour (header, send button)",
+                    self.on_primary,
+                    self.primary_color,
+                    "primary_color/on_primary_color",
+                ),
+                (
+                    "the primary colour as text on the background (buttons, links)",
+                    self.primary_color,
+                    LIGHT["bg"],
+                    "primary_color",
+                ),
+            ]
+        if self.mode in ("auto", "dark"):
+            pairs += [
+                (
+                    "text on the primary colour in dark mode",
+                    self.dark_on_primary,
+                    self.dark_primary,
+                    "primary_color_dark",
+                ),
+                (
+                    "the primary colour as text on the dark background",
+                    self.dark_primary,
+                    DARK["bg"],
+                    "primary_color_dark",
+                ),
+            ]
+        problems = []
+        for what, fg, bg, fix in pairs:
+            ratio = contrast_ratio(fg, bg)
+            if ratio < AA_TEXT:
+                problems.append(
+                    f"{what}: {fg} on {bg} has contrast {ratio:.2f}:1, below WCAG AA {AA_TEXT}:1"
+                    f" (change {fix})"
+                )
+        return problems
+
+
+THEME_FIELDS = {
+    "primary_color",
+    "on_primary_color",
+    "primary_color_dark",
+    "position",
+    "title",
+    "subtitle",
+    "avatar",
+    "greeting",
+    "font",
+    "radius",
+    "mode",
+}
+
+
+def theme_from_mapping(values: Mapping[str, object]) -> Theme:
+    """Validate a theme table (widgets file or settings); a ThemeError names the field."""
+    unknown = sorted(set(values) - THEME_FIELDS)
+    if unknown:
+        raise ThemeError(
+            f"{unknown[0]}: unknown theme field (known: {', '.join(sorted(THEME_FIELDS))})"
+        )
+    kwargs: dict[str, object] = {}
+    for name in ("primary_color", "on_primary_color", "primary_color_dark"):
+        color = _color(values.get(name), name)
+        if color:
+            kwargs[name] = color
+    position = values.get("position", "right")
+    if position not in POSITIONS:
+        raise ThemeError(f"position: use 'right' or 'left', not {position!r}")
+    kwargs["position"] = position
+    mode = values.get("mode", "auto")
+    if mode not in MODES:
+        raise ThemeError(f"mode: use 'auto', 'light' or 'dark', not {mode!r}")
+    kwargs["mode"] = mode
+    for name in ("title", "subtitle", "greeting"):
+        kwargs[name] = _text(values.get(name), name, 500 if name == "greeting" else 120)
+    avatar = values.get("avatar")
+    if avatar:
+        parts = urlsplit(str(avatar))
+        # https or a path on this server: the page's CSP allows images from nowhere else.
+        if not (parts.scheme == "https" and parts.hostname) and not (
+            not parts.scheme and str(avatar).startswith("/") and not str(avatar).startswith("//")
+        ):
+            raise ThemeError(
+                f"avatar: {avatar!r} must be an https:// URL or a path like /static/..."
+            )
+        kwargs["avatar"] = str(avatar)
+    font = values.get("font")
+    if font:
+        if not isinstance(font, str) or not FONT_STACK.match(font):
+            raise ThemeError("font: use a CSS font-family list such as 'Georgia, serif'")
+        kwargs["font"] = font
+    radius = values.get("radius", 14)
+    if isinstance(radius, bool) or not isinstance(radius, int) or not 0 <= radius <= 32:
+        raise ThemeError(f"radius: use a whole number of pixels from 0 to 32, not {radius!r}")
+    kwargs["radius"] = radius
+    return Theme(**kwargs)  # type: ignore[arg-type]
+
+
+def warn_low_contrast(widgets: Mapping[str, object]) -> None:
+    """Log a warning at start-up for every widget whose colours fall below WCAG AA."""
+    for widget_id, widget in widgets.items():
+        for problem in widget.theme.contrast_problems():  # type: ignore[attr-defined]
+            log.warning("widget %r theme: %s", widget_id, problem)
+
+
+# Outside /w/<widget>: that prefix is per visitor and never cached (security.py); a theme
+# is the same for everyone, so its stylesheet lives here and caches like static files.
+@bp.get("/themes/<widget_id>.css")
+def stylesheet(widget_id: str):
+    """The widget's theme as CSS; cached for a year when asked for by its fingerprint."""
+    config = current_app.extensions["webwidget.widgets"].get(widget_id)
+    if config is None:
+        abort(404)
+    response = make_response(config.theme.css())
+    response.mimetype = "text/css"
+    if request.args.get("v") == config.theme.fingerprint:
+        response.headers["Cache-Control"] = "public, max-age=31536000, immutable"
+    else:
+        response.headers["Cache-Control"] = "public, max-age=300"
+    return response
+
+
+def theme_context() -> dict[str, object]:
+    """The current widget's theme for templates (base.html, widget/_header.html, ...)."""
+    from .i18n import current_widget
+
+    widget = current_widget()
+    if widget is None:
+        return {}
+    from flask_babel import get_locale
+
+    theme = widget.theme
+    lang = str(get_locale() or widget.language).lower()
+    return {
+        "theme": theme,
+        "theme_css": url_for("theme.stylesheet", widget_id=widget.id, v=theme.fingerprint),
+        "theme_mode": theme.mode,
+        "widget_position": theme.position,
+        "subtitle": localized(theme.subtitle, lang),
+        "avatar": theme.avatar,
+        "greeting": localized(theme.greeting, lang),
+    }
+
+
+def init_app(app: Flask) -> None:
+    """Serve the theme stylesheets and check every theme's contrast once."""
+    app.register_blueprint(bp)
+    app.context_processor(theme_context)
+    warn_low_contrast(app.extensions["webwidget.widgets"])
