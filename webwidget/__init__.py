@@ -12,7 +12,7 @@ from flask_babel import gettext
 from werkzeug.exceptions import HTTPException
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from . import embed, health, i18n, logs, metrics, overrides, security, themes, upstream, views
+from . import health, i18n, logs, metrics, overrides, security, themes, upstream, views
 from .chatcaptain.client import ChatCaptainClient
 from .i18n import N_
 from .limits import init_app as init_limits
@@ -107,7 +107,6 @@ def create_app(
     register_template_helpers(app)
     app.jinja_env.globals.setdefault("_", lambda text, **values: text % values if values else text)
     app.register_blueprint(views.bp)
-    app.register_blueprint(embed.bp)
     register_error_pages(app)
     init_limits(app)  # wraps registered views, so it comes after the blueprints
     return app

@@ -30,10 +30,7 @@ def same_after_reload(page, frame, ids, reopen=True) -> None:
     page.reload()
     if reopen:
         page.locator(LAUNCHER).click()
-    try:
-        wait_for(lambda: message_ids(frame) == ids, "the same conversation after the reload")
-    except AssertionError:
-        raise AssertionError(f"{message_ids(frame)} != {ids}") from None
+    wait_for(lambda: message_ids(frame) == ids, "the same conversation after the reload")
 
 
 def loader_round_trip(page, site, query=""):

@@ -1,0 +1,186 @@
+"""Operations: /healthz, /readyz, /metrics (one process and gunicorn workers), request
+ids, JSON logs without secrets, and a graceful shutdown that finishes requests."""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import signal
+import threading
+import time
+
+import pytest
+import requests
+from conftest import CHANNEL_TOKEN, SECRET_KEY, Visitor, free_port, https_client, widget_settings
+from test_scale_out import Browser, Instance, instance_env
+
+API_KEY = "api-key-that-must-never-be-logged-42"
+
+
+def make_app(upstream_url, tmp_path, store_url=None, **overrides):
+    from webwidget import create_app
+
+    store_url = store_url or f"sqlite:///{tmp_path / 'sessions.sqlite3'}"
+    app = create_app(settings=widget_settings(upstream_url, store_url, **overrides),
+                     instance_path=str(tmp_path))
+    app.config["TESTING"] = True
+    return app
+
+
+def metric(text: str, name: str, **labels: str) -> float:
+    """The sum of every sample of `name` whose labels include `labels`."""
+    total, found = 0.0, False
+    for line in text.splitlines():
+        match = re.match(r"^([a-zA-Z_:][\w:]*)(\{[^}]*\})? ([0-9.eE+-]+|NaN)$", line)
+        if not match or match.group(1) != name:
+            continue
+        have = dict(re.findall(r'(\w+)="([^"]*)"', match.group(2) or ""))
+        if all(have.get(k) == v for k, v in labels.items()):
+            total += float(match.group(3))
+            found = True
+    assert found, f"no sample {name}{labels}"
+    return total
+
+
+def test_healthz_answers_without_dependencies_or_a_session(tmp_path):
+    app = make_app(f"http://127.0.0.1:{free_port()}", tmp_path)  # nothing listens there
+    answer = https_client(app).get("/healthz")
+    assert answer.status_code == 200
+    assert answer.get_json() == {"status": "ok"}
+    assert "Set-Cookie" not in answer.headers
+
+
+def test_readyz_checks_the_session_store_and_the_upstream(app):
+    answer = https_client(app).get("/readyz")
+    assert answer.status_code == 200
+    assert answer.get_json()["checks"] == {"session_store": "ok", "upstream": "ok"}
+
+
+def test_readyz_names_an_unreachable_upstream_without_its_address(tmp_path):
+    port = free_port()
+    app = make_app(f"http://127.0.0.1:{port}", tmp_path)
+    answer = https_client(app).get("/readyz")
+    assert answer.status_code == 503
+    body = answer.get_json()
+    assert body["status"] == "unavailable"
+    assert body["checks"]["upstream"] in ("unavailable", "timeout")
+    assert body["checks"]["session_store"] == "ok"
+    assert str(port) not in answer.get_data(as_text=True)
+
+
+def test_metrics_in_one_process_cover_requests_upstream_circuit_and_sessions(sandbox, tmp_path):
+    app = make_app(sandbox.url, tmp_path, UPSTREAM_BREAKER_FAIL_MAX=1, UPSTREAM_DEADLINE=1.0)
+    visitor = Visitor(https_client(app))
+    visitor.start()
+    visitor.get("/w/default")
+    requests.put(f"{sandbox.url}/_sandbox/faults", json={"error_status": 500,
+                 "operations": ["list_messages"]}, timeout=5)
+    visitor.get("/w/default")  # fails and opens the circuit (fail_max 1)
+    visitor.get("/w/default")  # fails fast
+    text = https_client(app).get("/metrics").get_data(as_text=True)
+
+    assert metric(text, "webwidget_http_requests_total", route="/w/<widget>", status="200") >= 1
+    assert metric(text, "webwidget_http_requests_total", route="/w/<widget>/start",
+                  method="POST", status="303") == 1
+    assert metric(text, "webwidget_http_requests_total", route="/w/<widget>", status="503") == 2
+    assert metric(text, "webwidget_upstream_request_duration_seconds_count",
+                  operation="create_contact") == 1
+    assert metric(text, "webwidget_upstream_request_duration_seconds_bucket",
+                  operation="list_messages", le="+Inf") == 2  # the fast failure is no sample
+    assert metric(text, "webwidget_upstream_errors_total", operation="list_messages",
+                  kind="unavailable") == 1
+    assert metric(text, "webwidget_upstream_errors_total", operation="list_messages",
+                  kind="circuit_open") == 1
+    assert metric(text, "webwidget_upstream_circuit_state") == 2
+    assert metric(text, "webwidget_active_sessions") == 1
+    assert CHANNEL_TOKEN not in text and "wt_" not in text
+
+
+def test_request_ids_are_echoed_sanitised_or_generated(app):
+    client = https_client(app)
+    assert client.get("/healthz", headers={"X-Request-ID": "lb-1234.abc"}).headers[
+        "X-Request-ID"] == "lb-1234.abc"
+    for hostile in ("x" * 200, "a b", 'evil"}{', "new\tline"):
+        answer = client.get("/healthz", headers={"X-Request-ID": hostile})
+        assert re.fullmatch(r"[0-9a-f]{32}", answer.headers["X-Request-ID"])
+    assert re.fullmatch(r"[0-9a-f]{32}", client.get("/healthz").headers["X-Request-ID"])
+
+
+def test_logs_are_json_with_request_ids_and_hold_no_secret(sandbox, tmp_path, capsys, caplog):
+    caplog.set_level(logging.DEBUG)  # urllib3 logs request URLs (with ?token=) at DEBUG
+    app = make_app(sandbox.url, tmp_path, CHATCAPTAIN_API_KEY=API_KEY)
+    visitor = Visitor(https_client(app))
+    visitor.start()
+    visitor.send("hello")
+    requests.post(f"{sandbox.url}/_sandbox/clock", json={"advance": 4000}, timeout=5)
+    visitor.get("/w/default")  # an expired token, renewed
+    requests.put(f"{sandbox.url}/_sandbox/faults", json={"error_status": 503}, timeout=5)
+    visitor.send("are you there?", htmx=True, headers={"X-Request-ID": "trace-42"})
+    requests.delete(f"{sandbox.url}/_sandbox/faults", timeout=5)
+    visitor.end()
+    # A careless log line with a URL and a token is still cleaned.
+    logging.getLogger("webwidget.test").warning(
+        "GET http://x/messages?token=wt_abcdefghijkl channelToken=%s", CHANNEL_TOKEN)
+
+    written = capsys.readouterr().err
+    lines = [json.loads(line) for line in written.splitlines() if line.startswith("{")]
+    assert len(lines) >= 5
+    assert all({"ts", "level", "logger", "message", "request_id"} <= set(e) for e in lines)
+    assert any(e["request_id"] == "trace-42" and "send failed" in e["message"] for e in lines)
+    with app.app_context():
+        from webwidget.sessions import get_store
+
+        assert get_store(app).ping() is None
+    for secret in (CHANNEL_TOKEN, API_KEY, SECRET_KEY, "wt_", "?token", "token=wt"):
+        assert secret not in written, secret
+    assert "[redacted]" in written
+
+
+@pytest.fixture
+def gunicorn_two_workers(sandbox_server, tmp_path):
+    directory = tmp_path / "metrics"
+    env = instance_env(sandbox_server.url, f"sqlite:///{tmp_path / 'sessions.sqlite3'}",
+                       WEB_CONCURRENCY="2", PROMETHEUS_MULTIPROC_DIR=str(directory))
+    instance = Instance("metrics", tmp_path, env)
+    instance.start()
+    yield instance, directory
+    instance.stop()
+
+
+def test_metrics_under_gunicorn_add_up_every_worker(gunicorn_two_workers):
+    instance, directory = gunicorn_two_workers
+    before = metric(requests.get(instance.url + "/metrics", timeout=5).text,
+                    "webwidget_http_requests_total", route="/healthz", status="200")
+    for _ in range(40):  # a new connection each: the kernel spreads them over both workers
+        requests.get(instance.url + "/healthz", timeout=5, headers={"Connection": "close"})
+    workers = {p.name for p in directory.glob("counter_*.db")}
+    assert len(workers) == 2, workers
+    for _ in range(3):  # whichever worker answers the scrape, it reports both
+        text = requests.get(instance.url + "/metrics", timeout=5).text
+        assert metric(text, "webwidget_http_requests_total", route="/healthz",
+                      status="200") == before + 40
+
+
+def test_sigterm_lets_a_request_in_flight_finish(sandbox, tmp_path):
+    env = instance_env(sandbox.url, f"sqlite:///{tmp_path / 'sessions.sqlite3'}",
+                       UPSTREAM_READ_TIMEOUT="5", UPSTREAM_DEADLINE="6")
+    instance = Instance("graceful", tmp_path, env)
+    instance.start()
+    try:
+        visitor = Browser()
+        visitor.post(instance, "/w/default/start")
+        requests.put(f"{sandbox.url}/_sandbox/faults",
+                     json={"latency_ms": 2000, "operations": ["list_messages"]}, timeout=5)
+        result: dict[str, requests.Response] = {}
+        slow = threading.Thread(target=lambda: result.update(r=visitor.get(instance, "/w/default")))
+        slow.start()
+        time.sleep(0.7)  # the request is now waiting on the upstream
+        instance.process.send_signal(signal.SIGTERM)
+        slow.join(timeout=20)
+        assert instance.process.wait(timeout=30) == 0
+        instance.process = None
+    finally:
+        instance.stop()
+    assert result["r"].status_code == 200
+    assert 'data-message-id="' in result["r"].text
