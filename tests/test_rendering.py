@@ -37,7 +37,7 @@ SEND_ACTION = "/w/default/send"
 
 # Every tag and attribute the partials may emit; anything else came from upstream data.
 ALLOWED = {
-    "article": {"class", "data-message-id"},
+    "article": {"class", "id", "data-message-id"},  # id: dom_id(), a delta target
     "header": {"class"},
     "footer": {"class"},
     "div": {"class", "role"},

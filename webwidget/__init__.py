@@ -12,7 +12,19 @@ from flask_babel import gettext
 from werkzeug.exceptions import HTTPException
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from . import health, i18n, logs, metrics, overrides, security, themes, upstream, views
+from . import (
+    coalesce,
+    embed,
+    health,
+    i18n,
+    logs,
+    metrics,
+    overrides,
+    security,
+    themes,
+    upstream,
+    views,
+)
 from .chatcaptain.client import ChatCaptainClient
 from .i18n import N_
 from .limits import init_app as init_limits
@@ -105,8 +117,10 @@ def create_app(
     metrics.init_app(app)
     health.init_app(app)
     register_template_helpers(app)
+    coalesce.init_app(app, settings.SESSION_STORE_URL)
     app.jinja_env.globals.setdefault("_", lambda text, **values: text % values if values else text)
     app.register_blueprint(views.bp)
+    app.register_blueprint(embed.bp)
     register_error_pages(app)
     init_limits(app)  # wraps registered views, so it comes after the blueprints
     return app

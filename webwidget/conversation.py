@@ -6,18 +6,19 @@ and the client ever read them, and none of them is rendered.
 
 from __future__ import annotations
 
-import hashlib
 import time
 from dataclasses import dataclass
 
 from flask import session
 
+from . import coalesce
 from .chatcaptain.errors import ContractViolation, TokenExpired, TokenInvalid, UpstreamRejected
 from .chatcaptain.models import (
     CreateWidgetContactRequestDto,
     CreateWidgetConversationRequestDto,
     MessageDto,
 )
+from .coalesce import Listing, conversation_key, get_coalescer
 from .upstream import get_client
 from .widgets import WidgetConfig
 
@@ -150,8 +151,8 @@ def with_fresh_token(widget: WidgetConfig, chat: Chat, call):
     raise failure
 
 
-def list_messages(widget: WidgetConfig, chat: Chat) -> list[MessageDto]:
-    """The conversation's messages, oldest first."""
+def fetch_messages(widget: WidgetConfig, chat: Chat) -> list[MessageDto]:
+    """The conversation's messages straight from upstream, oldest first."""
     response = with_fresh_token(
         widget,
         chat,
@@ -160,30 +161,57 @@ def list_messages(widget: WidgetConfig, chat: Chat) -> list[MessageDto]:
     return response.messages
 
 
+def listing_key(widget: WidgetConfig, chat: Chat) -> str:
+    """The coalescing key of this chat's message list (a digest, never a token)."""
+    return conversation_key(widget.chatbot_id, chat.conversation_id)
+
+
+def message_listing(widget: WidgetConfig, chat: Chat, *, max_age: float = 0.0) -> Listing:
+    """The messages and their version, sharing one upstream call with concurrent polls.
+
+    `max_age` accepts a list another tab or instance fetched that many seconds ago.
+    """
+    return get_coalescer().get(
+        listing_key(widget, chat), lambda: fetch_messages(widget, chat), max_age=max_age
+    )
+
+
+def list_messages(widget: WidgetConfig, chat: Chat) -> list[MessageDto]:
+    """The conversation's messages, oldest first (fresh, or joining a fetch in flight)."""
+    return message_listing(widget, chat).messages
+
+
 def send_text(widget: WidgetConfig, chat: Chat, text: str) -> MessageDto:
     """Post the visitor's text through the upstream's sending capability."""
-    return with_fresh_token(
-        widget,
-        chat,
-        lambda c: get_client().send_message(
-            widget.chatbot_id, c.conversation_id, c.widget_token, text=text
-        ),
-    )
+    try:
+        return with_fresh_token(
+            widget,
+            chat,
+            lambda c: get_client().send_message(
+                widget.chatbot_id, c.conversation_id, c.widget_token, text=text
+            ),
+        )
+    finally:
+        # The sender must see their own message at once, not a cached list without it.
+        get_coalescer().invalidate(listing_key(widget, chat))
 
 
 def send_button(widget: WidgetConfig, chat: Chat, label: str, value: str) -> MessageDto:
     """Post the visitor's button choice."""
-    return with_fresh_token(
-        widget,
-        chat,
-        lambda c: get_client().send_message(
-            widget.chatbot_id,
-            c.conversation_id,
-            c.widget_token,
-            button_label=label,
-            button_value=value,
-        ),
-    )
+    try:
+        return with_fresh_token(
+            widget,
+            chat,
+            lambda c: get_client().send_message(
+                widget.chatbot_id,
+                c.conversation_id,
+                c.widget_token,
+                button_label=label,
+                button_value=value,
+            ),
+        )
+    finally:
+        get_coalescer().invalidate(listing_key(widget, chat))
 
 
 def end_chat(widget: WidgetConfig) -> None:
@@ -195,7 +223,4 @@ def end_chat(widget: WidgetConfig) -> None:
 
 def messages_version(messages: list[MessageDto]) -> str:
     """A short digest of what the visitor sees, so an unchanged poll can answer 204."""
-    digest = hashlib.sha256()
-    for message in messages:
-        digest.update(f"{message.id}\x1f{message.status}\x1f{message.error or ''}\x1e".encode())
-    return digest.hexdigest()[:16]
+    return coalesce.messages_version(messages)

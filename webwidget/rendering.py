@@ -18,6 +18,8 @@ from urllib.parse import urlsplit
 
 from markupsafe import Markup, escape
 
+from webwidget.domids import dom_id
+
 if TYPE_CHECKING:
     from flask import Flask
 
@@ -534,6 +536,8 @@ def register_template_helpers(app: Flask) -> None:
     app.jinja_env.filters["safe_url"] = safe_url
     app.jinja_env.filters["linkify"] = linkify
     app.jinja_env.filters["filesize"] = filesize
+    # Each message's element id, which delta updates replace out of band.
+    app.jinja_env.filters["dom_id"] = dom_id
     app.jinja_env.globals["content_template"] = content_template
     # The page owner installs the real gettext; keep the partials renderable without it.
     app.jinja_env.globals.setdefault("_", _gettext_fallback)

@@ -18,6 +18,7 @@ from flask import (
 from flask_babel import get_locale
 
 from . import conversation as chats
+from . import polling
 from .chatcaptain.errors import (
     SendingUnsupported,
     TokenInvalid,
@@ -96,11 +97,11 @@ def render_view(partial: str, status: int = 200, **context: object):
 
 def conversation_context(widget: WidgetConfig, chat: chats.Chat) -> dict[str, object]:
     """The conversation view's context, with messages fetched from upstream."""
-    messages = chats.list_messages(widget, chat)
+    listing = chats.message_listing(widget, chat)
+    views = build_message_views(listing.messages, can_send=get_client().supports_sending)
+    polling.remember(widget, chat, listing.version, views)
     return page_context(
-        widget,
-        messages=build_message_views(messages, can_send=get_client().supports_sending),
-        version=chats.messages_version(messages),
+        widget, messages=views, version=listing.version, **polling.active_poller()
     )
 
 
@@ -192,7 +193,8 @@ def messages(widget: str):
         # The chat ended elsewhere (another tab, a timeout): 286 stops this poller.
         return make_response(render_template("widget/_update.html", ended=True), 286)
     try:
-        context = conversation_context(widget, chat)
+        # 204 / a slower poller / only the changes: see polling.py.
+        return polling.poll(widget, chat, page_context(widget), activity=request.method == "POST")
     except TokenInvalid:
         return restart_notice(widget)
     except UpstreamError as error:
@@ -204,9 +206,6 @@ def messages(widget: str):
             ),
             upstream_status(error),
         )
-    if context["version"] == request.args.get("v"):
-        return "", 204
-    return render_template("widget/_update.html", **context)
 
 
 @bp.post("/w/<widget>/send")

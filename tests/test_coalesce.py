@@ -1,0 +1,140 @@
+"""Single-flight: polls of one conversation from many tabs and instances share one upstream call."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+import redis
+import requests
+from conftest import https_client, widget_settings
+
+from webwidget import create_app
+from webwidget.coalesce import KEY_PREFIX
+
+HX = {"HX-Request": "true"}
+
+
+def list_calls(sandbox) -> int:
+    return requests.get(f"{sandbox.url}/_sandbox/stats", timeout=5).json()["requests"][
+        "list_messages"
+    ]
+
+
+def slow_upstream(sandbox, ms: int) -> None:
+    requests.put(
+        f"{sandbox.url}/_sandbox/faults",
+        json={"latency_ms": ms, "operations": ["list_messages"]},
+        timeout=5,
+    ).raise_for_status()
+
+
+def start_chat(app) -> str:
+    """Start a chat on `app`; the session handle, as the page script would keep it."""
+    client = https_client(app, use_cookies=False)
+    started = client.post("/w/default/start", headers={**HX, "Sec-Fetch-Site": "same-origin"})
+    assert started.status_code == 200
+    return started.headers["X-Widget-Session"]
+
+
+def concurrent_polls(apps, handle: str, tabs: int, query: str = "v=stale&i=1") -> list[int]:
+    """`tabs` polls at once, spread over `apps`, each from its own client (its own tab)."""
+    barrier = threading.Barrier(tabs)
+    statuses: list[int] = []
+
+    def tab(n: int) -> None:
+        client = https_client(apps[n % len(apps)], use_cookies=False)
+        barrier.wait()
+        response = client.get(
+            f"/w/default/messages?{query}", headers={**HX, "X-Widget-Session": handle}
+        )
+        statuses.append(response.status_code)
+
+    threads = [threading.Thread(target=tab, args=(n,)) for n in range(tabs)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    return statuses
+
+
+def test_concurrent_polls_of_one_conversation_make_one_upstream_call(app, sandbox):
+    handle = start_chat(app)
+    time.sleep(1.0)  # past the start's own cached list
+    slow_upstream(sandbox, 300)  # so the polls overlap the one call in flight
+    before = list_calls(sandbox)
+    statuses = concurrent_polls([app], handle, tabs=8)
+    assert statuses == [200] * 8
+    assert list_calls(sandbox) - before == 1
+
+
+def test_two_instances_on_one_redis_share_one_call(sandbox, redis_url, tmp_path):
+    client = redis.Redis.from_url(redis_url.rsplit("/", 1)[0] + "/15")
+    client.flushdb()
+    url = redis_url.rsplit("/", 1)[0] + "/15"
+    apps = [
+        create_app(settings=widget_settings(sandbox.url, url), instance_path=str(tmp_path / name))
+        for name in ("a", "b")
+    ]
+    handle = start_chat(apps[0])
+    time.sleep(1.0)
+    slow_upstream(sandbox, 300)
+    before = list_calls(sandbox)
+    statuses = concurrent_polls(apps, handle, tabs=6)
+    assert statuses == [200] * 6
+    assert list_calls(sandbox) - before == 1
+    # Redis keys and values name no token and no conversation id.
+    keys = [k.decode() for k in client.keys(KEY_PREFIX + "*")]
+    assert keys
+    dump = " ".join(keys) + " ".join(
+        (client.get(k) or b"").decode(errors="replace") for k in keys if not k.endswith(":lock")
+    )
+    interface = apps[0].session_interface
+    chat = interface.store.load(interface.signer.unsign(handle)).data["chat:default"]
+    for secret in (chat["widgetToken"], chat["conversationId"], chat["contactId"]):
+        assert secret not in dump
+    client.flushdb()
+    client.close()
+
+
+@pytest.mark.parametrize("store_url", ["sqlite"], indirect=True)
+def test_polls_within_the_interval_share_a_call_and_sends_invalidate_it(app, sandbox):
+    handle = start_chat(app)
+    time.sleep(1.0)
+    tab_a = https_client(app, use_cookies=False)
+    tab_b = https_client(app, use_cookies=False)
+    headers = {**HX, "X-Widget-Session": handle}
+    before = list_calls(sandbox)
+    # The first poll (1 s interval) needs a list newer than the start's; the rest share it.
+    for tab, interval in ((tab_a, 1), (tab_b, 5), (tab_a, 5), (tab_b, 5)):
+        polled = tab.get(f"/w/default/messages?v=x&i={interval}", headers=headers)
+        assert polled.status_code == 200
+    assert list_calls(sandbox) - before == 1
+
+    sent = tab_a.post(
+        "/w/default/send",
+        data={"text": "mine at once"},
+        headers={**headers, "Sec-Fetch-Site": "same-origin"},
+    )
+    assert "mine at once" in sent.get_data(as_text=True)
+    # The other tab gets the list the send fetched, not the one cached before it.
+    other = tab_b.get("/w/default/messages?v=x&i=5", headers=headers)
+    assert "mine at once" in other.get_data(as_text=True)
+    assert list_calls(sandbox) - before == 2
+
+
+@pytest.mark.parametrize("store_url", ["sqlite"], indirect=True)
+def test_a_failed_call_is_not_cached(app, sandbox):
+    handle = start_chat(app)
+    time.sleep(1.0)
+    headers = {**HX, "X-Widget-Session": handle}
+    tab = https_client(app, use_cookies=False)
+    requests.put(
+        f"{sandbox.url}/_sandbox/faults",
+        json={"error_status": 503, "operations": ["list_messages"]},
+        timeout=5,
+    )
+    assert tab.get("/w/default/messages?v=x&i=1", headers=headers).status_code in (502, 503)
+    requests.delete(f"{sandbox.url}/_sandbox/faults", timeout=5)
+    assert tab.get("/w/default/messages?v=x&i=1", headers=headers).status_code == 200

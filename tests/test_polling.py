@@ -1,0 +1,230 @@
+"""Cheap polls: 204 without a template or a session write, deltas by id, adaptive interval."""
+
+from __future__ import annotations
+
+import re
+import time
+from html.parser import HTMLParser
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+import requests
+from flask import template_rendered
+
+from webwidget.polling import compute_delta, dom_id, interval_for
+
+HX = {"HX-Request": "true"}
+
+
+def advance(sandbox, seconds: float) -> None:
+    requests.post(f"{sandbox.url}/_sandbox/clock", json={"advance": seconds}, timeout=5)
+
+
+class Swaps(HTMLParser):
+    """The out-of-band swaps of an update, and the message articles inside each."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.swaps: list[tuple[str, str]] = []  # (hx-swap-oob, id)
+        self.articles: list[dict[str, str]] = []  # attrs, plus "in": the enclosing swap
+        self.poller: dict[str, str] | None = None
+        self._stack: list[str] = []
+
+    def handle_starttag(self, tag, attrs):
+        attrs = {k: v or "" for k, v in attrs}
+        oob = attrs.get("hx-swap-oob")
+        if oob is not None:
+            self.swaps.append((oob, attrs.get("id", "")))
+        if attrs.get("id") == "ww-poller":
+            self.poller = attrs
+        if tag == "article":
+            self.articles.append({**attrs, "in": self._stack[-1] if self._stack else ""})
+        if tag not in ("input", "img", "br", "meta", "link"):
+            self._stack.append(oob if oob is not None else (self._stack[-1] if self._stack else ""))
+
+    def handle_endtag(self, tag):
+        if tag not in ("input", "img", "br", "meta", "link") and self._stack:
+            self._stack.pop()
+
+
+def swaps(html: str) -> Swaps:
+    parser = Swaps()
+    parser.feed(html)
+    return parser
+
+
+ARTICLE = re.compile(r"<article\b.*?</article>", re.S)
+
+
+def articles(html: str) -> dict[str, str]:
+    """Each message article's HTML by data-message-id, in page order, without oob markers."""
+    found = {}
+    for chunk in ARTICLE.findall(html):
+        chunk = chunk.replace(' hx-swap-oob="true"', "")
+        found[re.search(r'data-message-id="([^"]*)"', chunk).group(1)] = chunk
+    return found
+
+
+def poller_params(html: str) -> dict[str, str]:
+    found = swaps(html).poller
+    assert found is not None, "no poller in the response"
+    url = found["hx-get"].replace("&amp;", "&")
+    return {k: v[0] for k, v in parse_qs(urlsplit(url).query).items()}
+
+
+def poll(visitor, params: dict[str, str]):
+    query = "&".join(f"{k}={v}" for k, v in params.items())
+    return visitor.get(f"/w/default/messages?{query}", headers=HX)
+
+
+def test_schedule_is_fast_after_activity_and_slow_when_idle():
+    assert interval_for(0, 3.0) == 1.5
+    assert interval_for(30, 3.0) == 3.0
+    assert interval_for(90, 3.0) == 6.0
+    assert interval_for(600, 3.0) == 15.0
+    assert interval_for(10**6, 30.0) == 60.0  # capped
+
+
+def test_dom_ids_are_stable_and_safe():
+    assert dom_id("msg_1") == "m-msg_1" == dom_id("msg_1")
+    odd = dom_id('a"b c')
+    assert odd.startswith("mh-") and re.fullmatch(r"mh-[a-p]{20}", odd)
+
+
+def test_delta_falls_back_to_a_full_list_unless_the_base_is_a_prefix():
+    class V:
+        def __init__(self, id):
+            self.id = id
+
+    views = [V("a"), V("b"), V("c")]
+    states = [["a", "1"], ["b", "2"], ["c", "3"]]
+    assert compute_delta(None, views, states) is None
+    assert compute_delta([["a", "1"], ["x", "2"]], views, states) is None  # deleted
+    assert compute_delta([["b", "2"], ["a", "1"]], views, states) is None  # reordered
+    assert compute_delta(states + [["d", "4"]], views, states) is None  # shrank
+    delta = compute_delta([["a", "1"], ["b", "old"]], views, states)
+    assert [v.id for v in delta.replace] == ["b"]
+    assert [v.id for v in delta.append] == ["c"]
+
+
+def test_unchanged_poll_is_204_without_template_or_session_write(app, visitor):
+    visitor.start()
+    page = visitor.get("/w/default").get_data(as_text=True)
+    params = poller_params(page)
+    assert set(params) == {"v", "i", "t"}
+    handle = visitor.client.get_cookie("ww_session").value
+    interface = app.session_interface
+    sid = interface.signer.unsign(handle)
+    before = interface.store.load(sid)
+
+    rendered = []
+
+    def record(sender, template, context, **extra):
+        rendered.append(template.name)
+
+    template_rendered.connect(record, app)
+    try:
+        same = poll(visitor, params)
+    finally:
+        template_rendered.disconnect(record, app)
+    assert same.status_code == 204
+    assert same.get_data() == b""
+    assert rendered == []
+    assert "Set-Cookie" not in same.headers
+    assert "X-Widget-Session" not in same.headers
+    after = interface.store.load(sid)
+    assert (after.data, after.last_seen) == (before.data, before.last_seen)
+
+
+def test_changes_arrive_as_deltas_that_rebuild_the_same_log(visitor, sandbox):
+    visitor.start()
+    page = visitor.get("/w/default").get_data(as_text=True)
+    shown = articles(page)
+    assert len(shown) == 1
+    # The composer sends the version on screen (hx-include="#ww-base").
+    base = re.search(r'id="ww-base" name="v" value="([0-9a-f]+)"', page).group(1)
+    assert base == poller_params(page)["v"]
+
+    sent = visitor.post("/w/default/send", {"text": "hello delta", "v": base}, htmx=True)
+    assert sent.status_code == 200
+    html = sent.get_data(as_text=True)
+    found = swaps(html)
+    assert ("innerHTML", "ww-log") not in found.swaps  # no full re-render
+    appended = [a for a in found.articles if a["in"] == "beforeend:#ww-log"]
+    assert len(appended) == 1 and "hello delta" in html
+    shown.update(articles(html))
+
+    # The bot echoes, and the visitor's message moves from sent to delivered to read.
+    advance(sandbox, 5)
+    # A poll shares the list fetched up to 0.9 of its interval ago (coalescing): wait that out.
+    params = {**poller_params(html), "i": "1"}
+    time.sleep(0.95)
+    changed = poll(visitor, params)
+    assert changed.status_code == 200
+    html = changed.get_data(as_text=True)
+    found = swaps(html)
+    assert ("innerHTML", "ww-log") not in found.swaps
+    replaced = [a for a in found.articles if a.get("hx-swap-oob") == "true"]
+    new = [a for a in found.articles if a["in"] == "beforeend:#ww-log"]
+    assert [a["data-message-id"] for a in new] == [
+        mid for mid in articles(html) if mid not in shown
+    ]
+    assert new, "the echo is appended"
+    for article in replaced:
+        assert article["data-message-id"] in shown
+        assert article["id"] == dom_id(article["data-message-id"])
+    assert any("Read" in chunk for chunk in articles(html).values())
+    # Applying the delta to what was shown gives exactly what a fresh page shows.
+    for mid, chunk in articles(html).items():
+        shown[mid] = chunk
+    full = articles(visitor.get("/w/default").get_data(as_text=True))
+    assert list(shown) == list(full)
+    assert shown == full
+
+
+def test_unknown_base_version_gets_the_full_list(visitor):
+    visitor.start()
+    visitor.send("one")
+    changed = poll(visitor, {"v": "0123456789abcdef", "i": "1.5", "t": str(int(time.time()))})
+    assert changed.status_code == 200
+    found = swaps(changed.get_data(as_text=True))
+    assert ("innerHTML", "ww-log") in found.swaps
+    assert len(found.articles) == 2
+    assert all(a["in"] == "innerHTML" for a in found.articles)
+
+
+@pytest.mark.parametrize("store_url", ["sqlite"], indirect=True)
+def test_idle_poller_slows_down_and_activity_speeds_it_up(visitor, sandbox):
+    visitor.start()
+    page = visitor.get("/w/default").get_data(as_text=True)
+    params = poller_params(page)
+    assert params["i"] == "1.5"
+    assert 'hx-trigger="every 1.5s, ww:visible"' in page
+    assert poll(visitor, params).status_code == 204
+
+    idle = {**params, "t": str(int(time.time()) - 400)}
+    slower = poll(visitor, idle)
+    assert slower.status_code == 200
+    html = slower.get_data(as_text=True)
+    found = swaps(html)
+    assert found.swaps == [("true", "ww-poller")]  # only the poller, no messages
+    assert 'hx-trigger="every 15s, ww:visible"' in html
+    slow = poller_params(html)
+    assert (slow["i"], slow["t"], slow["v"]) == ("15", idle["t"], params["v"])
+    assert poll(visitor, slow).status_code == 204
+
+    visitor.send("wake up")
+    fast = poller_params(poll(visitor, slow).get_data(as_text=True))
+    assert fast["i"] == "1.5"
+    assert abs(int(fast["t"]) - time.time()) < 5
+
+
+@pytest.mark.parametrize("store_url", ["sqlite"], indirect=True)
+def test_hostile_poll_parameters_are_clamped_not_errors(visitor):
+    visitor.start()
+    for params in (
+        {"v": "x" * 500, "i": "nan", "t": "inf"},
+        {"i": "-5", "t": "-1e300"},
+        {"i": "1e9", "t": "abc"},
+    ):
+        assert poll(visitor, params).status_code in (200, 204)

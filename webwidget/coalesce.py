@@ -1,0 +1,300 @@
+"""Single-flight for upstream message lists: tabs and instances polling one conversation
+share one upstream call per poll interval.
+
+A poll asks for the conversation's list no older than `max_age` seconds (a little less
+than its own poll interval, so a lone tab always sees fresh data). If a fresh enough
+list is cached it is used; if another request is fetching it right now, the poll waits
+for that fetch instead of making its own; otherwise it fetches and caches the result.
+
+Backends: in-process (a dict and threading events) always; with Redis as the session
+store, the cache and the flight lock live in Redis too, so several instances share
+them. Keys are `ww:msgs:<sha256 of chatbot id and conversation id>`: never a token, and
+no id a reader of Redis could use. The cached value is the validated message list as
+JSON, with the version digest in front so an unchanged poll never parses the list.
+
+Sends call `invalidate`: it bumps a generation counter, and a list fetched under an
+older generation is neither served nor cached, so the sender sees their own message.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import threading
+import time
+import uuid
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from flask import Flask, current_app
+from redis.exceptions import RedisError
+
+from .chatcaptain.models import MessageDto
+
+log = logging.getLogger(__name__)
+
+EXTENSION = "webwidget.coalescer"
+KEY_PREFIX = "ww:msgs:"
+# Upper bound on any cached list's life, whatever interval a poll claims.
+MAX_AGE_CAP = 15.0
+# How long a flight may hold the lock before others stop waiting for it.
+LOCK_SECONDS = 10.0
+WAIT_STEP = 0.01
+# Versions a client may still show, for delta updates: how long and (in-process) how many.
+STATES_SECONDS = 3600
+STATES_KEPT = 4096
+
+
+def conversation_key(chatbot_id: str, conversation_id: str) -> str:
+    """The cache key for one conversation: a digest, so no id or token is stored as a key."""
+    digest = hashlib.sha256(f"{chatbot_id}\x1f{conversation_id}".encode()).hexdigest()[:32]
+    return KEY_PREFIX + digest
+
+
+def messages_version(messages: list[MessageDto]) -> str:
+    """A short digest of what the visitor sees, so an unchanged poll can answer 204."""
+    digest = hashlib.sha256()
+    for message in messages:
+        digest.update(f"{message.id}\x1f{message.status}\x1f{message.error or ''}\x1e".encode())
+    return digest.hexdigest()[:16]
+
+
+@dataclass
+class Listing:
+    """A conversation's message list with its version; the list is parsed only when read."""
+
+    version: str
+    fetched_at: float
+    _messages: list[MessageDto] | None = None
+    _raw: str | None = field(default=None, repr=False)
+
+    @property
+    def messages(self) -> list[MessageDto]:
+        """The messages, oldest first (validated from JSON on first use)."""
+        if self._messages is None:
+            self._messages = [MessageDto.model_validate(m) for m in json.loads(self._raw or "[]")]
+        return self._messages
+
+    def encode(self, generation: int) -> str:
+        """`<generation>|<fetched_at>|<version>|<messages JSON>` for Redis."""
+        raw = self._raw
+        if raw is None:
+            dumped = [
+                m.model_dump(mode="json", by_alias=True, exclude_none=True) for m in self.messages
+            ]
+            raw = json.dumps(dumped)
+        return f"{generation}|{self.fetched_at!r}|{self.version}|{raw}"
+
+    @classmethod
+    def decode(cls, value: bytes | str) -> tuple[int, Listing]:
+        """The generation and listing stored by `encode`."""
+        text = value.decode() if isinstance(value, bytes) else value
+        generation, fetched_at, version, raw = text.split("|", 3)
+        return int(generation), cls(version=version, fetched_at=float(fetched_at), _raw=raw)
+
+
+@dataclass
+class _Flight:
+    generation: int
+    done: threading.Event = field(default_factory=threading.Event)
+    listing: Listing | None = None
+    error: BaseException | None = None
+
+
+class Coalescer:
+    """Shares upstream list calls per conversation, in-process and optionally via Redis."""
+
+    def __init__(self, redis_client=None, *, clock: Callable[[], float] = time.time) -> None:
+        self.redis = redis_client
+        self.clock = clock
+        self._lock = threading.Lock()
+        self._flights: dict[str, _Flight] = {}
+        self._cache: dict[str, tuple[int, Listing]] = {}
+        self._generations: dict[str, int] = {}
+        self._states: OrderedDict[tuple[str, str], list[list[str]]] = OrderedDict()
+
+    # --- public -------------------------------------------------------------------------
+
+    def get(
+        self, key: str, fetch: Callable[[], list[MessageDto]], *, max_age: float = 0.0
+    ) -> Listing:
+        """The list for `key` no older than `max_age`, fetched at most once at a time."""
+        max_age = min(max(max_age, 0.0), MAX_AGE_CAP)
+        started = self.clock()
+        generation, cached = self._cached(key)
+        if cached is not None and started - cached.fetched_at <= max_age:
+            return cached
+        with self._lock:
+            flight = self._flights.get(key)
+            joined = flight is not None and flight.generation == self._local_generation(key)
+            if not joined:
+                flight = _Flight(generation=self._local_generation(key))
+                self._flights[key] = flight
+        assert flight is not None
+        if joined:
+            # Someone in this process is fetching now: anything it gets is fresh enough.
+            flight.done.wait(LOCK_SECONDS + 1)
+            if flight.listing is not None:
+                return flight.listing
+            if flight.error is not None:
+                raise flight.error
+        try:
+            flight.listing = self._fetch_shared(key, fetch, generation, started, max_age)
+            return flight.listing
+        except BaseException as error:
+            flight.error = error
+            raise
+        finally:
+            flight.done.set()
+            with self._lock:
+                if self._flights.get(key) is flight:
+                    del self._flights[key]
+
+    def invalidate(self, key: str) -> None:
+        """Forget the cached list: the next read fetches, and running fetches are not reused."""
+        with self._lock:
+            self._generations[key] = self._generations.get(key, 0) + 1
+            self._cache.pop(key, None)
+        if self.redis is not None:
+            pipe = self.redis.pipeline(transaction=False)
+            pipe.incr(key + ":gen")
+            pipe.expire(key + ":gen", 3600)
+            pipe.delete(key)
+            try:
+                pipe.execute()
+            except RedisError as error:
+                log.warning("could not invalidate a cached list: %s", type(error).__name__)
+
+    def remember_states(self, key: str, version: str, states: list[list[str]]) -> None:
+        """Keep what a version showed (message ids and render digests) for later deltas."""
+        if self.redis is not None:
+            try:
+                self.redis.set(f"{key}:v:{version}", json.dumps(states), ex=STATES_SECONDS)
+                return
+            except RedisError as error:
+                log.warning("could not keep a version's states: %s", type(error).__name__)
+        with self._lock:
+            self._states[(key, version)] = states
+            self._states.move_to_end((key, version))
+            while len(self._states) > STATES_KEPT:
+                self._states.popitem(last=False)
+
+    def recall_states(self, key: str, version: str) -> list[list[str]] | None:
+        """What `version` showed, if still known; None sends the client a full list."""
+        if self.redis is not None:
+            try:
+                value = self.redis.get(f"{key}:v:{version}")
+            except RedisError:
+                value = None
+            if value is not None:
+                return json.loads(value)
+        with self._lock:
+            return self._states.get((key, version))
+
+    # --- internals ------------------------------------------------------------------------
+
+    def _local_generation(self, key: str) -> int:
+        return self._generations.get(key, 0)
+
+    def _cached(self, key: str) -> tuple[int, Listing | None]:
+        """The current generation and the cached listing of that generation, if any."""
+        if self.redis is None:
+            with self._lock:
+                generation = self._local_generation(key)
+                entry = self._cache.get(key)
+            if entry is not None and entry[0] == generation:
+                return generation, entry[1]
+            return generation, None
+        try:
+            value, gen = self.redis.mget(key, key + ":gen")
+        except RedisError as error:
+            # Sharing is an optimisation: without Redis every poll simply fetches.
+            log.warning("coalescing cache unavailable: %s", type(error).__name__)
+            return -1, None
+        generation = int(gen or 0)
+        if value is None:
+            return generation, None
+        stored_generation, listing = Listing.decode(value)
+        return generation, listing if stored_generation == generation else None
+
+    def _store(self, key: str, generation: int, listing: Listing) -> None:
+        if self.redis is None:
+            with self._lock:
+                if self._local_generation(key) == generation:
+                    self._cache[key] = (generation, listing)
+            return
+        if generation < 0:
+            return
+        try:
+            self.redis.set(key, listing.encode(generation), px=int(MAX_AGE_CAP * 1000))
+        except RedisError as error:
+            log.warning("coalescing cache unavailable: %s", type(error).__name__)
+
+    def _fetch(self, key: str, fetch, generation: int) -> Listing:
+        at = self.clock()
+        messages = fetch()
+        listing = Listing(version=messages_version(messages), fetched_at=at, _messages=messages)
+        self._store(key, generation, listing)
+        return listing
+
+    def _fetch_shared(self, key, fetch, generation, started, max_age) -> Listing:
+        if self.redis is None:
+            return self._fetch(key, fetch, generation)
+        if generation < 0:
+            return self._fetch(key, fetch, generation)
+        token = uuid.uuid4().hex
+        lock = key + ":lock"
+        try:
+            locked = self.redis.set(lock, token, nx=True, px=int(LOCK_SECONDS * 1000))
+        except RedisError:
+            return self._fetch(key, fetch, -1)
+        if locked:
+            try:
+                return self._fetch(key, fetch, generation)
+            finally:
+                # Release only our own lock: it may have expired and been taken meanwhile.
+                try:
+                    self.redis.eval(_RELEASE, 1, lock, token)
+                except RedisError:
+                    pass  # it expires by itself
+        # Another instance is fetching: wait for its result rather than call again.
+        deadline = time.monotonic() + LOCK_SECONDS
+        while time.monotonic() < deadline:
+            time.sleep(WAIT_STEP)
+            current, listing = self._cached(key)
+            if listing is not None and listing.fetched_at >= started - max_age:
+                return listing
+            try:
+                if current != generation or not self.redis.exists(lock):
+                    break
+            except RedisError:
+                break
+        return self._fetch(key, fetch, self._cached(key)[0])
+
+
+_RELEASE = """
+if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end
+return 0
+"""
+
+
+def init_app(app: Flask, store_url: str | None) -> Coalescer:
+    """Attach a coalescer; it shares through Redis when the session store is Redis."""
+    redis_client = None
+    if store_url and store_url.startswith(("redis://", "rediss://", "unix://")):
+        import redis
+
+        redis_client = redis.Redis.from_url(store_url, socket_timeout=2.0)
+    coalescer = Coalescer(redis_client)
+    app.extensions[EXTENSION] = coalescer
+    return coalescer
+
+
+def get_coalescer() -> Coalescer:
+    """The current app's coalescer (an in-process one if the app set none up)."""
+    coalescer = current_app.extensions.get(EXTENSION)
+    if coalescer is None:
+        coalescer = current_app.extensions.setdefault(EXTENSION, Coalescer())
+    return coalescer
