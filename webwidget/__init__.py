@@ -13,6 +13,7 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from . import (
+    assets,
     coalesce,
     embed,
     health,
@@ -118,6 +119,7 @@ def create_app(
     health.init_app(app)
     register_template_helpers(app)
     coalesce.init_app(app, settings.SESSION_STORE_URL)
+    assets.init_app(app)
     app.jinja_env.globals.setdefault("_", lambda text, **values: text % values if values else text)
     app.register_blueprint(views.bp)
     app.register_blueprint(embed.bp)

@@ -42,6 +42,7 @@ class ServerSessionInterface(SessionInterface):
         self.header_name = header_name
         self.clock = clock
         self.touch_interval = touch_interval
+        self.skip_prefix: str | None = None
 
     def _new_session(self) -> ServerSession:
         return ServerSession(sign=self.signer.sign, delete=self.store.delete)
@@ -60,6 +61,9 @@ class ServerSessionInterface(SessionInterface):
 
     def open_session(self, app: Flask, request: Request) -> ServerSession:
         """Load the session a valid handle points to, else a fresh empty one."""
+        if self.skip_prefix and request.path.startswith(self.skip_prefix):
+            # Static files never use the session: no store read (assets.init_app sets this).
+            return self._new_session()
         now = self.clock()
         try:
             for handle in self._candidates(request):

@@ -1,0 +1,151 @@
+"""Static assets: fingerprinted URLs, immutable caching, gzip and brotli, no session.
+
+`url_for('static', filename=...)` gains `?v=<content hash>`. A request whose `v` is the
+file's current hash is answered with `Cache-Control: public, max-age=31536000, immutable`
+(a new file gets a new URL); any other request revalidates (`no-cache` + ETag). Text
+assets are compressed once per process, brotli or gzip by `Accept-Encoding`, with
+`Vary: Accept-Encoding`. Static requests skip the session store entirely: the session
+interface returns an empty session for the static path without reading the store.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import mimetypes
+import os
+import threading
+from dataclasses import dataclass, field
+
+import brotli
+from flask import Flask, Response, abort, current_app, request
+from werkzeug.security import safe_join
+
+EXTENSION = "webwidget.assets"
+IMMUTABLE = "public, max-age=31536000, immutable"
+COMPRESSIBLE = {".css", ".js", ".mjs", ".svg", ".json", ".txt", ".html", ".map", ".xml"}
+
+
+@dataclass
+class Asset:
+    """One static file as served: its bytes, hash and compressed variants (made on demand)."""
+
+    stamp: tuple[int, int]
+    data: bytes
+    digest: str
+    mimetype: str
+    compressible: bool
+    variants: dict[str, bytes] = field(default_factory=dict)
+
+    def encoded(self, encoding: str) -> bytes:
+        """The body for `encoding` (br, gzip or identity), compressed once and kept."""
+        if encoding == "identity":
+            return self.data
+        body = self.variants.get(encoding)
+        if body is None:
+            if encoding == "br":
+                body = brotli.compress(self.data, quality=11)
+            else:
+                body = gzip.compress(self.data, compresslevel=9, mtime=0)
+            self.variants[encoding] = body
+        return body
+
+
+class Assets:
+    """The static folder's files by name, re-read when a file's size or mtime changes."""
+
+    def __init__(self, folder: str) -> None:
+        self.folder = folder
+        self._lock = threading.Lock()
+        self._assets: dict[str, Asset] = {}
+
+    def get(self, filename: str) -> Asset | None:
+        """The asset for a static filename, or None if there is no such file."""
+        path = safe_join(self.folder, filename)
+        if path is None:
+            return None
+        try:
+            info = os.stat(path)
+        except OSError:
+            return None
+        if not os.path.isfile(path):
+            return None
+        stamp = (info.st_mtime_ns, info.st_size)
+        asset = self._assets.get(filename)
+        if asset is not None and asset.stamp == stamp:
+            return asset
+        with open(path, "rb") as handle:
+            data = handle.read()
+        extension = os.path.splitext(filename)[1].lower()
+        asset = Asset(
+            stamp=stamp,
+            data=data,
+            digest=hashlib.sha256(data).hexdigest()[:12],
+            mimetype=mimetypes.guess_type(filename)[0] or "application/octet-stream",
+            compressible=extension in COMPRESSIBLE and len(data) > 256,
+        )
+        with self._lock:
+            self._assets[filename] = asset
+        return asset
+
+
+def choose_encoding(accept: str, asset: Asset) -> str:
+    """br if accepted, else gzip if accepted, else identity (q=0 refuses a coding)."""
+    if not asset.compressible:
+        return "identity"
+    offered: dict[str, float] = {}
+    for item in accept.lower().split(","):
+        name, _, params = item.strip().partition(";")
+        quality = 1.0
+        if params.strip().startswith("q="):
+            try:
+                quality = float(params.strip()[2:])
+            except ValueError:
+                quality = 0.0
+        offered[name.strip()] = quality
+    for encoding in ("br", "gzip"):
+        if offered.get(encoding, offered.get("*", 0.0)) > 0:
+            return encoding
+    return "identity"
+
+
+def serve_static(filename: str) -> Response:
+    """Flask's static endpoint, with fingerprint caching and pre-compressed bodies."""
+    assets: Assets = current_app.extensions[EXTENSION]
+    asset = assets.get(filename)
+    if asset is None:
+        abort(404)
+    encoding = choose_encoding(request.headers.get("Accept-Encoding", ""), asset)
+    etag = f"{asset.digest}-{encoding}"
+    if request.if_none_match.contains(etag):
+        response = Response(status=304)
+    else:
+        response = Response(asset.encoded(encoding), mimetype=asset.mimetype)
+        if encoding != "identity":
+            response.headers["Content-Encoding"] = encoding
+    response.set_etag(etag)
+    if asset.compressible:
+        response.vary.add("Accept-Encoding")
+    fingerprinted = request.args.get("v") == asset.digest
+    # An old or missing fingerprint must not pin this content under that URL for a year.
+    response.headers["Cache-Control"] = IMMUTABLE if fingerprinted else "no-cache"
+    return response
+
+
+def init_app(app: Flask) -> Assets:
+    """Fingerprint static URLs, serve them cached and compressed, and keep the session out."""
+    assets = Assets(app.static_folder or "static")
+    app.extensions[EXTENSION] = assets
+
+    @app.url_defaults
+    def fingerprint(endpoint: str, values: dict) -> None:
+        if endpoint == "static" and "filename" in values and "v" not in values:
+            asset = assets.get(values["filename"])
+            if asset is not None:
+                values["v"] = asset.digest
+
+    app.view_functions["static"] = serve_static
+    interface = app.session_interface
+    if hasattr(interface, "skip_prefix"):
+        interface.skip_prefix = f"{app.static_url_path}/"
+    return assets
