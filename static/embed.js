@@ -108,12 +108,12 @@
     ".p{position:fixed;bottom:88px;right:20px;z-index:2147483000;width:380px;" +
     "height:min(640px,calc(100vh - 108px));border-radius:16px;overflow:hidden;" +
     "background:#fff;box-shadow:0 8px 30px rgba(0,0,0,.3)}" +
-    ".L .l,.L .p{right:auto;left:20px}.L .b{right:auto;left:-4px}" +
+    ":host(.L) .l,:host(.L) .p{right:auto;left:20px}:host(.L) .b{right:auto;left:-4px}" +
     "[hidden]{display:none!important}" +
     "iframe{display:block;width:100%;height:100%;border:0}" +
     ".v{position:absolute;width:1px;height:1px;overflow:hidden;clip:rect(0 0 0 0)}" +
     // Small screens: the open chat takes the whole screen and closes from inside the frame.
-    "@media (max-width:480px){.p,.L .p{inset:0;width:auto;height:auto;border-radius:0}.o .l{display:none}}";
+    "@media (max-width:480px){.p,:host(.L) .p{inset:0;width:auto;height:auto;border-radius:0}:host(.o) .l{display:none}}";
 
   function init() {
     host = d.createElement("div");

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from flask import Flask, current_app, has_request_context, request
 from flask_babel import Babel, get_locale
+from werkzeug.exceptions import RequestEntityTooLarge
 
 from .languages import upstream_code
 
@@ -54,7 +55,10 @@ def select_locale() -> str:
     widget = current_widget()
     candidates = [request.args.get("lang")]
     if request.method == "POST":
-        candidates.append(request.form.get("lang"))
+        try:
+            candidates.append(request.form.get("lang"))
+        except RequestEntityTooLarge:
+            pass  # the friendly 413 page asks for the language again: it must not fail twice
     # Only a visitor who holds a session can have a chat; others never touch the store.
     if widget is not None and (request.cookies or request.headers.get("X-Widget-Session")):
         candidates.append(_chat_language(widget))

@@ -1,5 +1,5 @@
-// The iframe page's small script: the session handle hand-off with the loader, message
-// merging (so screen readers hear only new messages) and composer niceties.
+// The iframe page's small script: the session handle hand-off with the loader, the
+// unread count it shows, and composer niceties.
 // Everything works without it; htmx only makes it smoother.
 (function () {
   "use strict";
@@ -63,35 +63,27 @@
     if (form && form.id === "ww-composer" && event.detail.successful) form.reset();
   });
 
-  // Updates carry the whole list; merge it so that only new messages enter the live
-  // region (a full replacement would make screen readers read the log again).
+  // Count bot messages an update adds (for the loader's unread badge); updates append
+  // only new messages where they can, so the live region announces just those.
   document.addEventListener("htmx:oobBeforeSwap", function (event) {
     var log = event.detail.target;
     if (!log || log.id !== "ww-log") return;
-    event.detail.shouldSwap = false;
-    var have = Object.create(null);
-    log.querySelectorAll("[data-message-id]").forEach(function (el) { have[el.getAttribute("data-message-id")] = el; });
-    var keep = [], added = 0, prev = null;
-    Array.prototype.slice.call(event.detail.fragment.children).forEach(function (next) {
-      var old = have[next.getAttribute("data-message-id")], node = next;
-      if (old && old.innerHTML === next.innerHTML) {
-        old.className = next.className;
-        node = old;
-      } else if (!old && next.classList.contains("ww-msg--bot")) {
-        added++;
-      }
-      var place = prev ? prev.nextSibling : log.firstChild;
-      if (node !== place) log.insertBefore(node, place);
-      if (old && old !== node) log.removeChild(old);
-      keep.push(node);
-      prev = node;
+    var added = 0;
+    event.detail.fragment.querySelectorAll(".ww-msg--bot[data-message-id]").forEach(function (el) {
+      var id = el.getAttribute("data-message-id"), known = false;
+      log.querySelectorAll("[data-message-id]").forEach(function (old) {
+        if (old.getAttribute("data-message-id") === id) known = true;
+      });
+      if (!known) added++;
     });
-    Array.prototype.slice.call(log.children).forEach(function (el) {
-      if (keep.indexOf(el) < 0) log.removeChild(el);
-    });
-    window.htmx.process(log);
-    log.scrollTop = log.scrollHeight;
+    // The real messages replace the optimistic copies.
+    log.querySelectorAll(".ww-msg--sending").forEach(function (el) { el.remove(); });
     if (added) tell({ type: "ww:new", count: added });
+  });
+
+  document.addEventListener("htmx:oobAfterSwap", function (event) {
+    var log = document.getElementById("ww-log");
+    if (log && (event.detail.target === log || log.contains(event.detail.target))) log.scrollTop = log.scrollHeight;
   });
 
   // Show the visitor's message at once while it is on its way.

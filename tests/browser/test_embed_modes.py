@@ -30,7 +30,10 @@ def same_after_reload(page, frame, ids, reopen=True) -> None:
     page.reload()
     if reopen:
         page.locator(LAUNCHER).click()
-    wait_for(lambda: message_ids(frame) == ids, "the same conversation after the reload")
+    try:
+        wait_for(lambda: message_ids(frame) == ids, "the same conversation after the reload")
+    except AssertionError:
+        raise AssertionError(f"{message_ids(frame)} != {ids}") from None
 
 
 def loader_round_trip(page, site, query=""):
