@@ -340,7 +340,7 @@ def test_an_upstream_that_lost_all_state_starts_the_chat_over(tmp_path):
         first.wait(timeout=10)
     second = start_sandbox_process(port)  # a fresh upstream that knows nobody
     try:
-        answer = poll(visitor, poller_url(html))
+        answer = poll_through(visitor, poller_url(html))
         assert answer.status_code == 200
         assert "previous chat has expired" in answer.get_data(as_text=True)
         assert_no_secrets(answer)

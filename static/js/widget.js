@@ -103,6 +103,16 @@
     log.scrollTop = log.scrollHeight;
   });
 
+  // A hidden tab does not poll; it polls at once when shown again (the poller listens for ww:visible).
+  document.addEventListener("htmx:beforeRequest", function (event) {
+    var elt = event.detail.elt;
+    if (document.hidden && elt && elt.id === "ww-poller") event.preventDefault();
+  });
+  document.addEventListener("visibilitychange", function () {
+    var poller = document.getElementById("ww-poller");
+    if (!document.hidden && poller && window.htmx) window.htmx.trigger(poller, "ww:visible");
+  });
+
   // Enter sends, Shift+Enter makes a new line.
   document.addEventListener("keydown", function (event) {
     var box = event.target;
