@@ -1,4 +1,4 @@
-"""Screenshots of the embedded widget for docs/: launcher closed, open conversation on desktop and phone.
+"""Screenshots of the embedded widget for docs/: launcher closed, conversation on desktop, phone.
 
 Usage: .venv/bin/python scripts/embed_screenshots.py [out_dir]
 Runs the demo (bundled sandbox) and drives Debian's Chromium (/usr/bin/chromium).
@@ -65,8 +65,11 @@ def main(out: Path) -> None:
                     page.screenshot(path=str(out / f"embed-open-desktop-{scheme}.png"))
                     page.close()
                     context = browser.new_context(
-                        viewport=SIZES["phone"], color_scheme=scheme, is_mobile=True,
-                        has_touch=True, device_scale_factor=2,
+                        viewport=SIZES["phone"],
+                        color_scheme=scheme,
+                        is_mobile=True,
+                        has_touch=True,
+                        device_scale_factor=2,
                     )
                     page = context.new_page()
                     page.goto(f"{server.url}/")

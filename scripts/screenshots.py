@@ -40,7 +40,9 @@ def main(out: Path) -> None:
             with sync_playwright() as p:
                 browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
                 for scheme in ("light", "dark"):
-                    page = browser.new_page(viewport={"width": 400, "height": 1800}, color_scheme=scheme)
+                    page = browser.new_page(
+                        viewport={"width": 400, "height": 1800}, color_scheme=scheme
+                    )
                     page.goto(f"{server.url}/w/default")
                     page.click("text=Start chat")
                     page.wait_for_selector("[data-message-id]")
@@ -56,7 +58,9 @@ def main(out: Path) -> None:
                     extra = page.locator("#ww-log").evaluate("e => e.scrollHeight - e.clientHeight")
                     page.set_viewport_size({"width": 400, "height": 1800 + int(extra)})
                     time.sleep(0.3)
-                    page.screenshot(path=str(out / f"conversation-all-kinds-{scheme}.png"), full_page=True)
+                    page.screenshot(
+                        path=str(out / f"conversation-all-kinds-{scheme}.png"), full_page=True
+                    )
                     page.close()
                 browser.close()
         finally:

@@ -32,7 +32,9 @@ def wait_count(page, selector: str, count: int, seconds: float = 20) -> None:
 
 
 def converse(page, sandbox: str, text: str, replies: int) -> None:
-    page.get_by_role("button").filter(has_text=page.locator("#ww-welcome button").inner_text()).click()
+    page.get_by_role("button").filter(
+        has_text=page.locator("#ww-welcome button").inner_text()
+    ).click()
     wait_count(page, "[data-message-id]", 1)
     page.fill("#ww-text", text)
     page.keyboard.press("Enter")
@@ -46,7 +48,9 @@ def main(out: Path) -> None:
     os.environ.setdefault("HARBOUR_CHANNEL_TOKEN", "channel_token_xyz789")
     os.environ.setdefault("BAKERY_CHANNEL_TOKEN", "channel_token_xyz789")
     with tempfile.TemporaryDirectory() as instance:
-        settings = Settings(_env_file=None, WIDGETS_FILE=str(ROOT / "examples/theme-harbour/widgets.toml"))
+        settings = Settings(
+            _env_file=None, WIDGETS_FILE=str(ROOT / "examples/theme-harbour/widgets.toml")
+        )
         app = create_app({"TESTING": False}, settings=settings, instance_path=instance)
         server = BackgroundServer(app).start()
         sandbox = app.extensions["webwidget.upstream"].base_url

@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pytest
 import requests
-
 from conftest import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -40,17 +39,30 @@ def wait_until_up(url: str, proc: subprocess.Popen, seconds: float = 20) -> None
     raise AssertionError(f"{url} did not come up")
 
 
-@pytest.fixture(params=[["--workers", "1", "--worker-class", "sync", "--threads", "1"], ["--workers", "2"]],
-                ids=["one-sync-worker", "two-gthread-workers"])
+@pytest.fixture(
+    params=[["--workers", "1", "--worker-class", "sync", "--threads", "1"], ["--workers", "2"]],
+    ids=["one-sync-worker", "two-gthread-workers"],
+)
 def gunicorn_demo(request, tmp_path):
     """The demo under gunicorn, as the Procfile runs it."""
     port = free_port()
     log = tmp_path / "gunicorn.log"
     with log.open("wb") as out:
         proc = subprocess.Popen(
-            [GUNICORN, "-c", "gunicorn.conf.py", "--no-control-socket", "--bind", f"127.0.0.1:{port}", *request.param,
-             "wsgi:app"],
-            cwd=ROOT, env=demo_env(tmp_path, port), stdout=out, stderr=subprocess.STDOUT,
+            [
+                GUNICORN,
+                "-c",
+                "gunicorn.conf.py",
+                "--no-control-socket",
+                "--bind",
+                f"127.0.0.1:{port}",
+                *request.param,
+                "wsgi:app",
+            ],
+            cwd=ROOT,
+            env=demo_env(tmp_path, port),
+            stdout=out,
+            stderr=subprocess.STDOUT,
         )
     url = f"http://127.0.0.1:{port}"
     try:
@@ -75,13 +87,17 @@ def test_demo_under_gunicorn_converses_with_the_bundled_sandbox(gunicorn_demo):
 
     session = {"X-Widget-Session": handle}
     sent = requests.post(
-        f"{url}/w/default/send", data={"text": "hello demo"}, headers={**headers, **session},
+        f"{url}/w/default/send",
+        data={"text": "hello demo"},
+        headers={**headers, **session},
         timeout=10,
     )
     assert sent.status_code == 200
     deadline = time.monotonic() + 10
     # Several requests, so that with two workers both serve this conversation.
-    while "You said: hello demo" not in (page := requests.get(f"{url}/w/default", headers=session, timeout=5).text):
+    while "You said: hello demo" not in (
+        page := requests.get(f"{url}/w/default", headers=session, timeout=5).text
+    ):
         assert time.monotonic() < deadline, "the sandbox bot never answered"
         time.sleep(0.3)
     assert "hello demo" in page

@@ -9,6 +9,7 @@ import re
 import signal
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import requests
@@ -152,14 +153,22 @@ def test_metrics_under_gunicorn_add_up_every_worker(gunicorn_two_workers):
     instance, directory = gunicorn_two_workers
     before = metric(requests.get(instance.url + "/metrics", timeout=5).text,
                     "webwidget_http_requests_total", route="/healthz", status="200")
-    for _ in range(40):  # a new connection each: the kernel spreads them over both workers
-        requests.get(instance.url + "/healthz", timeout=5, headers={"Connection": "close"})
-    workers = {p.name for p in directory.glob("counter_*.db")}
+    # Concurrent new connections, in rounds until both workers have served some: the
+    # kernel may hand a short sequential burst to one worker alone.
+    sent = 0
+    for _ in range(20):
+        with ThreadPoolExecutor(max_workers=16) as pool:
+            list(pool.map(lambda _: requests.get(instance.url + "/healthz", timeout=5,
+                                                 headers={"Connection": "close"}), range(32)))
+        sent += 32
+        workers = {p.name for p in directory.glob("counter_*.db")}
+        if len(workers) == 2:
+            break
     assert len(workers) == 2, workers
     for _ in range(3):  # whichever worker answers the scrape, it reports both
         text = requests.get(instance.url + "/metrics", timeout=5).text
         assert metric(text, "webwidget_http_requests_total", route="/healthz",
-                      status="200") == before + 40
+                      status="200") == before + sent
 
 
 def test_sigterm_lets_a_request_in_flight_finish(sandbox, tmp_path):

@@ -6,7 +6,6 @@ import re
 from html.parser import HTMLParser
 
 import requests
-
 from conftest import HOST_ORIGIN, https_client
 
 
@@ -49,7 +48,10 @@ def test_welcome_page_offers_a_start_form_and_creates_nothing_upstream(visitor, 
     page = visitor.get("/w/default")
     assert page.status_code == 200
     html = page.get_data(as_text=True)
-    assert any(f.get("method") == "post" and f.get("action") == "/w/default/start" for f in hooks(html).forms)
+    assert any(
+        f.get("method") == "post" and f.get("action") == "/w/default/start"
+        for f in hooks(html).forms
+    )
     assert stats(sandbox)["create_contact"] == 0
     assert stats(sandbox)["create_conversation"] == 0
 
@@ -100,7 +102,9 @@ def test_a_replayed_handle_after_end_reaches_nothing(app, visitor):
     assert cookie is not None
     visitor.end()
     stranger = https_client(app)
-    html = stranger.get("/w/default", headers={"X-Widget-Session": cookie.value}).get_data(as_text=True)
+    html = stranger.get("/w/default", headers={"X-Widget-Session": cookie.value}).get_data(
+        as_text=True
+    )
     assert hooks(html).logs == 0
 
 
@@ -128,7 +132,9 @@ def test_unchanged_poll_is_204_and_a_change_sends_the_list(visitor, sandbox):
     visitor.start()
     first = visitor.get("/w/default/messages", headers={"HX-Request": "true"})
     assert first.status_code == 200
-    version = re.search(r'/w/default/messages\?v=([0-9a-f]+)', first.get_data(as_text=True)).group(1)
+    version = re.search(r"/w/default/messages\?v=([0-9a-f]+)", first.get_data(as_text=True)).group(
+        1
+    )
     same = visitor.get(f"/w/default/messages?v={version}", headers={"HX-Request": "true"})
     assert same.status_code == 204
     assert same.get_data() == b""
@@ -139,8 +145,9 @@ def test_unchanged_poll_is_204_and_a_change_sends_the_list(visitor, sandbox):
 
 
 def test_language_comes_from_page_then_accept_language_then_setting(visitor, sandbox):
-    from webwidget.languages import choose_language
     from werkzeug.datastructures import LanguageAccept
+
+    from webwidget.languages import choose_language
 
     assert choose_language("fr", LanguageAccept([("de-AT", 1)]), "EN") == "FR"
     assert choose_language(None, LanguageAccept([("de-AT", 1)]), "EN") == "DE"
@@ -180,7 +187,9 @@ def test_cross_site_post_is_refused_and_reaches_nothing_upstream(visitor, sandbo
 
 def test_upstream_down_gives_a_friendly_page_and_keeps_the_session(visitor, sandbox):
     visitor.start()
-    requests.put(f"{sandbox.url}/_sandbox/faults", json={"error_status": 503, "error_rate": 1.0}, timeout=5)
+    requests.put(
+        f"{sandbox.url}/_sandbox/faults", json={"error_status": 503, "error_rate": 1.0}, timeout=5
+    )
     down = visitor.get("/w/default")
     assert down.status_code == 503
     assert "Reconnecting" in down.get_data(as_text=True)
@@ -192,7 +201,9 @@ def test_upstream_down_gives_a_friendly_page_and_keeps_the_session(visitor, sand
 
 def test_poll_during_an_outage_is_a_status_htmx_understands(visitor, sandbox):
     visitor.start()
-    requests.put(f"{sandbox.url}/_sandbox/faults", json={"error_status": 500, "error_rate": 1.0}, timeout=5)
+    requests.put(
+        f"{sandbox.url}/_sandbox/faults", json={"error_status": 500, "error_rate": 1.0}, timeout=5
+    )
     poll = visitor.get("/w/default/messages?v=x", headers={"HX-Request": "true"})
     assert poll.status_code in (502, 503, 504)
     assert 'id="ww-status"' in poll.get_data(as_text=True)

@@ -108,7 +108,10 @@ def create_app(
         app,
         store_url=settings.SESSION_STORE_URL
         or f"sqlite:///{Path(app.instance_path) / 'sessions.sqlite3'}",
-        secret_keys=[secret_key, *(key.get_secret_value() for key in settings.SECRET_KEY_FALLBACKS)],
+        secret_keys=[
+            secret_key,
+            *(key.get_secret_value() for key in settings.SECRET_KEY_FALLBACKS),
+        ],
         idle_timeout=settings.SESSION_IDLE_TIMEOUT,
         absolute_timeout=settings.SESSION_ABSOLUTE_TIMEOUT,
     )
@@ -162,7 +165,11 @@ def register_error_pages(app: Flask) -> None:
 
     @app.errorhandler(HTTPException)
     def http_error(error: HTTPException):
-        description = error.description if error.code in (400,) and isinstance(error.description, str) else None
+        description = (
+            error.description
+            if error.code in (400,) and isinstance(error.description, str)
+            else None
+        )
         if description and description.startswith("The browser (or proxy)"):
             description = None
         return render_error(error.code or 500, description)

@@ -212,4 +212,6 @@ def load_settings(**overrides: object) -> Settings:
         for error in exc.errors():
             name = ".".join(str(part) for part in error["loc"]) or "settings"
             lines.append(f"  {name}: {error['msg']}")
-        raise SettingsError("webwidget cannot start; fix these settings:\n" + "\n".join(lines)) from None
+        raise SettingsError(
+            "webwidget cannot start; fix these settings:\n" + "\n".join(lines)
+        ) from None

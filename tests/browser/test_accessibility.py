@@ -1,4 +1,4 @@
-"""axe-core (bundled by axe-playwright-python) finds no WCAG 2.1 AA violation on the widget or demo."""
+"""axe-core (bundled by axe-playwright-python) finds no WCAG 2.1 AA violation on widget or demo."""
 
 from __future__ import annotations
 
@@ -50,7 +50,9 @@ def demo(tmp_path_factory):
     from webwidget.settings import Settings
 
     instance = tmp_path_factory.mktemp("demo")
-    server = BackgroundServer(create_app(settings=Settings(_env_file=None), instance_path=str(instance)))
+    server = BackgroundServer(
+        create_app(settings=Settings(_env_file=None), instance_path=str(instance))
+    )
     yield server.start().url
     server.stop()
 
