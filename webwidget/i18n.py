@@ -87,7 +87,8 @@ def page_language() -> dict[str, str]:
 
 def settle_locale() -> None:
     """Choose the language before the view runs: ending a chat must not change it mid-request."""
-    if current_widget() is not None:
+    # A poll mostly answers 204 and renders nothing; it picks the language lazily if it renders.
+    if request.endpoint != "widget.messages" and current_widget() is not None:
         get_locale()
 
 

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import itertools
 import json
+import os
 import sqlite3
+import threading
 import time
 from collections.abc import Collection, Iterator, Mapping
-from contextlib import closing, contextmanager
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +37,7 @@ class SQLiteSessionStore:
         self._purge_every = purge_every
         # Purging on every Nth write keeps the table small without a timer thread.
         self._writes = itertools.count(1)
+        self._local = threading.local()
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -45,15 +48,32 @@ class SQLiteSessionStore:
 
     @contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:
-        # A connection per operation is fork- and thread-safe (gunicorn) and cheap for SQLite.
+        # One connection per thread and process: opening one per operation cost about as
+        # much as the query itself on every poll, and a connection never crosses a fork.
         try:
-            with closing(
-                sqlite3.connect(self.path, timeout=self._busy_timeout, isolation_level=None)
-            ) as conn:
-                conn.execute(f"PRAGMA busy_timeout={int(self._busy_timeout * 1000)}")
-                yield conn
+            yield self._connection()
         except sqlite3.Error as exc:
+            self._forget_connection()
             raise SessionStoreUnavailable(f"SQLite session store: {exc}") from exc
+
+    def _connection(self) -> sqlite3.Connection:
+        cached = getattr(self._local, "conn", None)
+        if cached is not None and cached[0] == os.getpid():
+            return cached[1]
+        conn = sqlite3.connect(self.path, timeout=self._busy_timeout, isolation_level=None)
+        conn.execute(f"PRAGMA busy_timeout={int(self._busy_timeout * 1000)}")
+        self._local.conn = (os.getpid(), conn)
+        return conn
+
+    def _forget_connection(self) -> None:
+        """Drop this thread's connection after an error, so the next call starts clean."""
+        cached = getattr(self._local, "conn", None)
+        self._local.conn = None
+        if cached is not None and cached[0] == os.getpid():
+            try:
+                cached[1].close()
+            except sqlite3.Error:
+                pass
 
     def load(self, sid: str) -> SessionRecord | None:
         """The record for sid, None if absent; CorruptSessionRecord if unreadable."""
@@ -160,7 +180,8 @@ class SQLiteSessionStore:
             conn.execute("SELECT 1 FROM sessions LIMIT 1").fetchall()
 
     def close(self) -> None:
-        """Nothing to release: connections live for one operation."""
+        """Close the calling thread's connection (others close with their threads)."""
+        self._forget_connection()
 
 
 def _decode(text: Any) -> dict[str, Any]:
