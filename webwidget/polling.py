@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from flask import current_app, render_template, request
@@ -130,13 +131,14 @@ def remember(widget: WidgetConfig, chat: chats.Chat, version: str, views: list[M
 def poll(
     widget: WidgetConfig,
     chat: chats.Chat,
-    context: dict[str, object],
+    context: Callable[[], dict[str, object]],
     *,
     activity: bool = False,
 ):
     """Answer a poll (or a send, with `activity`): 204, a new poller, or the changes.
 
-    `context` is the page context the update template shares with the page.
+    `context` makes the page context the update template shares with the page; it is
+    called only when something is rendered, so an unchanged poll never pays for it.
     """
     now = time.time()
     base = current_app.config["WEBWIDGET_SETTINGS"].WIDGET_POLL_SECONDS
@@ -163,7 +165,7 @@ def poll(
     return render_template(
         "widget/_update.html",
         **{
-            **context,
+            **context(),
             "messages": views,
             "delta": compute_delta(base_states, views, states),
             "version": listing.version,

