@@ -12,7 +12,7 @@ import shutil
 from pathlib import Path
 
 bind = f"0.0.0.0:{os.environ.get('PORT', '8000')}"
-worker_class = "gthread"
+worker_class = os.environ.get("GUNICORN_WORKER_CLASS", "gthread")
 workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
 # Each thread waits on the upstream most of the time; 16 per worker keeps 500 polling
 # visitors (one poll per visitor every 3 s, 100 ms upstream) well inside capacity.
