@@ -21,6 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from flask import current_app, render_template, request
+from flask_babel import get_locale
 
 from . import conversation as chats
 from .coalesce import get_coalescer
@@ -158,7 +159,9 @@ def poll(
             version=listing.version,
             **poller_context(interval=wanted, changed_at=state.changed_at),
         )
-    views = build_message_views(listing.messages, can_send=get_client().supports_sending)
+    views = build_message_views(
+        listing.messages, locale=str(get_locale()), can_send=get_client().supports_sending
+    )
     states = remember(widget, chat, listing.version, views)
     key = chats.listing_key(widget, chat)
     base_states = get_coalescer().recall_states(key, state.version) if state.version else None

@@ -98,7 +98,9 @@ def render_view(partial: str, status: int = 200, **context: object):
 def conversation_context(widget: WidgetConfig, chat: chats.Chat) -> dict[str, object]:
     """The conversation view's context, with messages fetched from upstream."""
     listing = chats.message_listing(widget, chat)
-    views = build_message_views(listing.messages, can_send=get_client().supports_sending)
+    views = build_message_views(
+        listing.messages, locale=str(get_locale()), can_send=get_client().supports_sending
+    )
     polling.remember(widget, chat, listing.version, views)
     return page_context(
         widget, messages=views, version=listing.version, **polling.active_poller()
