@@ -228,3 +228,45 @@ def test_hostile_poll_parameters_are_clamped_not_errors(visitor):
         {"i": "1e9", "t": "abc"},
     ):
         assert poll(visitor, params).status_code in (200, 204)
+
+
+def test_views_built_for_a_delta_equal_those_of_the_whole_list():
+    from webwidget.chatcaptain.models import MessageDto
+    from webwidget.rendering import build_message_views
+
+    def message(i, group=None, outgoing=True, status="sent"):
+        return MessageDto.model_validate(
+            {"id": f"m{i}", "sender": "bot", "type": "text", "status": status,
+             "created": "2026-11-26T10:00:00Z", "outgoing": outgoing, "tags": [],
+             "content": {"text": f"part {i}"}, "streamGroupId": group}
+        )
+
+    messages = [message(0, outgoing=False), message(1, "g"), message(2, "g"), message(3, "g"),
+                message(4), message(5, "h", outgoing=False), message(6, "h")]
+    whole = build_message_views(messages)
+    for positions in ([1], [2, 3], [6], [0, 4, 5], []):
+        assert build_message_views(messages, only=positions) == [whole[i] for i in positions]
+
+
+def test_a_stream_growing_part_by_part_arrives_as_deltas(visitor, sandbox):
+    visitor.start()
+    page = visitor.get("/w/default").get_data(as_text=True)
+    shown = articles(page)
+    base = re.search(r'id="ww-base" name="v" value="([0-9a-f]+)"', page).group(1)
+    sent = visitor.post("/w/default/send", {"text": "stream", "v": base}, htmx=True)
+    html = sent.get_data(as_text=True)
+    shown.update(articles(html))
+    params = poller_params(html)
+    for _ in range(3):  # the parts arrive over time; each poll brings what is new
+        advance(sandbox, 2)
+        time.sleep(0.95)
+        answer = poll(visitor, {**params, "i": "1"})
+        if answer.status_code == 204:
+            continue
+        html = answer.get_data(as_text=True)
+        assert ("innerHTML", "ww-log") not in swaps(html).swaps
+        shown.update(articles(html))
+        params = poller_params(html)
+    full = articles(visitor.get("/w/default").get_data(as_text=True))
+    assert list(shown) == list(full)
+    assert shown == full

@@ -14,21 +14,26 @@ The poller's URL carries what the page shows and how it polls, none of it secret
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Generic, TypeVar
 
 from flask import current_app, render_template, request
 from flask_babel import get_locale
 
 from . import conversation as chats
+from .chatcaptain.models import MessageDto
 from .coalesce import get_coalescer
 from .domids import dom_id  # noqa: F401  (re-exported for tests and templates)
-from .rendering import MessageView, build_message_views
+from .rendering import build_message_views, stream_flags, visitor_status
 from .upstream import get_client
 from .widgets import WidgetConfig
+
+T = TypeVar("T")
 
 # Idle seconds -> multiple of WIDGET_POLL_SECONDS: fast right after a change, slower when idle.
 SCHEDULE = ((0, 0.5), (20, 1.0), (60, 2.0), (180, 5.0))
@@ -54,32 +59,40 @@ def format_seconds(value: float) -> str:
     return f"{value:g}"
 
 
-def message_state(view: MessageView) -> str:
-    """A digest of what may change in a message once shown: status, error, grouping."""
-    flags = f"{view.status}\x1f{view.error}\x1f{view.group_start}{view.group_continues}"
-    return hashlib.sha256(f"{flags}{view.group_end}".encode()).hexdigest()[:12]
+def message_states(messages: Sequence[MessageDto]) -> list[list[str]]:
+    """[id, digest] of each message: what may change once shown (status, error, grouping).
+
+    Worked out from the upstream messages alone, so a poll builds view models only for
+    the messages its delta sends.
+    """
+    states = []
+    for msg, (start, continues, end) in zip(messages, stream_flags(messages), strict=True):
+        shown = f"{visitor_status(msg)}\x1f{msg.error or None}\x1f{start}{continues}{end}"
+        states.append([str(msg.id), hashlib.sha256(shown.encode()).hexdigest()[:12]])
+    return states
 
 
 @dataclass
-class Delta:
+class Delta(Generic[T]):
     """What a page showing an older version needs: messages to append and to replace."""
 
-    append: list[MessageView]
-    replace: list[MessageView]
+    append: list[T]
+    replace: list[T]
 
 
 def compute_delta(
-    base: list[list[str]] | None, views: list[MessageView], states: list[list[str]]
-) -> Delta | None:
-    """The delta from `base` to `views`, or None when only a full list is right."""
-    if base is None or len(base) > len(views):
+    base: list[list[str]] | None, items: Sequence[T], states: list[list[str]]
+) -> Delta[T] | None:
+    """The delta from `base` to `items` (views, or their positions), or None when only a
+    full list is right."""
+    if base is None or len(base) > len(items):
         return None
     if [entry[0] for entry in base] != [entry[0] for entry in states[: len(base)]]:
         return None  # deleted or reordered: the log must be rebuilt
     replace = [
-        view for view, old, new in zip(views, base, states, strict=False) if old[1] != new[1]
+        item for item, old, new in zip(items, base, states, strict=False) if old[1] != new[1]
     ]
-    return Delta(append=views[len(base) :], replace=replace)
+    return Delta(append=list(items[len(base) :]), replace=replace)
 
 
 @dataclass
@@ -122,9 +135,11 @@ def active_poller() -> dict[str, object]:
     return poller_context(interval=interval_for(0, base), changed_at=int(time.time()))
 
 
-def remember(widget: WidgetConfig, chat: chats.Chat, version: str, views: list[MessageView]):
+def remember(
+    widget: WidgetConfig, chat: chats.Chat, version: str, messages: Sequence[MessageDto]
+) -> list[list[str]]:
     """Keep what `version` shows, so the page's next changed poll can get a delta."""
-    states = [[view.id, message_state(view)] for view in views]
+    states = message_states(messages)
     get_coalescer().remember_states(chats.listing_key(widget, chat), version, states)
     return states
 
@@ -159,18 +174,28 @@ def poll(
             version=listing.version,
             **poller_context(interval=wanted, changed_at=state.changed_at),
         )
-    views = build_message_views(
-        listing.messages, locale=str(get_locale()), can_send=get_client().supports_sending
-    )
-    states = remember(widget, chat, listing.version, views)
+    states = remember(widget, chat, listing.version, listing.messages)
     key = chats.listing_key(widget, chat)
     base_states = get_coalescer().recall_states(key, state.version) if state.version else None
+    positions = compute_delta(base_states, range(len(listing.messages)), states)
+    build = functools.partial(
+        build_message_views,
+        listing.messages,
+        locale=str(get_locale()),
+        can_send=get_client().supports_sending,
+    )
+    if positions is None:
+        views, delta = build(), None
+    else:
+        # Only the messages the page lacks or shows differently get a view model.
+        appended, replaced = build(only=positions.append), build(only=positions.replace)
+        views, delta = appended + replaced, Delta(append=appended, replace=replaced)
     return render_template(
         "widget/_update.html",
         **{
             **context(),
             "messages": views,
-            "delta": compute_delta(base_states, views, states),
+            "delta": delta,
             "version": listing.version,
             **poller_context(interval=interval_for(0, base), changed_at=int(now)),
         },

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, tzinfo
 from types import MappingProxyType
@@ -473,24 +473,54 @@ def _kinded_parts(
     return parts or [("unknown", Part(templates.get("unknown", UNKNOWN_TEMPLATE), None))]
 
 
+def stream_flags(messages: Sequence[MessageDto]) -> list[tuple[bool, bool, bool]]:
+    """(group_start, group_continues, group_end) of each message.
+
+    Consecutive messages of one stream group on one side render as one joined bubble.
+    """
+    flags = [[True, False, True] for _ in messages]
+    for i in range(1, len(messages)):
+        prev, cur = messages[i - 1], messages[i]
+        group = cur.streamGroupId or None
+        if group and group == (prev.streamGroupId or None) and cur.outgoing == prev.outgoing:
+            flags[i][0], flags[i][1] = False, True
+            flags[i - 1][2] = False
+    return [(start, continues, end) for start, continues, end in flags]
+
+
+def visitor_status(msg: MessageDto) -> str | None:
+    """The delivery status shown on the visitor's own messages (None on the bot's)."""
+    if msg.outgoing:
+        return None
+    return (msg.status or "").strip().lower() or None
+
+
 def build_message_views(
-    messages: Iterable[MessageDto],
+    messages: Sequence[MessageDto],
     *,
     locale: str = "en",
     can_send: bool = False,
     now: datetime | None = None,
     tz: tzinfo = UTC,
     templates: Mapping[str, str] | None = None,
+    only: Iterable[int] | None = None,
 ) -> list[MessageView]:
-    """Turn upstream messages into view models, in the given (chronological) order."""
+    """Turn upstream messages into view models, in the given (chronological) order.
+
+    With `only`, just the messages at those positions (a poll's delta), still grouped
+    with their neighbours as in the whole list.
+    """
+    messages = list(messages)
     chosen = {**CONTENT_TEMPLATES, **(templates or {})}
+    flags = stream_flags(messages)
     views: list[MessageView] = []
-    for msg in messages:
+    for index in range(len(messages)) if only is None else only:
+        msg = messages[index]
         side = "bot" if msg.outgoing else "visitor"
         persona = msg.persona
         created = parse_timestamp(msg.created)
-        status = (msg.status or "").strip().lower() or None
         kinded = _kinded_parts(msg.content, can_send, chosen)
+        group_start, group_continues, group_end = flags[index]
         views.append(
             MessageView(
                 id=str(msg.id),
@@ -500,22 +530,18 @@ def build_message_views(
                 avatar_url=_web_url(persona.image) if persona else None,
                 created=created,
                 created_display=format_timestamp(created, locale=locale, now=now, tz=tz),
-                status=status if side == "visitor" else None,
+                status=visitor_status(msg),
                 is_sensitive=bool(msg.isSensitive),
                 error=msg.error or None,
                 stream_group_id=msg.streamGroupId or None,
                 parts=[part for _, part in kinded],
                 can_send=can_send,
                 kinds=[kind for kind, _ in kinded],
+                group_start=group_start,
+                group_continues=group_continues,
+                group_end=group_end,
             )
         )
-    # Consecutive messages of one stream group (same side) render as one joined bubble.
-    for prev, cur in zip(views, views[1:], strict=False):
-        if cur.stream_group_id and cur.stream_group_id == prev.stream_group_id:
-            if cur.side == prev.side:
-                cur.group_start = False
-                cur.group_continues = True
-                prev.group_end = False
     return views
 
 
