@@ -45,9 +45,6 @@ def main(argv: list[str] | None = None) -> int:
         command.add_argument("--port", type=int, default=8000)
         command.set_defaults(run=serve)
     commands.add_parser("sandbox", help="run the ChatCaptain sandbox alone (see --help)")
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
     args = parser.parse_args(argv)
     return args.run(args)
 
