@@ -138,3 +138,17 @@ def test_a_failed_call_is_not_cached(app, sandbox):
     assert tab.get("/w/default/messages?v=x&i=1", headers=headers).status_code in (502, 503)
     requests.delete(f"{sandbox.url}/_sandbox/faults", timeout=5)
     assert tab.get("/w/default/messages?v=x&i=1", headers=headers).status_code == 200
+
+
+def test_a_long_running_process_keeps_a_bounded_number_of_lists(monkeypatch):
+    from webwidget import coalesce
+    from webwidget.coalesce import Coalescer, Listing
+
+    monkeypatch.setattr(coalesce, "LISTINGS_KEPT", 3)
+    coalescer = Coalescer()
+    for n in range(10):
+        coalescer.invalidate(f"conversation-{n}")
+        coalescer._store(f"conversation-{n}", 1, Listing(version="v", fetched_at=0.0))
+    assert len(coalescer._cache) == 3
+    assert len(coalescer._generations) == 3
+    assert set(coalescer._cache) == {"conversation-7", "conversation-8", "conversation-9"}

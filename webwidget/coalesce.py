@@ -45,6 +45,9 @@ WAIT_STEP = 0.01
 # Versions a client may still show, for delta updates: how long and (in-process) how many.
 STATES_SECONDS = 3600
 STATES_KEPT = 4096
+# Conversations whose list (and send counter) this process keeps; the least recently
+# used go first, so a long-running process does not grow with every conversation seen.
+LISTINGS_KEPT = 4096
 
 
 def conversation_key(chatbot_id: str, conversation_id: str) -> str:
@@ -111,8 +114,8 @@ class Coalescer:
         self.clock = clock
         self._lock = threading.Lock()
         self._flights: dict[str, _Flight] = {}
-        self._cache: dict[str, tuple[int, Listing]] = {}
-        self._generations: dict[str, int] = {}
+        self._cache: OrderedDict[str, tuple[int, Listing]] = OrderedDict()
+        self._generations: OrderedDict[str, int] = OrderedDict()
         self._states: OrderedDict[tuple[str, str], list[list[str]]] = OrderedDict()
 
     # --- public -------------------------------------------------------------------------
@@ -156,7 +159,12 @@ class Coalescer:
         """Forget the cached list: the next read fetches, and running fetches are not reused."""
         with self._lock:
             self._generations[key] = self._generations.get(key, 0) + 1
+            self._generations.move_to_end(key)
             self._cache.pop(key, None)
+            while len(self._generations) > LISTINGS_KEPT:
+                # A forgotten counter restarts at 0, so its stale list must go with it.
+                forgotten, _ = self._generations.popitem(last=False)
+                self._cache.pop(forgotten, None)
         if self.redis is not None:
             pipe = self.redis.pipeline(transaction=False)
             pipe.incr(key + ":gen")
@@ -224,6 +232,9 @@ class Coalescer:
             with self._lock:
                 if self._local_generation(key) == generation:
                     self._cache[key] = (generation, listing)
+                    self._cache.move_to_end(key)
+                    while len(self._cache) > LISTINGS_KEPT:
+                        self._cache.popitem(last=False)
             return
         if generation < 0:
             return
