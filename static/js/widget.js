@@ -37,8 +37,11 @@
     }
   });
 
+  // Runs after htmx's own start-up handler (htmx's script comes first), so from here on
+  // the forms go through htmx; the attribute lets tests wait for that.
   document.addEventListener("DOMContentLoaded", function () {
     document.getElementById("ww-close").addEventListener("click", function () { tell({ type: "ww:close" }); });
+    root.setAttribute("data-ww-ready", "");
     tell({ type: "ww:ready" });
   });
 

@@ -41,12 +41,14 @@ def test_unread_badge_counts_bot_messages_while_closed(page, fresh_site):
     page.goto(f"{fresh_site.host}/loader")
     page.locator(LAUNCHER).click()
     frame = page.frame_locator(FRAME)
+    expect(frame.locator("html[data-ww-ready]")).to_have_count(1, timeout=WAIT * 1000)
     frame.get_by_role("button", name="Start chat").click()
     expect(frame.locator(MESSAGE).first).to_be_visible(timeout=WAIT * 1000)
-    frame.get_by_label("Your message").fill("delay")
+    frame.get_by_label("Your message").fill("later")
     frame.get_by_role("button", name="Send").click()
     wait_for(lambda: frame.locator(f".ww-msg--visitor{MESSAGE}").count(), "the sent message")
-    # Close before the second, delayed part arrives; the poll brings it while closed.
+    # The reply is due a minute later on the sandbox clock, which only wait_for below
+    # advances: it cannot arrive before the widget is closed, and a poll brings it then.
     page.evaluate("WebWidget.close()")
     badge = page.locator("#webwidget-default .b")
     wait_for(lambda: badge.is_visible(), "the unread badge", fresh_site)

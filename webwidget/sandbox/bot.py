@@ -234,6 +234,13 @@ def _delay(ctx: BotContext) -> list[Reply]:
             Reply(ContentDto(text="...done, 1.5 s later."), delay_ms=1500, persona=ctx.persona())]
 
 
+def _later(ctx: BotContext) -> list[Reply]:
+    # Due a minute later on the sandbox clock: only a clock advance brings it, so tests
+    # can be sure it arrives after whatever they do in between.
+    return [Reply(ContentDto(text="Sorry for the wait: here I am, a minute later."),
+                  delay_ms=60_000, persona=ctx.persona())]
+
+
 def _stream(ctx: BotContext) -> list[Reply]:
     parts = ["Streaming reply, part one; ", "part two; ", "and part three."]
     group = "sg_" + secrets.token_urlsafe(12)
@@ -256,7 +263,8 @@ COMMANDS: dict[str, Callable[[BotContext], list[Reply]]] = {
     "document": _document, "buttons": _buttons, "selected": _selected, "template": _template,
     "location": _location, "hangup": _hangup, "transfer": _transfer, "handover": _handover,
     "email": _email, "tts": _tts, "whatsapp": _whatsapp, "operator": _operator,
-    "persona": _persona, "delay": _delay, "stream": _stream, "sensitive": _sensitive,
+    "persona": _persona, "delay": _delay, "later": _later, "stream": _stream,
+    "sensitive": _sensitive,
     "error": _error,
 }
 # "all" shows every content kind; the slow and odd extras are left to their own commands.
