@@ -118,6 +118,20 @@ def upstream_status(error: UpstreamError) -> int:
     return 502
 
 
+def upstream_trouble(widget: WidgetConfig, error: UpstreamError, notice: str, *, update: bool):
+    """The conversation with `notice` and no messages, in the status htmx needs.
+
+    `update`: as out-of-band swaps that keep the messages on screen (a poll, an htmx
+    send); otherwise as the page or its fragment.
+    """
+    status = upstream_status(error)
+    if update:
+        context = page_context(widget, messages=None, version="", notice=notice)
+        return make_response(render_template("widget/_update.html", **context), status)
+    context = page_context(widget, messages=[], version="", notice=notice)
+    return render_view("widget/_conversation.html", status, **context)
+
+
 @bp.get("/w/<widget>")
 def page(widget: str):
     """The iframe page: the welcome view, or the visitor's conversation."""
@@ -138,11 +152,7 @@ def page(widget: str):
         return restart_notice(widget)
     except UpstreamError as error:
         log.warning("conversation unavailable: %s", error.kind)
-        return render_view(
-            "widget/_conversation.html",
-            upstream_status(error),
-            **page_context(widget, messages=[], version="", notice="reconnecting"),
-        )
+        return upstream_trouble(widget, error, "reconnecting", update=False)
     return render_view("widget/_conversation.html", **context)
 
 
@@ -203,13 +213,7 @@ def messages(widget: str):
         return restart_notice(widget)
     except UpstreamError as error:
         log.warning("poll failed: %s", error.kind)
-        return make_response(
-            render_template(
-                "widget/_update.html",
-                **page_context(widget, messages=None, version="", notice="reconnecting"),
-            ),
-            upstream_status(error),
-        )
+        return upstream_trouble(widget, error, "reconnecting", update=True)
 
 
 @bp.post("/w/<widget>/send")
@@ -237,19 +241,7 @@ def send(widget: str):
         return restart_notice(widget)
     except UpstreamError as error:
         log.warning("send failed: %s", error.kind)
-        if not is_htmx():
-            return render_view(
-                "widget/_conversation.html",
-                upstream_status(error),
-                **page_context(widget, messages=[], version="", notice="send_failed"),
-            )
-        return make_response(
-            render_template(
-                "widget/_update.html",
-                **page_context(widget, messages=None, version="", notice="send_failed"),
-            ),
-            upstream_status(error),
-        )
+        return upstream_trouble(widget, error, "send_failed", update=is_htmx())
     if is_htmx():
         return messages(widget.id)
     return redirect(url_for("widget.page", widget=widget.id), 303)
