@@ -80,3 +80,37 @@ def test_static_responses_never_touch_the_session(app, visitor):
     assert loads == []
     assert "Cookie" not in got.headers.get("Vary", "")
     assert "Set-Cookie" not in got.headers
+
+
+def test_aliases_of_one_file_share_one_cache_entry_and_one_compression(app, visitor):
+    """`a/../x`, `./x` and `//x` name the same file: one entry, compressed once, bounded."""
+    from webwidget import assets as assets_module
+
+    cache = app.extensions[assets_module.EXTENSION]
+    real = "vendor/htmx-2.0.11.min.js"
+    compressed = []
+    original = brotli.compress
+    assets_module.brotli.compress = lambda data, **kw: compressed.append(1) or original(data, **kw)
+    try:
+        aliases = [real, f"./{real}", "vendor//htmx-2.0.11.min.js", f"css/../{real}"]
+        aliases += [f"a{n}/../{real}" for n in range(40)]
+        for alias in aliases:
+            got = visitor.get(f"/static/{alias}", headers={"Accept-Encoding": "br"})
+            assert got.status_code == 200, alias
+            assert brotli.decompress(got.get_data()) == (STATIC / real).read_bytes()
+    finally:
+        assets_module.brotli.compress = original
+    entries = [path for path in cache._assets if path.endswith("htmx-2.0.11.min.js")]
+    assert len(entries) == 1
+    assert len(compressed) <= 1  # none if the page render already compressed it
+
+
+def test_the_asset_cache_is_bounded(app, tmp_path):
+    from webwidget.assets import Assets
+
+    for n in range(10):
+        (tmp_path / f"f{n}.css").write_text("x" * 300)
+    cache = Assets(str(tmp_path), max_assets=4)
+    for n in range(10):
+        assert cache.get(f"f{n}.css") is not None
+    assert len(cache) == 4

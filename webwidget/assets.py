@@ -4,8 +4,11 @@
 file's current hash is answered with `Cache-Control: public, max-age=31536000, immutable`
 (a new file gets a new URL); any other request revalidates (`no-cache` + ETag). Text
 assets are compressed once per process, brotli or gzip by `Accept-Encoding`, with
-`Vary: Accept-Encoding`. Static requests skip the session store entirely: the session
-interface returns an empty session for the static path without reading the store.
+`Vary: Accept-Encoding`. The cache is keyed by the file a name resolves to, so aliases of
+one file (`a/../x.js`, `./x.js`, `//x.js`, which a proxy forwards raw) share one entry and
+one compression, and it holds at most MAX_ASSETS files. Static requests skip the session
+store entirely: the session interface returns an empty session for the static path
+without reading the store.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import hashlib
 import mimetypes
 import os
 import threading
+from collections import OrderedDict
 from dataclasses import dataclass, field
 
 import brotli
@@ -23,6 +27,8 @@ from werkzeug.security import safe_join
 
 EXTENSION = "webwidget.assets"
 IMMUTABLE = "public, max-age=31536000, immutable"
+# More files than the static folder ships; the least recently served go first beyond it.
+MAX_ASSETS = 256
 COMPRESSIBLE = {".css", ".js", ".mjs", ".svg", ".json", ".txt", ".html", ".map", ".xml"}
 
 
@@ -54,16 +60,22 @@ class Asset:
 class Assets:
     """The static folder's files by name, re-read when a file's size or mtime changes."""
 
-    def __init__(self, folder: str) -> None:
+    def __init__(self, folder: str, max_assets: int = MAX_ASSETS) -> None:
         self.folder = folder
+        self.max_assets = max_assets
         self._lock = threading.Lock()
-        self._assets: dict[str, Asset] = {}
+        self._assets: OrderedDict[str, Asset] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._assets)
 
     def get(self, filename: str) -> Asset | None:
         """The asset for a static filename, or None if there is no such file."""
         path = safe_join(self.folder, filename)
         if path is None:
             return None
+        # The key is the file, not the name asked for: every alias of it shares one entry.
+        path = os.path.realpath(path)
         try:
             info = os.stat(path)
         except OSError:
@@ -71,21 +83,26 @@ class Assets:
         if not os.path.isfile(path):
             return None
         stamp = (info.st_mtime_ns, info.st_size)
-        asset = self._assets.get(filename)
-        if asset is not None and asset.stamp == stamp:
-            return asset
+        with self._lock:
+            asset = self._assets.get(path)
+            if asset is not None and asset.stamp == stamp:
+                self._assets.move_to_end(path)
+                return asset
         with open(path, "rb") as handle:
             data = handle.read()
-        extension = os.path.splitext(filename)[1].lower()
+        extension = os.path.splitext(path)[1].lower()
         asset = Asset(
             stamp=stamp,
             data=data,
             digest=hashlib.sha256(data).hexdigest()[:12],
-            mimetype=mimetypes.guess_type(filename)[0] or "application/octet-stream",
+            mimetype=mimetypes.guess_type(path)[0] or "application/octet-stream",
             compressible=extension in COMPRESSIBLE and len(data) > 256,
         )
         with self._lock:
-            self._assets[filename] = asset
+            self._assets[path] = asset
+            self._assets.move_to_end(path)
+            while len(self._assets) > self.max_assets:
+                self._assets.popitem(last=False)
         return asset
 
 

@@ -1,0 +1,60 @@
+"""gunicorn's access log: one JSON object per line, whatever the request path holds."""
+
+from __future__ import annotations
+
+import json
+import socket
+
+from test_scale_out import Instance, instance_env
+
+# Raw request targets as an attacker sends them (`curl --path-as-is`): decoded newlines
+# and carriage returns, backslashes, escaped quotes, control and non-ASCII bytes.
+HOSTILE_PATHS = (
+    "/w/default%0a%7B%22forged%22:true%7D",
+    "/w/default%0d%0aX",
+    "/static/a\\b.css",
+    "/w/%5C%22",
+    '/w/%5C%22%7D,%7B"x',
+    "/w/x%22%20%5C%5C",
+    "/w/%00%01%1b[31m",
+    "/w/%C3%A9%E2%80%AE",
+    "/w/%ff%fe",
+)
+
+
+def raw_get(port: int, target: str) -> bytes:
+    """One HTTP/1.1 GET with `target` sent byte for byte (no client normalises it)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as conn:
+        conn.sendall(
+            f"GET {target} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+            .encode("latin-1")
+        )
+        answer = b""
+        while chunk := conn.recv(65536):
+            answer += chunk
+    return answer
+
+
+def test_every_access_log_line_is_json_whatever_the_path(sandbox, tmp_path):
+    access = tmp_path / "access.log"
+    errors = tmp_path / "error.log"
+    env = instance_env(sandbox.url, f"sqlite:///{tmp_path / 'sessions.sqlite3'}",
+                       GUNICORN_CMD_ARGS=f"--access-logfile {access} --error-logfile {errors}")
+    instance = Instance("access", tmp_path, env)
+    instance.start()
+    try:
+        for target in HOSTILE_PATHS:
+            status = raw_get(instance.port, target).split(b"\r\n", 1)[0]
+            assert not status.startswith(b"HTTP/1.1 5"), (target, status)
+        raw_get(instance.port, "/healthz")
+    finally:
+        instance.stop()
+    lines = access.read_text(encoding="utf-8").splitlines()
+    entries = [json.loads(line) for line in lines]  # a broken line fails here
+    assert all(entry["access"] is True for entry in entries)
+    paths = [entry["path"] for entry in entries]
+    assert "/w/default\n{\"forged\":true}" in paths
+    assert "/w/\\\"" in paths
+    assert "/static/a\\b.css" in paths
+    assert paths[-1] == "/healthz"
+    assert not any("forged" in entry for entry in entries)
