@@ -17,6 +17,8 @@ from conftest import CHANNEL_TOKEN, SECRET_KEY, Visitor, free_port, https_client
 from test_scale_out import Browser, Instance, instance_env
 
 API_KEY = "api-key-that-must-never-be-logged-42"
+METRICS_TOKEN = "metrics-token-for-the-scraper-0123"
+SCRAPE = {"Authorization": f"Bearer {METRICS_TOKEN}"}
 
 
 def make_app(upstream_url, tmp_path, store_url=None, **overrides):
@@ -71,7 +73,8 @@ def test_readyz_names_an_unreachable_upstream_without_its_address(tmp_path):
 
 
 def test_metrics_in_one_process_cover_requests_upstream_circuit_and_sessions(sandbox, tmp_path):
-    app = make_app(sandbox.url, tmp_path, UPSTREAM_BREAKER_FAIL_MAX=1, UPSTREAM_DEADLINE=1.0)
+    app = make_app(sandbox.url, tmp_path, UPSTREAM_BREAKER_FAIL_MAX=1, UPSTREAM_DEADLINE=1.0,
+                   METRICS_TOKEN=METRICS_TOKEN)
     visitor = Visitor(https_client(app))
     visitor.start()
     visitor.get("/w/default")
@@ -79,7 +82,7 @@ def test_metrics_in_one_process_cover_requests_upstream_circuit_and_sessions(san
                  "operations": ["list_messages"]}, timeout=5)
     visitor.get("/w/default")  # fails and opens the circuit (fail_max 1)
     visitor.get("/w/default")  # fails fast
-    text = https_client(app).get("/metrics").get_data(as_text=True)
+    text = https_client(app).get("/metrics", headers=SCRAPE).get_data(as_text=True)
 
     assert metric(text, "webwidget_http_requests_total", route="/w/<widget>", status="200") >= 1
     assert metric(text, "webwidget_http_requests_total", route="/w/<widget>/start",
@@ -142,7 +145,8 @@ def test_logs_are_json_with_request_ids_and_hold_no_secret(sandbox, tmp_path, ca
 def gunicorn_two_workers(sandbox_server, tmp_path):
     directory = tmp_path / "metrics"
     env = instance_env(sandbox_server.url, f"sqlite:///{tmp_path / 'sessions.sqlite3'}",
-                       WEB_CONCURRENCY="2", PROMETHEUS_MULTIPROC_DIR=str(directory))
+                       WEB_CONCURRENCY="2", PROMETHEUS_MULTIPROC_DIR=str(directory),
+                       METRICS_TOKEN=METRICS_TOKEN)
     instance = Instance("metrics", tmp_path, env)
     instance.start()
     yield instance, directory
@@ -151,7 +155,7 @@ def gunicorn_two_workers(sandbox_server, tmp_path):
 
 def test_metrics_under_gunicorn_add_up_every_worker(gunicorn_two_workers):
     instance, directory = gunicorn_two_workers
-    before = metric(requests.get(instance.url + "/metrics", timeout=5).text,
+    before = metric(requests.get(instance.url + "/metrics", headers=SCRAPE, timeout=5).text,
                     "webwidget_http_requests_total", route="/healthz", status="200")
     # Concurrent new connections, in rounds until both workers have served some: the
     # kernel may hand a short sequential burst to one worker alone.
@@ -166,7 +170,7 @@ def test_metrics_under_gunicorn_add_up_every_worker(gunicorn_two_workers):
             break
     assert len(workers) == 2, workers
     for _ in range(3):  # whichever worker answers the scrape, it reports both
-        text = requests.get(instance.url + "/metrics", timeout=5).text
+        text = requests.get(instance.url + "/metrics", headers=SCRAPE, timeout=5).text
         assert metric(text, "webwidget_http_requests_total", route="/healthz",
                       status="200") == before + sent
 

@@ -134,6 +134,7 @@ def create_app(
 def _known_secrets(settings: Settings, widgets: Mapping[str, object]) -> list[str]:
     """Every configured secret value, for the log filter to redact."""
     values = [settings.SECRET_KEY, settings.CHATCAPTAIN_API_KEY, *settings.SECRET_KEY_FALLBACKS]
+    values.append(settings.METRICS_TOKEN)
     values += [getattr(widget, "channel_token", None) for widget in widgets.values()]
     return [value.get_secret_value() for value in values if value is not None]
 

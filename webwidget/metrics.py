@@ -7,10 +7,17 @@ worker's values in files there (it decides at import time), `/metrics` aggregate
 them with `MultiProcessCollector`, and gunicorn.conf.py clears the directory at start
 and marks dead workers. Active sessions are counted in the session store at scrape
 time, so the figure is the store's, not one worker's.
+
+`/metrics` tells route traffic, upstream faults and circuit state, so in production it
+answers only `Authorization: Bearer <METRICS_TOKEN>` (401 otherwise) and is not there at
+all (404) while METRICS_TOKEN is unset; demo mode keeps it open. Label values come
+from a closed set: an unknown HTTP method counts as `other`, an unrouted path as
+`<unmatched>`, so made-up requests cannot add series.
 """
 
 from __future__ import annotations
 
+import hmac
 import logging
 import os
 import sqlite3
@@ -18,7 +25,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import closing
 
-from flask import Blueprint, Flask, current_app, g, request
+from flask import Blueprint, Flask, abort, current_app, g, request
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
@@ -38,6 +45,8 @@ log = logging.getLogger(__name__)
 EXTENSION = "webwidget.metrics"
 CIRCUIT_STATES = {"closed": 0, "half-open": 1, "open": 2}
 # Polls are the bulk of the traffic; buckets around a 100 ms upstream matter most.
+# Methods a client may really use; anything else shares one label value.
+KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.15, 0.25, 0.5, 1, 2, 4, 8, 16)
 
 bp = Blueprint("metrics", __name__)
@@ -100,7 +109,8 @@ def init_app(app: Flask) -> Metrics:
     @app.after_request
     def _count(response):
         route = request.url_rule.rule if request.url_rule is not None else "<unmatched>"
-        metrics.requests.labels(route, request.method, str(response.status_code)).inc()
+        method = request.method if request.method in KNOWN_METHODS else "other"
+        metrics.requests.labels(route, method, str(response.status_code)).inc()
         started = g.get("metrics_started")
         if started is not None:
             metrics.request_seconds.labels(route).observe(time.perf_counter() - started)
@@ -184,9 +194,29 @@ class SessionCollector(Collector):
             yield family
 
 
+def scrape_allowed() -> bool:
+    """Open in demo mode; in production only with the configured bearer token (404 unset)."""
+    settings = current_app.config["WEBWIDGET_SETTINGS"]
+    if settings.demo_mode:
+        return True
+    if settings.METRICS_TOKEN is None:
+        abort(404)
+    scheme, _, given = request.headers.get("Authorization", "").partition(" ")
+    expected = settings.METRICS_TOKEN.get_secret_value()
+    return scheme.lower() == "bearer" and hmac.compare_digest(
+        given.strip().encode(), expected.encode()
+    )
+
+
 @bp.get("/metrics")
 def scrape():
     """Prometheus text format: this process's metrics, or every worker's under gunicorn."""
+    if not scrape_allowed():
+        return "A bearer token is needed.\n", 401, {
+            "WWW-Authenticate": 'Bearer realm="metrics"',
+            "Content-Type": "text/plain",
+            "Cache-Control": "no-store",
+        }
     directory = multiprocess_dir()
     if directory:
         registry = CollectorRegistry()

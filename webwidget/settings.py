@@ -99,6 +99,18 @@ class Settings(BaseSettings):
     # How many reverse proxies in front set X-Forwarded-For/-Proto; 0 trusts none of them.
     TRUSTED_PROXY_HOPS: int = Field(default=0, ge=0, le=5)
 
+    # Bearer token Prometheus sends to scrape /metrics in production; unset: no /metrics.
+    METRICS_TOKEN: SecretStr | None = None
+
+    @field_validator("METRICS_TOKEN", mode="before")
+    @classmethod
+    def _metrics_token(cls, value: object) -> object:
+        if isinstance(value, str) and not value.strip():
+            return None
+        if isinstance(value, str) and len(value.strip()) < 16:
+            raise ValueError("use at least 16 characters of random text")
+        return value.strip() if isinstance(value, str) else value
+
     UPSTREAM_CONNECT_TIMEOUT: float = Field(default=2.0, gt=0)
     UPSTREAM_READ_TIMEOUT: float = Field(default=5.0, gt=0)
     UPSTREAM_DEADLINE: float = Field(default=8.0, gt=0)
