@@ -152,3 +152,63 @@ def test_a_long_running_process_keeps_a_bounded_number_of_lists(monkeypatch):
     assert len(coalescer._cache) == 3
     assert len(coalescer._generations) == 3
     assert set(coalescer._cache) == {"conversation-7", "conversation-8", "conversation-9"}
+
+
+def _message(message_id: str, text: str, *, status: str = "sent"):
+    from webwidget.chatcaptain.models import MessageDto
+
+    return MessageDto.model_validate(
+        {
+            "id": message_id,
+            "sender": "bot",
+            "type": "text",
+            "status": status,
+            "created": "2026-01-01T00:00:00Z",
+            "outgoing": True,
+            "content": {"text": text},
+            "tags": [],
+        }
+    )
+
+
+def test_the_version_and_the_states_change_with_a_message_s_content():
+    from webwidget.coalesce import Listing
+
+    before = Listing.of([_message("m1", "Hello"), _message("m2", "Bye")], 0.0)
+    edited = Listing.of([_message("m1", "Hello"), _message("m2", "Bye!")], 0.0)
+    same = Listing.of([_message("m1", "Hello"), _message("m2", "Bye")], 5.0)
+    assert before.version == same.version and before.states == same.states
+    assert edited.version != before.version
+    assert edited.states[0] == before.states[0]
+    assert edited.states[1][0] == "m2" and edited.states[1][1] != before.states[1][1]
+
+
+def test_a_cached_list_is_validated_once_per_process(redis_url, monkeypatch):
+    from webwidget import coalesce
+    from webwidget.coalesce import Coalescer
+
+    url = redis_url.rsplit("/", 1)[0] + "/14"
+    client = redis.Redis.from_url(url)
+    client.flushdb()
+    fetching, reading = Coalescer(client), Coalescer(redis.Redis.from_url(url))
+    messages = [_message("m1", "Hello"), _message("m2", "Bye", status="read")]
+    fetched = fetching.get("k", lambda: messages, max_age=10)
+    assert fetching.get("k", lambda: [], max_age=10) is fetched  # the fetcher's own objects
+
+    parses = []
+    original = coalesce._Stored.model_validate_json
+
+    def counting(raw, **kwargs):
+        parses.append(1)
+        return original(raw, **kwargs)
+
+    monkeypatch.setattr(coalesce._Stored, "model_validate_json", counting)
+    first = reading.get("k", lambda: [], max_age=10)
+    assert first.version == fetched.version
+    assert parses == []  # the version alone answers an unchanged poll
+    assert first.messages == messages and first.states == fetched.states
+    again = reading.get("k", lambda: [], max_age=10)
+    assert again is first and again.messages == messages
+    assert parses == [1]
+    client.flushdb()
+    client.close()

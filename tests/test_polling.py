@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import time
 from html.parser import HTMLParser
@@ -270,3 +271,61 @@ def test_a_stream_growing_part_by_part_arrives_as_deltas(visitor, sandbox):
     full = articles(visitor.get("/w/default").get_data(as_text=True))
     assert list(shown) == list(full)
     assert shown == full
+
+
+@pytest.fixture
+def editable_sandbox():
+    """A sandbox of this test's own, whose stored messages the test may edit."""
+    from webwidget.sandbox import create_sandbox_app
+    from webwidget.sandbox.server import BackgroundServer
+
+    upstream = create_sandbox_app()
+    server = BackgroundServer(upstream).start()
+    server.app = upstream
+    yield server
+    server.stop()
+
+
+def edit_first_message(upstream, text: str) -> None:
+    """Change the text of the conversation's first message, as an upstream edit would."""
+    store = upstream.extensions["webwidget_sandbox"].store
+    with store.transaction() as db:
+        seq, body = db.execute("SELECT seq, body FROM messages ORDER BY seq LIMIT 1").fetchone()
+        message = json.loads(body)
+        message["content"]["text"] = text
+        db.execute("UPDATE messages SET body = ? WHERE seq = ?", (json.dumps(message), seq))
+
+
+def test_a_message_edited_upstream_reaches_an_open_page(editable_sandbox, store_url, tmp_path):
+    from conftest import Visitor, https_client, widget_settings
+
+    from webwidget import create_app
+    from webwidget.coalesce import EXTENSION
+
+    app = create_app(
+        settings=widget_settings(editable_sandbox.url, store_url), instance_path=str(tmp_path)
+    )
+    now = [time.time()]
+    app.extensions[EXTENSION].clock = lambda: now[0]
+    visitor = Visitor(https_client(app))
+    visitor.start()
+    page = visitor.get("/w/default").get_data(as_text=True)
+    (shown_id,) = articles(page)
+    params = poller_params(page)
+    now[0] += 2  # past the cached list's share of the interval: the poll fetches
+    assert poll(visitor, params).status_code == 204
+
+    edit_first_message(editable_sandbox.app, "Edited upstream")
+    now[0] += 2
+    changed = poll(visitor, params)
+    assert changed.status_code == 200
+    html = changed.get_data(as_text=True)
+    found = swaps(html)
+    assert ("innerHTML", "ww-log") not in found.swaps  # a delta, not a rebuilt log
+    assert [a["data-message-id"] for a in found.articles] == [shown_id]
+    assert found.articles[0].get("hx-swap-oob") == "true"  # replaced in place by id
+    assert "Edited upstream" in articles(html)[shown_id]
+    assert poller_params(html)["v"] != params["v"]
+
+    now[0] += 2
+    assert poll(visitor, poller_params(html)).status_code == 204

@@ -9,8 +9,15 @@ for that fetch instead of making its own; otherwise it fetches and caches the re
 Backends: in-process (a dict and threading events) always; with Redis as the session
 store, the cache and the flight lock live in Redis too, so several instances share
 them. Keys are `ww:msgs:<sha256 of chatbot id and conversation id>`: never a token, and
-no id a reader of Redis could use. The cached value is the validated message list as
-JSON, with the version digest in front so an unchanged poll never parses the list.
+no id a reader of Redis could use. The cached value is the validated message list and
+its per-message digests as JSON, with the version in front so an unchanged poll never
+parses the list; a reader that needs the messages validates that JSON in one pass, once
+per process and version (a worker that has already read a version reuses its objects).
+
+The version and the delta's per-message states come from one content-aware digest:
+everything the upstream sent for a message plus its grouping with its neighbours. A
+message whose text, buttons or status changes upstream changes both, so an open page
+gets the new rendering instead of a 204.
 
 Sends call `invalidate`: it bumps a generation counter, and a list fetched under an
 older generation is neither served nor cached, so the sender sees their own message.
@@ -29,9 +36,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from flask import Flask, current_app
+from pydantic import BaseModel
 from redis.exceptions import RedisError
 
 from .chatcaptain.models import MessageDto
+from .rendering import stream_flags
 
 log = logging.getLogger(__name__)
 
@@ -56,39 +65,101 @@ def conversation_key(chatbot_id: str, conversation_id: str) -> str:
     return KEY_PREFIX + digest
 
 
+def message_states(messages: list[MessageDto]) -> list[list[str]]:
+    """[id, digest] of each message: the digest covers all the upstream sent for it
+    (content, status, error, timestamps) and its grouping with its neighbours, so any
+    change a page could show changes it."""
+    states = []
+    for msg, (start, continues, end) in zip(messages, stream_flags(messages), strict=True):
+        digest = hashlib.sha256(msg.__pydantic_serializer__.to_json(msg, exclude_none=True))
+        digest.update(f"\x1f{start:d}{continues:d}{end:d}".encode())
+        states.append([str(msg.id), digest.hexdigest()[:12]])
+    return states
+
+
+def states_version(states: list[list[str]]) -> str:
+    """The version of a whole list: a digest of its ordered per-message states."""
+    digest = hashlib.sha256()
+    for message_id, state in states:
+        digest.update(f"{message_id}\x1f{state}\x1e".encode())
+    return digest.hexdigest()[:16]
+
+
 def messages_version(messages: list[MessageDto]) -> str:
     """A short digest of what the visitor sees, so an unchanged poll can answer 204."""
-    digest = hashlib.sha256()
-    for message in messages:
-        digest.update(f"{message.id}\x1f{message.status}\x1f{message.error or ''}\x1e".encode())
-    return digest.hexdigest()[:16]
+    return states_version(message_states(messages))
+
+
+class _Stored(BaseModel):
+    """The cached body in Redis: validated once when fetched, parsed in one pass when read."""
+
+    states: list[list[str]]
+    messages: list[MessageDto]
 
 
 @dataclass
 class Listing:
-    """A conversation's message list with its version; the list is parsed only when read."""
+    """A conversation's message list, its per-message states and its version.
+
+    Built from a fetch (validated messages) or from Redis (raw JSON, parsed on first use).
+    """
 
     version: str
     fetched_at: float
     _messages: list[MessageDto] | None = None
+    _states: list[list[str]] | None = None
     _raw: str | None = field(default=None, repr=False)
+
+    @classmethod
+    def of(cls, messages: list[MessageDto], fetched_at: float) -> Listing:
+        """A listing of freshly fetched (already validated) messages."""
+        states = message_states(messages)
+        return cls(
+            version=states_version(states),
+            fetched_at=fetched_at,
+            _messages=messages,
+            _states=states,
+        )
 
     @property
     def messages(self) -> list[MessageDto]:
-        """The messages, oldest first (validated from JSON on first use)."""
+        """The messages, oldest first."""
         if self._messages is None:
-            self._messages = [MessageDto.model_validate(m) for m in json.loads(self._raw or "[]")]
+            self._parse()
+        assert self._messages is not None
         return self._messages
 
+    @property
+    def states(self) -> list[list[str]]:
+        """[id, digest] per message (see `message_states`)."""
+        if self._states is None:
+            if self._raw is None:
+                self._states = message_states(self.messages)
+            else:
+                self._parse()
+        assert self._states is not None
+        return self._states
+
+    def _parse(self) -> None:
+        stored = _Stored.model_validate_json(self._raw or '{"states": [], "messages": []}')
+        self._messages, self._states = stored.messages, stored.states
+        self._raw = None
+
     def encode(self, generation: int) -> str:
-        """`<generation>|<fetched_at>|<version>|<messages JSON>` for Redis."""
+        """`<generation>|<fetched_at>|<version>|<states and messages JSON>` for Redis."""
         raw = self._raw
         if raw is None:
-            dumped = [
-                m.model_dump(mode="json", by_alias=True, exclude_none=True) for m in self.messages
-            ]
-            raw = json.dumps(dumped)
+            raw = _Stored.model_construct(
+                states=self.states, messages=self.messages
+            ).model_dump_json(by_alias=True, exclude_none=True)
         return f"{generation}|{self.fetched_at!r}|{self.version}|{raw}"
+
+    @staticmethod
+    def header(value: bytes | str) -> tuple[int, float, str]:
+        """The generation, fetch time and version of an encoded listing, without its body."""
+        text = value.decode() if isinstance(value, bytes) else value
+        generation, fetched_at, version, _ = text.split("|", 3)
+        return int(generation), float(fetched_at), version
 
     @classmethod
     def decode(cls, value: bytes | str) -> tuple[int, Listing]:
@@ -224,20 +295,38 @@ class Coalescer:
         generation = int(gen or 0)
         if value is None:
             return generation, None
-        stored_generation, listing = Listing.decode(value)
-        return generation, listing if stored_generation == generation else None
+        stored_generation, fetched_at, version = Listing.header(value)
+        if stored_generation != generation:
+            return generation, None
+        with self._lock:
+            known = self._cache.get(key)
+        if known is not None and (known[1].fetched_at, known[1].version) == (fetched_at, version):
+            # This process has read (or fetched) this very list: its messages are parsed.
+            return generation, known[1]
+        _, listing = Listing.decode(value)
+        self._keep_local(key, generation, listing)
+        return generation, listing
+
+    def _keep_local(self, key: str, generation: int, listing: Listing) -> None:
+        with self._lock:
+            self._put_locked(key, generation, listing)
+
+    def _put_locked(self, key: str, generation: int, listing: Listing) -> None:
+        self._cache[key] = (generation, listing)
+        self._cache.move_to_end(key)
+        while len(self._cache) > LISTINGS_KEPT:
+            self._cache.popitem(last=False)
 
     def _store(self, key: str, generation: int, listing: Listing) -> None:
         if self.redis is None:
             with self._lock:
                 if self._local_generation(key) == generation:
-                    self._cache[key] = (generation, listing)
-                    self._cache.move_to_end(key)
-                    while len(self._cache) > LISTINGS_KEPT:
-                        self._cache.popitem(last=False)
+                    self._put_locked(key, generation, listing)
             return
         if generation < 0:
             return
+        # With Redis the local copy only saves parsing: Redis decides what is current.
+        self._keep_local(key, generation, listing)
         try:
             self.redis.set(key, listing.encode(generation), px=int(MAX_AGE_CAP * 1000))
         except RedisError as error:
@@ -245,8 +334,7 @@ class Coalescer:
 
     def _fetch(self, key: str, fetch, generation: int) -> Listing:
         at = self.clock()
-        messages = fetch()
-        listing = Listing(version=messages_version(messages), fetched_at=at, _messages=messages)
+        listing = Listing.of(fetch(), at)
         self._store(key, generation, listing)
         return listing
 

@@ -15,7 +15,6 @@ The poller's URL carries what the page shows and how it polls, none of it secret
 from __future__ import annotations
 
 import functools
-import hashlib
 import math
 import time
 from collections.abc import Callable, Sequence
@@ -25,11 +24,12 @@ from typing import Generic, TypeVar
 from flask import current_app, render_template, request
 from flask_babel import get_locale
 
+from . import coalesce
 from . import conversation as chats
 from .chatcaptain.models import MessageDto
 from .coalesce import get_coalescer
 from .domids import dom_id  # noqa: F401  (re-exported for tests and templates)
-from .rendering import build_message_views, stream_flags, visitor_status
+from .rendering import build_message_views
 from .upstream import get_client
 from .widgets import WidgetConfig
 
@@ -60,16 +60,13 @@ def format_seconds(value: float) -> str:
 
 
 def message_states(messages: Sequence[MessageDto]) -> list[list[str]]:
-    """[id, digest] of each message: what may change once shown (status, error, grouping).
+    """[id, digest] of each message: what may change once shown (content, status, grouping).
 
-    Worked out from the upstream messages alone, so a poll builds view models only for
+    The same content-aware digest as the list's version (see `coalesce.message_states`),
+    worked out from the upstream messages alone, so a poll builds view models only for
     the messages its delta sends.
     """
-    states = []
-    for msg, (start, continues, end) in zip(messages, stream_flags(messages), strict=True):
-        shown = f"{visitor_status(msg)}\x1f{msg.error or None}\x1f{start}{continues}{end}"
-        states.append([str(msg.id), hashlib.sha256(shown.encode()).hexdigest()[:12]])
-    return states
+    return coalesce.message_states(list(messages))
 
 
 @dataclass
@@ -174,8 +171,9 @@ def poll(
             version=listing.version,
             **poller_context(interval=wanted, changed_at=state.changed_at),
         )
-    states = remember(widget, chat, listing.version, listing.messages)
     key = chats.listing_key(widget, chat)
+    states = listing.states
+    get_coalescer().remember_states(key, listing.version, states)
     base_states = get_coalescer().recall_states(key, state.version) if state.version else None
     positions = compute_delta(base_states, range(len(listing.messages)), states)
     build = functools.partial(
