@@ -150,6 +150,8 @@ def test_the_harbour_titles_follow_the_visitor_language(harbour_app):
     client = https_client(harbour_app)
     german = client.get("/w/harbour", headers={"Accept-Language": "de"}).get_data(as_text=True)
     assert "Hafenbüro" in german and "Ahoi!" in german
+    # The override's own text comes from the example's own catalog (templates/translations).
+    assert '<p class="harbour-hours">Bürozeiten: Mo–Fr 9–17 Uhr</p>' in german
     assert "مكتب الميناء" in client.get("/w/harbour?lang=ar").get_data(as_text=True)
 
 

@@ -89,6 +89,9 @@ def create_app(
         secret_key = settings.SECRET_KEY.get_secret_value()  # type: ignore[union-attr]
 
     app.extensions["webwidget.widgets"] = widgets_from_settings(settings, demo=demo)
+    overrides.warn_about_overrides(
+        app.extensions["webwidget.widgets"], settings.WIDGET_TEMPLATE_DIR, HOME / "templates"
+    )
     # First hooks registered: the request id exists before anything else logs.
     logs.init_app(app, secrets=_known_secrets(settings, app.extensions["webwidget.widgets"]))
     upstream.init_app(
@@ -116,7 +119,7 @@ def create_app(
         absolute_timeout=settings.SESSION_ABSOLUTE_TIMEOUT,
     )
     security.init_app(app)
-    i18n.init_app(app)
+    i18n.init_app(app, settings.WIDGET_TEMPLATE_DIR)
     themes.init_app(app)
     metrics.init_app(app)
     health.init_app(app)

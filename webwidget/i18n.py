@@ -4,14 +4,26 @@ The visitor's language is, in order: the page's `lang` parameter (the loader pas
 `?lang=`; the start form carries it on), the language the visitor's chat was started
 in, the browser's Accept-Language, the widget's default. The UI speaks the first of
 these we ship a translation for; `dir="rtl"` follows the UI language.
+
+A site owner's override folder may bring its own catalogs
+(`translations/<lang>/LC_MESSAGES/messages.po`). They are compiled at start-up (the
+owner runs no build step) and merged over the project's catalogs for the widgets that
+use that folder only, so `_()` in an override finds them.
 """
 
 from __future__ import annotations
 
+import io
+import re
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from babel import Locale, UnknownLocaleError
+from babel.messages.mofile import write_mo
+from babel.messages.pofile import PoFileError, read_po
+from babel.support import Translations
 from flask import Flask, current_app, has_request_context, request
-from flask_babel import Babel, get_locale
+from flask_babel import Babel, Domain, get_locale
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from .languages import upstream_code
@@ -27,10 +39,96 @@ def N_(text: str) -> str:
     return text
 
 
-def ui_language(tag: str | None) -> str | None:
-    """`de-AT` -> `de` when we ship German, else None."""
+def ui_language(tag: str | None, supported: Sequence[str] = SUPPORTED) -> str | None:
+    """`de-AT` -> `de` when we ship German (or the widget brings it), else None."""
     code = upstream_code(tag)
-    return code.lower() if code and code.lower() in SUPPORTED else None
+    return code.lower() if code and code.lower() in supported else None
+
+
+class CatalogError(ValueError):
+    """An owner's catalog cannot be used; the message says why (the caller names the file)."""
+
+
+# Every line of a catalog is a comment, a keyword with a quoted string, or a quoted string.
+# Babel's reader silently cuts a string with no closing quote; this catches that.
+_PO_LINE = re.compile(
+    r'^(?:(?:msgctxt|msgid|msgid_plural|msgstr(?:\[\d+\])?)\s+)?"(?:[^"\\]|\\.)*"$'
+)
+
+
+def compile_catalog(path: Path, language: str) -> Translations:
+    """Read one `messages.po` and compile it in memory; CatalogError says what is wrong."""
+    raw = path.read_bytes()
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise CatalogError(f"not UTF-8 text (byte {exc.start})") from None
+    for number, line in enumerate(text.splitlines(), 1):
+        line = line.strip()
+        if line and not line.startswith("#") and not _PO_LINE.match(line):
+            raise CatalogError(f"line {number}: not a PO entry (unclosed quote?): {line[:60]!r}")
+    try:
+        catalog = read_po(io.BytesIO(raw), locale=language, abort_invalid=True)
+    except PoFileError as exc:
+        raise CatalogError(str(exc)) from None
+    for message, errors in catalog.check():
+        # A placeholder the source text does not have would fail when the page renders.
+        raise CatalogError(f"msgid {message.id!r}: {errors[0]}")
+    compiled = io.BytesIO()
+    write_mo(compiled, catalog)
+    compiled.seek(0)
+    return Translations(fp=compiled)
+
+
+def owner_catalogs(folder: str | Path) -> dict[str, tuple[Path, Translations]]:
+    """The catalogs in an override folder, by language: `de` -> (path, compiled)."""
+    found: dict[str, tuple[Path, Translations]] = {}
+    for path in sorted(Path(folder).glob("translations/*/LC_MESSAGES/messages.po")):
+        language = path.parent.parent.name
+        try:
+            if not re.fullmatch(r"[a-z]{2}", language):
+                raise UnknownLocaleError(language)
+            Locale.parse(language)
+        except (UnknownLocaleError, ValueError):
+            raise CatalogError(
+                f"{path}: {language!r} is not a two-letter language code such as de"
+            ) from None
+        try:
+            found[language] = (path, compile_catalog(path, language))
+        except CatalogError as exc:
+            raise CatalogError(f"{path}: {exc}") from None
+    return found
+
+
+class WidgetDomain(Domain):
+    """The project's catalogs with a widget's own catalogs merged over them, per language."""
+
+    def __init__(self, overlays: Sequence[Mapping[str, Translations]]) -> None:
+        super().__init__(translation_directories=[str(TRANSLATIONS)])
+        self.overlays = list(overlays)
+        self.languages = tuple(sorted({lang for overlay in overlays for lang in overlay}))
+        self._merged: dict[str, Translations] = {}
+
+    def get_translations(self) -> Translations:
+        """The merged catalog for the request's language, built once per language."""
+        language = str(get_locale() or "en")
+        merged = self._merged.get(language)
+        if merged is None:
+            merged = Translations()
+            merged.merge(Translations.load(str(TRANSLATIONS), [language]))
+            for overlay in self.overlays:
+                if language in overlay:
+                    merged.merge(overlay[language])
+            self._merged[language] = merged
+        return merged
+
+
+def widget_languages(widget) -> tuple[str, ...]:
+    """The UI languages for `widget`: the shipped ones and any its overrides bring."""
+    domain = current_app.extensions.get("webwidget.domains", {}).get(getattr(widget, "id", None))
+    if domain is None:
+        return SUPPORTED
+    return SUPPORTED + tuple(lang for lang in domain.languages if lang not in SUPPORTED)
 
 
 def current_widget():
@@ -53,6 +151,7 @@ def _chat_language(widget) -> str | None:
 def select_locale() -> str:
     """The UI language for this request (see the module docstring for the order)."""
     widget = current_widget()
+    supported = widget_languages(widget)
     candidates = [request.args.get("lang")]
     if request.method == "POST":
         try:
@@ -63,13 +162,13 @@ def select_locale() -> str:
     if widget is not None and (request.cookies or request.headers.get("X-Widget-Session")):
         candidates.append(_chat_language(widget))
     for tag in candidates:
-        code = ui_language(tag)
+        code = ui_language(tag, supported)
         if code:
             return code
-    best = request.accept_languages.best_match(SUPPORTED)
+    best = request.accept_languages.best_match(supported)
     if best:
         return best
-    return ui_language(widget.language if widget else None) or "en"
+    return ui_language(widget.language if widget else None, supported) or "en"
 
 
 def text_direction(language: str) -> str:
@@ -83,6 +182,46 @@ def page_language() -> dict[str, str]:
         return {}
     language = str(get_locale() or "en")
     return {"html_lang": language.replace("_", "-"), "html_dir": text_direction(language)}
+
+
+def use_widget_catalogs() -> None:
+    """A widget whose overrides bring catalogs translates with them (and only that widget)."""
+    widget = current_widget()
+    domain = current_app.extensions["webwidget.domains"].get(widget.id) if widget else None
+    if domain is not None:
+        domain.as_default()
+
+
+def widget_domains(
+    widgets: Mapping[str, object], shared_folder: str | None
+) -> dict[str, WidgetDomain]:
+    """Compile every override folder's catalogs once; a domain for each widget that has any."""
+    from .settings import SettingsError
+
+    compiled: dict[str, dict[str, Translations]] = {}
+
+    def catalogs(folder: str | None, widget) -> dict[str, Translations]:
+        if not folder:
+            return {}
+        if folder not in compiled:
+            try:
+                compiled[folder] = {k: v for k, (_, v) in owner_catalogs(folder).items()}
+            except CatalogError as exc:
+                where = f"widget {widget.id!r}" if widget is not None else "WIDGET_TEMPLATE_DIR"
+                path, _, why = str(exc).partition(": ")
+                raise SettingsError(f"{path}: {where}: {why}") from None
+        return compiled[folder]
+
+    shared = catalogs(str(Path(shared_folder).resolve()) if shared_folder else None, None)
+    domains = {}
+    for widget_id, widget in widgets.items():
+        overlays = [
+            found for found in (shared, catalogs(getattr(widget, "template_dir", None), widget))
+            if found
+        ]
+        if overlays:
+            domains[widget_id] = WidgetDomain(overlays)
+    return domains
 
 
 def settle_locale() -> None:
@@ -99,8 +238,11 @@ def vary_on_language(response):
     return response
 
 
-def init_app(app: Flask) -> None:
-    """Install Flask-Babel with the shipped translations and the locale selector."""
+def init_app(app: Flask, template_dir: str | None = None) -> None:
+    """Install Flask-Babel with the shipped translations, the owners' ones and the selector."""
+    app.extensions["webwidget.domains"] = widget_domains(
+        app.extensions["webwidget.widgets"], template_dir
+    )
     Babel(
         app,
         locale_selector=select_locale,
@@ -108,5 +250,6 @@ def init_app(app: Flask) -> None:
         default_translation_directories=str(TRANSLATIONS),
     )
     app.context_processor(page_language)
+    app.before_request(use_widget_catalogs)
     app.before_request(settle_locale)
     app.after_request(vary_on_language)

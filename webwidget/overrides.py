@@ -3,15 +3,31 @@
 WIDGET_TEMPLATE_DIR applies to every widget (a ChoiceLoader in front of `templates/`);
 a widget's own `template_dir` (widgets file) applies to requests for that widget only,
 through an overlay environment per folder, so compiled templates never mix between widgets.
+
+At start-up every override folder is checked, with one warning line per problem naming
+the file and the widget: a file whose name is no template of ours (nothing would use it),
+and an override that drops an element `id`, `role="log"` or `data-message-id` that htmx,
+widget.js or the loader rely on.
 """
 
 from __future__ import annotations
 
+import difflib
+import logging
+import re
+from collections.abc import Mapping
 from pathlib import Path
 
 from flask import Flask, current_app, has_request_context, request
 from flask.templating import Environment
 from jinja2 import ChoiceLoader, FileSystemLoader
+
+log = logging.getLogger(__name__)
+
+_JINJA_COMMENT = re.compile(r"\{#.*?#\}", re.S)
+# A literal id (not one built by an expression): the hooks htmx, widget.js and labels use.
+_LITERAL_ID = re.compile(r"""\bid\s*=\s*["']([A-Za-z][\w-]*)["']""")
+_ROLE_LOG = re.compile(r"""\brole\s*=\s*["']log["']""")
 
 
 class WidgetEnvironment(Environment):
@@ -58,3 +74,78 @@ def init_app(app: Flask, template_dir: str | None) -> None:
         app.jinja_loader = ChoiceLoader(  # type: ignore[misc]
             [FileSystemLoader(str(folder)), FileSystemLoader(app.template_folder)]  # type: ignore[arg-type]
         )
+
+
+def _markup(path: Path) -> str:
+    return _JINJA_COMMENT.sub("", path.read_text(encoding="utf-8", errors="replace"))
+
+
+def required_hooks(source: str) -> list[str]:
+    """What an override of this template must keep: its literal ids, role=log, data-message-id."""
+    hooks = [f'id="{name}"' for name in dict.fromkeys(_LITERAL_ID.findall(source))]
+    if _ROLE_LOG.search(source):
+        hooks.append('role="log"')
+    if "data-message-id" in source:
+        hooks.append("data-message-id")
+    return hooks
+
+
+def _keeps(hook: str, source: str) -> bool:
+    if hook.startswith("id="):
+        name = re.escape(hook[4:-1])
+        return re.search(rf"""\bid\s*=\s*["']{name}["']""", source) is not None
+    if hook == 'role="log"':
+        return _ROLE_LOG.search(source) is not None
+    return hook in source
+
+
+def override_problems(folder: str | Path, project: str | Path) -> list[tuple[Path, str]]:
+    """Each override file in `folder` that nothing uses or that drops a hook, and why."""
+    folder, project = Path(folder), Path(project)
+    ours = {p.relative_to(project).as_posix(): p for p in project.rglob("*.html")}
+    theirs = {
+        p.relative_to(folder).as_posix(): p
+        for p in folder.rglob("*.html")
+        if p.is_file() and not p.relative_to(folder).parts[0] == "translations"
+    }
+    sources = {name: _markup(path) for name, path in theirs.items()}
+    problems = []
+    for name, path in sorted(theirs.items()):
+        if name not in ours:
+            # The owner's own partial, included by another override, is used after all.
+            if any(name in text for other, text in sources.items() if other != name):
+                continue
+            close = difflib.get_close_matches(name, list(ours), n=1, cutoff=0.6)
+            hint = f" (the closest template is {close[0]})" if close else ""
+            problems.append((path, f"webwidget has no template {name!r}, so nothing uses it{hint}"))
+            continue
+        dropped = [h for h in required_hooks(_markup(ours[name])) if not _keeps(h, sources[name])]
+        if dropped:
+            problems.append(
+                (
+                    path,
+                    f"the override drops {', '.join(dropped)} from {name} "
+                    "(htmx, widget.js and the loader rely on them; see docs/theming.md)",
+                )
+            )
+    return problems
+
+
+def warn_about_overrides(
+    widgets: Mapping[str, object], shared_folder: str | None, project: str | Path
+) -> list[str]:
+    """Log one warning per problem in every override folder, naming the file and the widget."""
+    users: dict[str, list[str]] = {}
+    if shared_folder:
+        users[str(Path(shared_folder).resolve())] = ["every widget (WIDGET_TEMPLATE_DIR)"]
+    for widget_id, widget in widgets.items():
+        folder = getattr(widget, "template_dir", None)
+        if folder:
+            users.setdefault(folder, []).append(f"widget {widget_id!r}")
+    lines = []
+    for folder, who in users.items():
+        for path, why in override_problems(folder, project):
+            lines.append(f"{path}: {', '.join(who)}: {why}")
+    for line in lines:
+        log.warning("%s", line)
+    return lines

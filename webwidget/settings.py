@@ -79,6 +79,10 @@ class Settings(BaseSettings):
     WIDGET_FONT: str | None = None
     WIDGET_RADIUS: int | None = None
     WIDGET_THEME_MODE: str | None = None
+    # The loader's panel (corner radius in px; shadow none/soft/strong) and the owner's CSS file.
+    WIDGET_PANEL_RADIUS: int | None = None
+    WIDGET_PANEL_SHADOW: str | None = None
+    WIDGET_STYLESHEET: str | None = None
     # A TOML file listing several widgets (webwidget/widgets.py), and a folder of templates
     # overriding the built-in ones for every widget.
     WIDGETS_FILE: str | None = None

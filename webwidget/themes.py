@@ -2,8 +2,10 @@
 
 A theme becomes a small stylesheet at `GET /themes/<widget>.css` (the CSP allows only
 stylesheets from our origin, so no inline style), linked after `static/css/widget.css`.
-Its URL carries a fingerprint of the theme, so it is cached for a long time and a new
-theme is a new URL.
+An owner's own stylesheet (the theme's `stylesheet`, a file) is read once at start-up and
+served at `GET /themes/<widget>/stylesheet.css`, linked after every built-in one. Both
+URLs carry a fingerprint of the content, so they are cached for a long time and a change
+is a new URL.
 """
 
 from __future__ import annotations
@@ -12,10 +14,12 @@ import hashlib
 import logging
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 from urllib.parse import urlsplit
 
 from flask import Blueprint, Flask, abort, current_app, make_response, request, url_for
+from werkzeug.security import safe_join
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +37,15 @@ LIGHT = {"bg": "#ffffff", "surface": "#f1f3f6", "text": "#1b1f24", "muted": "#57
 DARK = {"bg": "#16181d", "surface": "#262a31", "text": "#e8eaed", "muted": "#a8b0ba"}
 DEFAULT_PRIMARY = "#1f5fbf"
 DEFAULT_PRIMARY_DARK = "#8ab4f8"
+# The loader's panel around the iframe: corner radius and one of three shadows.
+DEFAULT_PANEL_RADIUS = 16
+SHADOWS = {
+    "none": "none",
+    "soft": "0 8px 30px rgba(0, 0, 0, 0.3)",
+    "strong": "0 16px 48px rgba(0, 0, 0, 0.55), 0 2px 8px rgba(0, 0, 0, 0.35)",
+}
+# An owner's stylesheet is theirs to write, but it is read into memory: keep it small.
+MAX_STYLESHEET_BYTES = 256 * 1024
 
 
 class ThemeError(ValueError):
@@ -40,6 +53,41 @@ class ThemeError(ValueError):
 
 
 Localized = str | Mapping[str, str]
+
+
+@dataclass(frozen=True)
+class OwnerStylesheet:
+    """A site owner's CSS file, read once at start-up (a restart reloads it)."""
+
+    path: str
+    text: str = field(repr=False)
+
+    @property
+    def fingerprint(self) -> str:
+        """The cache key in its URL: changes whenever the file's content does."""
+        return hashlib.sha256(self.text.encode()).hexdigest()[:12]
+
+
+def read_stylesheet(value: object, base_dir: Path | None) -> OwnerStylesheet:
+    """Read the theme's `stylesheet` (a path, relative to `base_dir`); ThemeError if unusable."""
+    if not isinstance(value, str) or not value.strip():
+        raise ThemeError("stylesheet: use the path of a .css file, e.g. 'acme.css'")
+    path = Path(value.strip()).expanduser()
+    if not path.is_absolute():
+        path = (base_dir or Path.cwd()) / path
+    path = path.resolve()
+    if not path.is_file():
+        raise ThemeError(f"stylesheet: {str(path)!r} does not exist")
+    data = path.read_bytes()
+    if len(data) > MAX_STYLESHEET_BYTES:
+        raise ThemeError(f"stylesheet: {str(path)!r} is over {MAX_STYLESHEET_BYTES // 1024} KB")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ThemeError(
+            f"stylesheet: {str(path)!r} is not UTF-8 text (byte {exc.start})"
+        ) from None
+    return OwnerStylesheet(str(path), text)
 
 
 def localized(value: Localized | None, lang: str, fallback: str = "") -> str:
@@ -132,6 +180,11 @@ class Theme:
     font: str | None = None
     radius: int = 14
     mode: str = "auto"
+    # The loader's panel: corner radius in px and a shadow from SHADOWS.
+    panel_radius: int = DEFAULT_PANEL_RADIUS
+    shadow: str = "soft"
+    # The owner's own CSS, linked after every built-in stylesheet.
+    stylesheet: OwnerStylesheet | None = None
 
     @property
     def on_primary(self) -> str:
@@ -168,9 +221,13 @@ class Theme:
             f"  --ww-primary: {self.dark_primary};\n  --ww-on-primary: {self.dark_on_primary};\n"
             f"  --ww-focus: {self.dark_primary};\n"
         )
+        panel = (
+            f"  --ww-panel-radius: {self.panel_radius}px;\n"
+            f"  --ww-panel-shadow: {SHADOWS[self.shadow]};\n"
+        )
         return (
             "/* Generated from the widget's theme (webwidget/themes.py). */\n"
-            f":root {{\n{light}  --ww-radius: {self.radius}px;\n{font}}}\n"
+            f":root {{\n{light}  --ww-radius: {self.radius}px;\n{panel}{font}}}\n"
             "@media (prefers-color-scheme: dark) {\n"
             f'  :root:not([data-theme="light"]) {{\n{dark}  }}\n}}\n'
             f':root[data-theme="dark"] {{\n{dark_palette}  --ww-border: #3c424b;\n{dark}}}\n'
@@ -237,11 +294,24 @@ THEME_FIELDS = {
     "font",
     "radius",
     "mode",
+    "panel_radius",
+    "shadow",
+    "stylesheet",
 }
 
 
-def theme_from_mapping(values: Mapping[str, object]) -> Theme:
-    """Validate a theme table (widgets file or settings); a ThemeError names the field."""
+def _pixels(values: Mapping[str, object], name: str, default: int) -> int:
+    value = values.get(name, default)
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 32:
+        raise ThemeError(f"{name}: use a whole number of pixels from 0 to 32, not {value!r}")
+    return value
+
+
+def theme_from_mapping(values: Mapping[str, object], *, base_dir: Path | None = None) -> Theme:
+    """Validate a theme table (widgets file or settings); a ThemeError names the field.
+
+    A relative `stylesheet` path is relative to `base_dir` (the widgets file's folder).
+    """
     unknown = sorted(set(values) - THEME_FIELDS)
     if unknown:
         raise ThemeError(
@@ -278,10 +348,14 @@ def theme_from_mapping(values: Mapping[str, object]) -> Theme:
         if not isinstance(font, str) or not FONT_STACK.match(font):
             raise ThemeError("font: use a CSS font-family list such as 'Georgia, serif'")
         kwargs["font"] = font
-    radius = values.get("radius", 14)
-    if isinstance(radius, bool) or not isinstance(radius, int) or not 0 <= radius <= 32:
-        raise ThemeError(f"radius: use a whole number of pixels from 0 to 32, not {radius!r}")
-    kwargs["radius"] = radius
+    kwargs["radius"] = _pixels(values, "radius", 14)
+    kwargs["panel_radius"] = _pixels(values, "panel_radius", DEFAULT_PANEL_RADIUS)
+    shadow = values.get("shadow", "soft")
+    if shadow not in SHADOWS:
+        raise ThemeError(f"shadow: use 'none', 'soft' or 'strong', not {shadow!r}")
+    kwargs["shadow"] = shadow
+    if values.get("stylesheet") is not None:
+        kwargs["stylesheet"] = read_stylesheet(values["stylesheet"], base_dir)
     return Theme(**kwargs)  # type: ignore[arg-type]
 
 
@@ -292,20 +366,41 @@ def warn_low_contrast(widgets: Mapping[str, object]) -> None:
             log.warning("widget %r theme: %s", widget_id, problem)
 
 
-# Outside /w/<widget>: that prefix is per visitor and never cached (security.py); a theme
-# is the same for everyone, so its stylesheet lives here and caches like static files.
-@bp.get("/themes/<widget_id>.css")
-def stylesheet(widget_id: str):
-    """The widget's theme as CSS; cached for a year when asked for by its fingerprint."""
+def _cache_for(fingerprint: str) -> str:
+    """A year for the URL that names this content; a few minutes for any other."""
+    if request.args.get("v") == fingerprint:
+        return "public, max-age=31536000, immutable"
+    return "public, max-age=300"
+
+
+def _widget_or_404(widget_id: str):
     config = current_app.extensions["webwidget.widgets"].get(widget_id)
     if config is None:
         abort(404)
-    response = make_response(config.theme.css())
+    return config
+
+
+# Outside /w/<widget>: that prefix is per visitor and never cached (security.py); a theme
+# is the same for everyone, so its stylesheets live here and cache like static files.
+@bp.get("/themes/<widget_id>.css")
+def stylesheet(widget_id: str):
+    """The widget's theme as CSS; cached for a year when asked for by its fingerprint."""
+    theme = _widget_or_404(widget_id).theme
+    response = make_response(theme.css())
     response.mimetype = "text/css"
-    if request.args.get("v") == config.theme.fingerprint:
-        response.headers["Cache-Control"] = "public, max-age=31536000, immutable"
-    else:
-        response.headers["Cache-Control"] = "public, max-age=300"
+    response.headers["Cache-Control"] = _cache_for(theme.fingerprint)
+    return response
+
+
+@bp.get("/themes/<widget_id>/stylesheet.css")
+def owner_stylesheet(widget_id: str):
+    """The site owner's own CSS for the widget, as read at start-up."""
+    owned = _widget_or_404(widget_id).theme.stylesheet
+    if owned is None:
+        abort(404)
+    response = make_response(owned.text)
+    response.mimetype = "text/css"
+    response.headers["Cache-Control"] = _cache_for(owned.fingerprint)
     return response
 
 
@@ -320,9 +415,15 @@ def theme_context() -> dict[str, object]:
 
     theme = widget.theme
     lang = str(get_locale() or widget.language).lower()
+    owned = theme.stylesheet
     return {
         "theme": theme,
         "theme_css": url_for("theme.stylesheet", widget_id=widget.id, v=theme.fingerprint),
+        "theme_stylesheet": url_for(
+            "theme.owner_stylesheet", widget_id=widget.id, v=owned.fingerprint
+        )
+        if owned
+        else None,
         "theme_mode": theme.mode,
         "widget_position": theme.position,
         "subtitle": localized(theme.subtitle, lang),
@@ -331,8 +432,41 @@ def theme_context() -> dict[str, object]:
     }
 
 
+def check_local_avatars(app: Flask, widgets: Mapping[str, object]) -> None:
+    """A local avatar under /static/ must exist (SettingsError); elsewhere, warn once."""
+    from .settings import SettingsError
+
+    prefix = f"{app.static_url_path}/"
+    for widget in widgets.values():
+        avatar = widget.theme.avatar  # type: ignore[attr-defined]
+        if not avatar or not avatar.startswith("/"):
+            continue
+        path = urlsplit(avatar).path
+        if path.startswith(prefix):
+            found = safe_join(app.static_folder or "static", path[len(prefix) :])
+            if found is None or not Path(found).is_file():
+                raise SettingsError(
+                    widget.problem(  # type: ignore[attr-defined]
+                        "theme.avatar",
+                        f"{avatar} does not exist (no file {path[len(prefix):]!r} in "
+                        f"{app.static_folder})",
+                    )
+                )
+        else:
+            log.warning(
+                "%s",
+                widget.problem(  # type: ignore[attr-defined]
+                    "theme.avatar",
+                    f"{avatar} is not under {prefix} and webwidget does not serve it; "
+                    "make sure your proxy does, or the header shows a broken image",
+                ),
+            )
+
+
 def init_app(app: Flask) -> None:
-    """Serve the theme stylesheets and check every theme's contrast once."""
+    """Serve the theme stylesheets; check every local avatar and every theme's contrast once."""
     app.register_blueprint(bp)
     app.context_processor(theme_context)
-    warn_low_contrast(app.extensions["webwidget.widgets"])
+    widgets = app.extensions["webwidget.widgets"]
+    check_local_avatars(app, widgets)
+    warn_low_contrast(widgets)

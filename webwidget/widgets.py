@@ -53,10 +53,25 @@ class WidgetConfig:
     theme: Theme = field(default_factory=Theme)
     # A folder whose templates override the built-in ones for this widget only.
     template_dir: str | None = None
+    # The widgets file it came from; None for the `default` widget of the environment.
+    source: str | None = None
+
+    def problem(self, name: str, why: str) -> str:
+        """One line naming where `name` (a field like `theme.avatar`) is set, and what is wrong."""
+        if self.source:
+            return f"{self.source}: widget {self.id!r}: {name}: {why}"
+        return f"{setting_name(name)} (widget {self.id!r}): {why}"
 
     def allows_origin(self, origin: str | None) -> bool:
         """Whether `origin` (scheme://host[:port]) may embed this widget."""
         return origin is not None and origin in self.allowed_origins
+
+
+def setting_name(name: str) -> str:
+    """The environment setting behind a `default` widget's field (`theme.mode` -> ...)."""
+    name = name.removeprefix("theme.")
+    special = {"mode": "WIDGET_THEME_MODE", "shadow": "WIDGET_PANEL_SHADOW"}
+    return special.get(name, f"WIDGET_{name.upper()}")
 
 
 def theme_from_settings(settings: Settings) -> Theme:
@@ -72,12 +87,15 @@ def theme_from_settings(settings: Settings) -> Theme:
         "font": settings.WIDGET_FONT,
         "radius": settings.WIDGET_RADIUS,
         "mode": settings.WIDGET_THEME_MODE,
+        "panel_radius": settings.WIDGET_PANEL_RADIUS,
+        "shadow": settings.WIDGET_PANEL_SHADOW,
+        "stylesheet": settings.WIDGET_STYLESHEET,
     }
     try:
         return theme_from_mapping({k: v for k, v in values.items() if v is not None})
     except ThemeError as exc:
         name, _, why = str(exc).partition(": ")
-        setting = "WIDGET_THEME_MODE" if name == "mode" else f"WIDGET_{name.upper()}"
+        setting = setting_name(name)
         raise SettingsError(
             f"webwidget cannot start; fix this setting:\n  {setting}: {why}"
         ) from None
@@ -144,7 +162,7 @@ def load_widgets_file(
     widgets = {}
     for widget_id, table in tables.items():
         try:
-            widgets[widget_id] = _widget(widget_id, table, path.parent, demo, environ)
+            widgets[widget_id] = _widget(widget_id, table, path, demo, environ)
         except (ValueError, TypeError) as exc:
             raise WidgetsFileError(f"{path}: widget {widget_id!r}: {exc}") from None
     return widgets
@@ -162,8 +180,9 @@ def _str(table: Mapping[str, object], name: str, required: bool) -> str | None:
 
 
 def _widget(
-    widget_id: str, table: object, base: Path, demo, environ: Mapping[str, str]
+    widget_id: str, table: object, source: Path, demo, environ: Mapping[str, str]
 ) -> WidgetConfig:
+    base = source.parent
     if not WIDGET_ID.match(widget_id):
         raise ValueError("the id may hold only a-z, 0-9, '-' and '_' (it is part of the URL)")
     if not isinstance(table, dict):
@@ -196,7 +215,7 @@ def _widget(
     if not isinstance(theme_table, dict):
         raise ValueError("theme: must be a table [widgets.<id>.theme]")
     try:
-        theme = theme_from_mapping(theme_table)
+        theme = theme_from_mapping(theme_table, base_dir=base)
     except ThemeError as exc:
         raise ValueError(f"theme.{exc}") from None
     template_dir = _str(table, "template_dir", False)
@@ -216,6 +235,7 @@ def _widget(
         title=title or (theme.title if isinstance(theme.title, str) else None) or "Chat with us",
         theme=theme,
         template_dir=template_dir,
+        source=str(source),
     )
 
 
