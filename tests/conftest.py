@@ -56,6 +56,19 @@ def sandbox_server():
     server.stop()
 
 
+@pytest.fixture(scope="module")
+def module_sandbox():
+    """A sandbox of the module's own, for fixtures that outlive one test (servers behind
+    gunicorn or nginx): the shared one carries whatever faults and clock offset the
+    worker's previous test left, and only `sandbox` resets it, per test."""
+    from webwidget.sandbox import create_sandbox_app
+    from webwidget.sandbox.server import BackgroundServer
+
+    server = BackgroundServer(create_sandbox_app()).start()
+    yield server
+    server.stop()
+
+
 @pytest.fixture
 def sandbox(sandbox_server):
     """The shared sandbox, with faults and counters reset before each test."""

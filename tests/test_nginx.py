@@ -74,11 +74,11 @@ def stop(proc: subprocess.Popen) -> None:
 
 
 @pytest.fixture(scope="module")
-def proxied(sandbox_server, tmp_path_factory):
+def proxied(module_sandbox, tmp_path_factory):
     """gunicorn (the Procfile's config) on the sandbox, nginx with TLS in front of it."""
     assert Path(NGINX).exists(), "nginx is missing: scripts/test.sh installs it"
     tmp_path = tmp_path_factory.mktemp("nginx")
-    sandbox = sandbox_server
+    sandbox = module_sandbox
     subprocess.run(
         [
             "openssl",

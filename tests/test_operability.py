@@ -142,9 +142,9 @@ def test_logs_are_json_with_request_ids_and_hold_no_secret(sandbox, tmp_path, ca
 
 
 @pytest.fixture
-def gunicorn_two_workers(sandbox_server, tmp_path):
+def gunicorn_two_workers(sandbox, tmp_path):
     directory = tmp_path / "metrics"
-    env = instance_env(sandbox_server.url, f"sqlite:///{tmp_path / 'sessions.sqlite3'}",
+    env = instance_env(sandbox.url, f"sqlite:///{tmp_path / 'sessions.sqlite3'}",
                        WEB_CONCURRENCY="2", PROMETHEUS_MULTIPROC_DIR=str(directory),
                        METRICS_TOKEN=METRICS_TOKEN)
     instance = Instance("metrics", tmp_path, env)
