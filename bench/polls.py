@@ -392,7 +392,7 @@ def wire_poll(port: int, url: str, handle: str) -> tuple[int, int]:
         "like Gecko) Chrome/131.0.0.0 Safari/537.36\r\nAccept: */*\r\nSec-Fetch-Site: same-origin"
         "\r\nSec-Fetch-Mode: cors\r\nSec-Fetch-Dest: empty\r\nReferer: https://widget.example.com"
         "/w/default\r\nAccept-Encoding: gzip, deflate, br, zstd\r\nAccept-Language: en-US,en;q=0.9"
-        f"\r\nCookie: ww_session={handle}\r\n\r\n"
+        f"\r\nCookie: __Host-ww_session-default={handle}\r\n\r\n"
     ).encode()
     with socket.create_connection(("127.0.0.1", port)) as s:
         s.sendall(request)

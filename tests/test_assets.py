@@ -66,7 +66,7 @@ def test_static_paths_stay_inside_the_folder(visitor):
 
 def test_static_responses_never_touch_the_session(app, visitor):
     visitor.start()
-    assert visitor.client.get_cookie("ww_session") is not None
+    assert visitor.client.get_cookie("__Host-ww_session-default") is not None
     store = app.session_interface.store
     loads = []
     original = store.load

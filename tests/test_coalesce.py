@@ -91,7 +91,7 @@ def test_two_instances_on_one_redis_share_one_call(sandbox, redis_url, tmp_path)
         (client.get(k) or b"").decode(errors="replace") for k in keys if not k.endswith(":lock")
     )
     interface = apps[0].session_interface
-    chat = interface.store.load(interface.signer.unsign(handle)).data["chat:default"]
+    chat = interface.store.load(interface.signer.unsign(handle, "default")).data["chat:default"]
     for secret in (chat["widgetToken"], chat["conversationId"], chat["contactId"]):
         assert secret not in dump
     client.flushdb()

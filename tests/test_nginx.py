@@ -181,7 +181,7 @@ def test_a_visitor_chats_through_nginx_over_tls(proxied):
     assert started.status_code == 303, started.text[:500]
     location = started.headers["Location"]
     assert not location.startswith("http:"), location
-    cookie = next(c for c in browser.cookies if c.name == "ww_session")
+    cookie = next(c for c in browser.cookies if c.name == "__Host-ww_session-default")
     assert cookie.secure
     chat = browser.get(f"{base}/w/default", timeout=30)
     assert 'role="log"' in chat.text and "data-message-id=" in chat.text

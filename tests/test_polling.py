@@ -113,9 +113,9 @@ def test_unchanged_poll_is_204_without_template_or_session_write(app, visitor):
     page = visitor.get("/w/default").get_data(as_text=True)
     params = poller_params(page)
     assert set(params) == {"v", "i", "t"}
-    handle = visitor.client.get_cookie("ww_session").value
+    handle = visitor.client.get_cookie("__Host-ww_session-default").value
     interface = app.session_interface
-    sid = interface.signer.unsign(handle)
+    sid = interface.signer.unsign(handle, "default")
     before = interface.store.load(sid)
 
     rendered = []

@@ -73,7 +73,7 @@ def fresh_client(app, handle=None, *, via="cookie"):
     """A client that holds only `handle`, in the cookie or in the header."""
     client = https_client(app)
     if handle and via == "cookie":
-        client.set_cookie("ww_session", handle, domain="localhost")
+        client.set_cookie("__Host-ww_session-default", handle, domain="localhost")
     if handle and via == "header":
         client.environ_base["HTTP_X_WIDGET_SESSION"] = handle
     return client
@@ -483,7 +483,7 @@ STRANGE = {
     "NUL bytes": "abc\x00def." + "A" * 43,
     "unicode": "ünïcødé-☃-" + "\u202e" * 20,
     "only a dot": ".",
-    "quotes and semicolons": '"; Path=/; ww_session=x',
+    "quotes and semicolons": '"; Path=/; __Host-ww_session-default=x',
     "empty": "",
 }
 
@@ -492,7 +492,7 @@ STRANGE = {
 def test_strange_handles_never_cause_a_server_error(one_app, sandbox, value):
     client = https_client(one_app)
     loads = CountingLoads(store_of(one_app))
-    cookie = f"ww_session={value}"
+    cookie = f"__Host-ww_session-default={value}"
     for headers in (
         {"Cookie": cookie},
         {"Cookie": "; ".join([cookie] * 200)},
@@ -520,17 +520,89 @@ def test_many_cookies_at_once_never_cause_a_server_error(guest):
 
 
 def test_starting_a_conversation_issues_a_new_handle(app, visitor):
+    first = handle_of(visitor.start())
+    visitor.end()
+    second = handle_of(visitor.start())
+    assert second != first
+    # The old handle reaches nothing; the new one reaches the new chat.
+    old = fresh_client(app, first).get("/w/default").get_data(as_text=True)
+    assert "ww-welcome" in old
+    new = fresh_client(app, second, via="header").get("/w/default").get_data(as_text=True)
+    assert 'role="log"' in new
+
+
+def add_second_widget(app) -> None:
     widgets = app.extensions["webwidget.widgets"]
     widgets["second"] = dataclasses.replace(widgets["default"], id="second")
+
+
+def shows(client, widget: str, text: str) -> bool:
+    return text in client.get(f"/w/{widget}").get_data(as_text=True)
+
+
+def test_each_widget_has_its_own_session_and_its_handles_open_nothing_else(app, visitor, sandbox):
+    """Issue 15 item 4: `second`'s host page must never get a handle to `default`'s chat."""
+    add_second_widget(app)
     first = handle_of(visitor.start())
+    visitor.send("said to default only")
     second = handle_of(visitor.start("second"))
     assert second != first
-    # The old handle reaches neither chat; the new one reaches both.
-    for widget in ("default", "second"):
-        old = fresh_client(app, first).get(f"/w/{widget}").get_data(as_text=True)
-        assert "ww-welcome" in old
-        new = fresh_client(app, second, via="header").get(f"/w/{widget}").get_data(as_text=True)
-        assert 'role="log"' in new
+    # One browser keeps both chats, each under its own cookie.
+    assert visitor.client.get_cookie("__Host-ww_session-default").value == first
+    assert visitor.client.get_cookie("__Host-ww_session-second").value == second
+    assert shows(visitor.client, "default", "said to default only")
+    assert 'role="log"' in visitor.get("/w/second").get_data(as_text=True)
+    assert not shows(visitor.client, "second", "said to default only")
+    # The handle `second`'s host page holds opens `second` and nothing else.
+    holder = fresh_client(app, second, via="header")
+    assert 'role="log"' in holder.get("/w/second").get_data(as_text=True)
+    for via in ("header", "cookie"):  # the cookie: `default`'s name, `second`'s handle
+        stranger = fresh_client(app, second, via=via)
+        assert "ww-welcome" in stranger.get("/w/default").get_data(as_text=True)
+    before = stats(sandbox)["send_message"]
+    sent = fresh_client(app, second, via="header").post(
+        "/w/default/send", data={"text": "x"}, headers={"Sec-Fetch-Site": "same-origin"}
+    )
+    assert sent.status_code == 303
+    assert stats(sandbox)["send_message"] == before
+    # And the other way round.
+    assert "ww-welcome" in fresh_client(app, first, via="header").get("/w/second").get_data(
+        as_text=True
+    )
+    # Ending one widget's chat leaves the other's.
+    visitor.end("second")
+    assert shows(visitor.client, "default", "said to default only")
+
+
+def test_a_cookie_planted_by_a_sibling_subdomain_is_ignored(app, sandbox):
+    """Issue 15 item 6: only a `__Host-` cookie counts, which no other host can set."""
+    attacker = Visitor(https_client(app))
+    planted = handle_of(attacker.start())
+    victim = Visitor(https_client(app))
+    own = handle_of(victim.start())
+    victim.client.delete_cookie("__Host-ww_session-default", domain="localhost")
+    # What `Domain=.example.com` from a sibling would add: the old, unprefixed name.
+    victim.client.set_cookie("ww_session", planted, domain="localhost")
+    victim.send("for my own chat", headers={"X-Widget-Session": own})
+    assert shows(fresh_client(app, own, via="header"), "default", "for my own chat")
+    assert not shows(fresh_client(app, planted, via="header"), "default", "for my own chat")
+
+
+def test_when_cookie_and_header_both_arrive_a_live_cookie_wins(app):
+    """The documented precedence: the cookie, then the header if the cookie leads nowhere."""
+    by_cookie, by_header = Visitor(https_client(app)), Visitor(https_client(app))
+    cookie_handle = handle_of(by_cookie.start())
+    by_cookie.send("cookie chat")
+    header_handle = handle_of(by_header.start())
+    by_header.send("header chat")
+    both = fresh_client(app, cookie_handle)
+    both.environ_base["HTTP_X_WIDGET_SESSION"] = header_handle
+    page = both.get("/w/default").get_data(as_text=True)
+    assert "cookie chat" in page and "header chat" not in page
+    # A cookie that leads nowhere (ended chat) falls back to the header.
+    by_cookie.end()
+    page = both.get("/w/default").get_data(as_text=True)
+    assert "header chat" in page
 
 
 class Clock:
@@ -618,6 +690,8 @@ def test_no_pickle_anywhere_in_the_package():
 def test_session_cookie_attributes_suit_a_third_party_iframe(guest):
     started = guest.start()
     cookie = started.headers["Set-Cookie"]
-    assert parse_cookie(cookie)["ww_session"] == handle_of(started)
+    assert parse_cookie(cookie)["__Host-ww_session-default"] == handle_of(started)
     for attribute in ("Secure", "HttpOnly", "SameSite=None", "Partitioned", "Path=/"):
         assert attribute in cookie
+    # What the __Host- prefix demands, or browsers drop the cookie.
+    assert cookie.startswith("__Host-") and "Domain=" not in cookie

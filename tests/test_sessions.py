@@ -151,7 +151,9 @@ def read(app, handle: str | None, via: str = "header"):
     headers = {}
     if handle is not None:
         headers = (
-            {"X-Widget-Session": handle} if via == "header" else {"Cookie": f"ww_session={handle}"}
+            {"X-Widget-Session": handle}
+            if via == "header"
+            else {"Cookie": f"__Host-ww_session={handle}"}
         )
     return client.get("/read", base_url=BASE, headers=headers)
 
@@ -166,7 +168,7 @@ def test_new_session_sets_cookie_with_all_attributes_and_header(store, clock):
     handle = resp.headers["X-Widget-Session"]
     assert resp.get_json()["handle"] == handle
     cookie = resp.headers["Set-Cookie"]
-    assert cookie.startswith(f"ww_session={handle};")
+    assert cookie.startswith(f"__Host-ww_session={handle};")
     attrs = {part.strip().split("=")[0].lower() for part in cookie.split(";")[1:]}
     assert {"secure", "httponly", "samesite", "partitioned", "path"} <= attrs
     assert "SameSite=None" in cookie and "Path=/" in cookie
@@ -206,7 +208,9 @@ def test_handle_never_read_from_url(store, clock):
     handle = start(app.test_client(use_cookies=False))
     client = app.test_client(use_cookies=False)
     resp = client.get(
-        "/read", base_url=BASE, query_string={"X-Widget-Session": handle, "ww_session": handle}
+        "/read",
+        base_url=BASE,
+        query_string={"X-Widget-Session": handle, "__Host-ww_session": handle},
     )
     assert resp.get_json()["data"] == {}
 
@@ -262,7 +266,7 @@ def test_regenerate_gives_new_handle_and_kills_old(store, clock):
     resp = client.post("/regenerate", base_url=BASE, headers={"X-Widget-Session": old})
     new = resp.headers["X-Widget-Session"]
     assert new != old and resp.get_json()["handle"] == new
-    assert f"ww_session={new};" in resp.headers["Set-Cookie"]
+    assert f"__Host-ww_session={new};" in resp.headers["Set-Cookie"]
     assert read(app, new).get_json()["data"] == {"hello": "world"}
     assert read(app, old).get_json()["data"] == {}
 
@@ -274,7 +278,7 @@ def test_destroy_then_replay_is_empty(store, clock):
     resp = client.post("/destroy", base_url=BASE, headers={"X-Widget-Session": handle})
     assert resp.headers["X-Widget-Session"] == ""
     cookie = resp.headers["Set-Cookie"]
-    assert cookie.startswith("ww_session=;") and "Partitioned" in cookie
+    assert cookie.startswith("__Host-ww_session=;") and "Partitioned" in cookie
     assert "Max-Age=0" in cookie or "Expires=Thu, 01 Jan 1970" in cookie
     assert read(app, handle).get_json() == {"data": {}, "handle": None, "new": True}
     assert store.inner.load(sid_of(handle)) is None

@@ -98,7 +98,7 @@ def test_end_chat_deletes_the_session_and_shows_the_welcome_again(visitor, sandb
 
 def test_a_replayed_handle_after_end_reaches_nothing(app, visitor):
     visitor.start()
-    cookie = visitor.client.get_cookie("ww_session")
+    cookie = visitor.client.get_cookie("__Host-ww_session-default")
     assert cookie is not None
     visitor.end()
     stranger = https_client(app)

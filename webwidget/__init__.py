@@ -117,6 +117,7 @@ def create_app(
         ],
         idle_timeout=settings.SESSION_IDLE_TIMEOUT,
         absolute_timeout=settings.SESSION_ABSOLUTE_TIMEOUT,
+        scope_of=security.session_scope,
     )
     security.init_app(app)
     i18n.init_app(app, settings.WIDGET_TEMPLATE_DIR)

@@ -30,7 +30,7 @@ _PATTERNS = (
     re.compile(r"\?[^\s\"'<>]*"),
     re.compile(
         r"(?i)((?:token|widgetToken|channelToken|newWebToken|api[_-]?key|secret|password|"
-        r"x-chatcaptain-key|x-widget-session|ww_session)[\"']?\s*[:=]\s*[\"']?)[^\s\"',&;}]+"
+        r"x-chatcaptain-key|x-widget-session|(?:__Host-)?ww_session(?:-[\w-]+)?)[\"']?\s*[:=]\s*[\"']?)[^\s\"',&;}]+"
     ),
     re.compile(r"\b(?:wt|ct|cv)_[A-Za-z0-9_-]{8,}"),
 )

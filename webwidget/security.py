@@ -24,7 +24,7 @@ from __future__ import annotations
 import re
 import secrets
 
-from flask import Flask, abort, current_app, g, request
+from flask import Flask, Request, abort, current_app, g, request
 
 STATE_CHANGING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 FORM_TYPES = frozenset({"", "application/x-www-form-urlencoded", "multipart/form-data"})
@@ -69,6 +69,18 @@ def requested_widget_id() -> str | None:
         return str(request.view_args["widget"])
     match = _WIDGET_PATH.match(request.path)
     return match.group(1) if match else None
+
+
+def session_scope(req: Request) -> str | None:
+    """The known widget a request addresses: each widget has its own visitor session.
+
+    Read from the path (sessions open before routing), the same segment `<widget>`
+    routes take; None outside widget routes and for unknown ids, which get no session.
+    """
+    match = _WIDGET_PATH.match(req.path)
+    if match is None or match.group(1) not in current_app.extensions["webwidget.widgets"]:
+        return None
+    return match.group(1)
 
 
 def frame_ancestors() -> str:

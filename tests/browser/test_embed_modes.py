@@ -48,7 +48,7 @@ def loader_round_trip(page, site, query=""):
 
 def test_a_default_profile_partitioned_cookie(page, fresh_site):
     frame, ids = loader_round_trip(page, fresh_site)
-    cookies = [c for c in page.context.cookies() if c["name"] == "ww_session"]
+    cookies = [c for c in page.context.cookies() if c["name"] == "__Host-ww_session-default"]
     assert cookies and all(c["secure"] and c["httpOnly"] for c in cookies)
     same_after_reload(page, frame, ids)
 
@@ -57,7 +57,7 @@ def test_b_third_party_cookies_allowed(persistent_context, fresh_site):
     context = persistent_context
     page = context.pages[0] if context.pages else context.new_page()
     frame, ids = loader_round_trip(page, fresh_site)
-    assert any(c["name"] == "ww_session" for c in persistent_context.cookies())
+    assert any(c["name"] == "__Host-ww_session-default" for c in persistent_context.cookies())
     same_after_reload(page, frame, ids)
 
 
@@ -96,7 +96,7 @@ def test_c_every_set_cookie_stripped(browser, fresh_site):
     page = context.new_page()
     frame, ids = loader_round_trip(page, fresh_site)
     assert stripper.stripped > 0, "the widget set no cookie, so nothing was stripped"
-    assert not [c for c in context.cookies() if c["name"] == "ww_session"]
+    assert not [c for c in context.cookies() if c["name"] == "__Host-ww_session-default"]
     same_after_reload(page, frame, ids)
     context.close()
 

@@ -1,8 +1,9 @@
 """Server-side sessions: a signed opaque handle in the browser, JSON data in SQLite or Redis.
 
-Transport: the handle travels in the ``ww_session`` cookie (Secure; HttpOnly;
-SameSite=None; Partitioned; Path=/) or, for browsers that drop third-party cookies,
-in the ``X-Widget-Session`` request header; never in a URL. A response that issues a
+Transport: the handle travels in the ``__Host-ww_session-<widget>`` cookie (Secure;
+HttpOnly; SameSite=None; Partitioned; Path=/; one session per widget) or, for browsers
+that drop third-party cookies, in the ``X-Widget-Session`` request header; never in a
+URL. A live cookie wins over the header (see interface.py). A response that issues a
 new or rotated handle carries it in both Set-Cookie and ``X-Widget-Session``; after
 ``session.destroy()`` the cookie is expired and ``X-Widget-Session`` is sent empty,
 which tells the page script to forget its copy.

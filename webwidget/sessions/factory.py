@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
-from flask import Flask
+from flask import Flask, Request
 
 from .errors import SessionStoreUnavailable
 from .interface import ServerSessionInterface
@@ -45,14 +46,19 @@ def init_sessions(
     secret_keys: list[str],
     idle_timeout: float,
     absolute_timeout: float,
+    scope_of: Callable[[Request], str | None] | None = None,
 ) -> ServerSessionInterface:
-    """Install server-side sessions on app; the store lands in app.extensions."""
+    """Install server-side sessions on app; the store lands in app.extensions.
+
+    `scope_of` names the scope (widget) of a request: one session per scope.
+    """
     store = store_from_url(store_url, base_dir=app.instance_path)
     interface = ServerSessionInterface(
         store,
         secret_keys=secret_keys,
         idle_timeout=idle_timeout,
         absolute_timeout=absolute_timeout,
+        scope_of=scope_of,
     )
     app.session_interface = interface
     app.extensions[EXTENSION_KEY] = store

@@ -1,4 +1,15 @@
-"""Flask SessionInterface keeping data server-side behind a signed handle."""
+"""Flask SessionInterface keeping data server-side behind a signed handle.
+
+Scopes: with `scope_of` (the app passes the widget a request addresses), each widget
+has its own session, its own cookie (`__Host-ww_session-<widget>`) and handles signed
+for it alone, so a widget's host page can never get a handle that opens another
+widget's chat. A request outside every scope gets an empty session and no store read.
+
+Transport precedence: the cookie is tried first and the `X-Widget-Session` header only
+when the cookie is absent or does not lead to a live session. The `__Host-` cookie can
+only have been set by this host (a sibling subdomain cannot plant it), while the header
+is whatever the page script was handed, so the cookie is the stronger proof.
+"""
 
 from __future__ import annotations
 
@@ -27,10 +38,11 @@ class ServerSessionInterface(SessionInterface):
         secret_keys: list[str],
         idle_timeout: float,
         absolute_timeout: float,
-        cookie_name: str = "ww_session",
+        cookie_name: str = "__Host-ww_session",
         header_name: str = "X-Widget-Session",
         clock: Callable[[], float] = time.time,
         touch_interval: float = 60.0,
+        scope_of: Callable[[Request], str | None] | None = None,
     ) -> None:
         if idle_timeout <= 0 or absolute_timeout <= 0:
             raise ValueError("idle_timeout and absolute_timeout must be positive seconds")
@@ -42,14 +54,23 @@ class ServerSessionInterface(SessionInterface):
         self.header_name = header_name
         self.clock = clock
         self.touch_interval = touch_interval
+        self.scope_of = scope_of
         self.skip_prefix: str | None = None
 
-    def _new_session(self) -> ServerSession:
-        return ServerSession(sign=self.signer.sign, delete=self.store.delete)
+    def cookie_for(self, scope: str) -> str:
+        """The cookie that carries a handle of `scope`."""
+        return f"{self.cookie_name}-{scope}" if scope else self.cookie_name
 
-    def _candidates(self, request: Request) -> Sequence[str]:
-        # Never the URL: handles in URLs leak through logs and Referer.
-        found = [request.cookies.get(self.cookie_name), request.headers.get(self.header_name)]
+    def _signing(self, scope: str) -> Callable[[str], str]:
+        return lambda sid: self.signer.sign(sid, scope)
+
+    def _new_session(self, scope: str = "") -> ServerSession:
+        return ServerSession(sign=self._signing(scope), delete=self.store.delete, scope=scope)
+
+    def _candidates(self, request: Request, scope: str) -> Sequence[str]:
+        # Cookie first (see the module docstring). Never the URL: handles in URLs leak
+        # through logs and Referer.
+        found = [request.cookies.get(self.cookie_for(scope)), request.headers.get(self.header_name)]
         return [h for i, h in enumerate(found) if h and h not in found[:i]]
 
     def _expired(self, created_at: float, last_seen: float, now: float) -> bool:
@@ -64,10 +85,13 @@ class ServerSessionInterface(SessionInterface):
         if self.skip_prefix and request.path.startswith(self.skip_prefix):
             # Static files never use the session: no store read (assets.init_app sets this).
             return self._new_session()
+        scope = self.scope_of(request) if self.scope_of is not None else ""
+        if scope is None:
+            return self._new_session()  # no widget, no session: nothing is read
         now = self.clock()
         try:
-            for handle in self._candidates(request):
-                sid = self.signer.unsign(handle)
+            for handle in self._candidates(request, scope):
+                sid = self.signer.unsign(handle, scope)
                 if sid is None:
                     continue  # forged or foreign: costs no store lookup
                 try:
@@ -84,16 +108,19 @@ class ServerSessionInterface(SessionInterface):
                     continue
                 return ServerSession(
                     record.data,
-                    sign=self.signer.sign,
+                    sign=self._signing(scope),
                     delete=self.store.delete,
                     stored_sid=sid,
                     created_at=record.created_at,
                     last_seen=record.last_seen,
+                    scope=scope,
                 )
         except SessionStoreUnavailable as exc:
             logger.error("session store unavailable at open: %s", exc)
-            return UnavailableSession(sign=self.signer.sign, delete=self.store.delete)
-        return self._new_session()
+            return UnavailableSession(
+                sign=self._signing(scope), delete=self.store.delete, scope=scope
+            )
+        return self._new_session(scope)
 
     def save_session(self, app: Flask, session: ServerSession, response: Response) -> None:
         """Merge what this request changed into the store and send the handle if it is new."""
@@ -123,7 +150,7 @@ class ServerSessionInterface(SessionInterface):
             if session.destroyed:
                 self._mark_private(response)
                 response.delete_cookie(
-                    self.cookie_name,
+                    self.cookie_for(session.scope),
                     path="/",
                     secure=True,
                     httponly=True,
@@ -151,7 +178,7 @@ class ServerSessionInterface(SessionInterface):
                 create_with=current,
                 previous_sid=session._stored_sid,
             )
-            self._send_handle(response, session.handle)
+            self._send_handle(response, session.handle, session.scope)
             return
 
         assert session.created_at is not None and session.last_seen is not None
@@ -189,12 +216,13 @@ class ServerSessionInterface(SessionInterface):
         response.vary.add("Cookie")
         response.vary.add(self.header_name)
 
-    def _send_handle(self, response: Response, handle: str | None) -> None:
+    def _send_handle(self, response: Response, handle: str | None, scope: str) -> None:
         assert handle is not None
         # Partitioned (CHIPS) + SameSite=None keeps the cookie usable inside a third-party
-        # iframe; the header copy covers browsers that drop such cookies anyway.
+        # iframe; the header copy covers browsers that drop such cookies anyway. The
+        # __Host- name makes browsers refuse it unless Secure, Path=/ and without Domain.
         response.set_cookie(
-            self.cookie_name,
+            self.cookie_for(scope),
             handle,
             max_age=int(self.absolute_timeout),
             path="/",

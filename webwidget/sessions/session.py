@@ -25,6 +25,7 @@ class ServerSession(CallbackDict[str, Any], SessionMixin):
         stored_sid: str | None = None,
         created_at: float | None = None,
         last_seen: float | None = None,
+        scope: str = "",
     ) -> None:
         def on_update(self: ServerSession) -> None:
             self.modified = True
@@ -38,6 +39,8 @@ class ServerSession(CallbackDict[str, Any], SessionMixin):
         self._stored_sid = stored_sid
         self._sid = stored_sid
         self._destroyed = False
+        # The widget this session belongs to: it names the cookie and salts the handle.
+        self.scope = scope
         self.new = stored_sid is None
         self.modified = False
         self.accessed = False
