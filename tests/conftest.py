@@ -124,12 +124,34 @@ def store_url(request, tmp_path):
     return url
 
 
+class MovableClock:
+    """Wall time plus an offset a test moves forward: time that passes without a sleep."""
+
+    def __init__(self) -> None:
+        self.offset = 0.0
+
+    def __call__(self) -> float:
+        return time.time() + self.offset
+
+    def advance(self, seconds: float) -> None:
+        """Move this clock `seconds` ahead (the app sees that much time pass at once)."""
+        self.offset += seconds
+
+
 @pytest.fixture
-def app(sandbox, store_url, tmp_path):
+def clock():
+    """The clock the `app` fixture's app reads: `clock.advance(s)` instead of sleeping."""
+    return MovableClock()
+
+
+@pytest.fixture
+def app(sandbox, store_url, tmp_path, clock):
     """The widget app on the sandbox upstream, with its instance folder in tmp_path."""
     from webwidget import create_app
 
-    app = create_app(settings=widget_settings(sandbox.url, store_url), instance_path=str(tmp_path))
+    app = create_app(
+        settings=widget_settings(sandbox.url, store_url), instance_path=str(tmp_path), clock=clock
+    )
     app.config["TESTING"] = True
     return app
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-import time
 
 import pytest
 import redis
@@ -59,9 +58,9 @@ def concurrent_polls(apps, handle: str, tabs: int, query: str = "v=stale&i=1") -
     return statuses
 
 
-def test_concurrent_polls_of_one_conversation_make_one_upstream_call(app, sandbox):
+def test_concurrent_polls_of_one_conversation_make_one_upstream_call(app, sandbox, clock):
     handle = start_chat(app)
-    time.sleep(1.0)  # past the start's own cached list
+    clock.advance(1.0)  # past the start's own cached list
     slow_upstream(sandbox, 300)  # so the polls overlap the one call in flight
     before = list_calls(sandbox)
     statuses = concurrent_polls([app], handle, tabs=8)
@@ -69,16 +68,17 @@ def test_concurrent_polls_of_one_conversation_make_one_upstream_call(app, sandbo
     assert list_calls(sandbox) - before == 1
 
 
-def test_two_instances_on_one_redis_share_one_call(sandbox, redis_url, tmp_path):
+def test_two_instances_on_one_redis_share_one_call(sandbox, redis_url, tmp_path, clock):
     client = redis.Redis.from_url(redis_url.rsplit("/", 1)[0] + "/15")
     client.flushdb()
     url = redis_url.rsplit("/", 1)[0] + "/15"
     apps = [
-        create_app(settings=widget_settings(sandbox.url, url), instance_path=str(tmp_path / name))
+        create_app(settings=widget_settings(sandbox.url, url), instance_path=str(tmp_path / name),
+                   clock=clock)
         for name in ("a", "b")
     ]
     handle = start_chat(apps[0])
-    time.sleep(1.0)
+    clock.advance(1.0)
     slow_upstream(sandbox, 300)
     before = list_calls(sandbox)
     statuses = concurrent_polls(apps, handle, tabs=6)
@@ -99,9 +99,9 @@ def test_two_instances_on_one_redis_share_one_call(sandbox, redis_url, tmp_path)
 
 
 @pytest.mark.parametrize("store_url", ["sqlite"], indirect=True)
-def test_polls_within_the_interval_share_a_call_and_sends_invalidate_it(app, sandbox):
+def test_polls_within_the_interval_share_a_call_and_sends_invalidate_it(app, sandbox, clock):
     handle = start_chat(app)
-    time.sleep(1.0)
+    clock.advance(1.0)
     tab_a = https_client(app, use_cookies=False)
     tab_b = https_client(app, use_cookies=False)
     headers = {**HX, "X-Widget-Session": handle}
@@ -125,9 +125,9 @@ def test_polls_within_the_interval_share_a_call_and_sends_invalidate_it(app, san
 
 
 @pytest.mark.parametrize("store_url", ["sqlite"], indirect=True)
-def test_a_failed_call_is_not_cached(app, sandbox):
+def test_a_failed_call_is_not_cached(app, sandbox, clock):
     handle = start_chat(app)
-    time.sleep(1.0)
+    clock.advance(1.0)
     headers = {**HX, "X-Widget-Session": handle}
     tab = https_client(app, use_cookies=False)
     requests.put(

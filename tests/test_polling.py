@@ -137,7 +137,7 @@ def test_unchanged_poll_is_204_without_template_or_session_write(app, visitor):
     assert (after.data, after.last_seen) == (before.data, before.last_seen)
 
 
-def test_changes_arrive_as_deltas_that_rebuild_the_same_log(visitor, sandbox):
+def test_changes_arrive_as_deltas_that_rebuild_the_same_log(visitor, sandbox, clock):
     visitor.start()
     page = visitor.get("/w/default").get_data(as_text=True)
     shown = articles(page)
@@ -157,9 +157,9 @@ def test_changes_arrive_as_deltas_that_rebuild_the_same_log(visitor, sandbox):
 
     # The bot echoes, and the visitor's message moves from sent to delivered to read.
     advance(sandbox, 5)
-    # A poll shares the list fetched up to 0.9 of its interval ago (coalescing): wait that out.
+    # A poll shares the list fetched up to 0.9 of its interval ago (coalescing): move past it.
     params = {**poller_params(html), "i": "1"}
-    time.sleep(0.95)
+    clock.advance(0.95)
     changed = poll(visitor, params)
     assert changed.status_code == 200
     html = changed.get_data(as_text=True)
@@ -195,7 +195,7 @@ def test_unknown_base_version_gets_the_full_list(visitor):
 
 
 @pytest.mark.parametrize("store_url", ["sqlite"], indirect=True)
-def test_idle_poller_slows_down_and_activity_speeds_it_up(visitor, sandbox):
+def test_idle_poller_slows_down_and_activity_speeds_it_up(visitor, sandbox, clock):
     visitor.start()
     page = visitor.get("/w/default").get_data(as_text=True)
     params = poller_params(page)
@@ -203,7 +203,7 @@ def test_idle_poller_slows_down_and_activity_speeds_it_up(visitor, sandbox):
     assert 'hx-trigger="every 1.5s, ww:visible"' in page
     assert poll(visitor, params).status_code == 204
 
-    idle = {**params, "t": str(int(time.time()) - 400)}
+    idle = {**params, "t": str(int(clock()) - 400)}
     slower = poll(visitor, idle)
     assert slower.status_code == 200
     html = slower.get_data(as_text=True)
@@ -217,7 +217,7 @@ def test_idle_poller_slows_down_and_activity_speeds_it_up(visitor, sandbox):
     visitor.send("wake up")
     fast = poller_params(poll(visitor, slow).get_data(as_text=True))
     assert fast["i"] == "1.5"
-    assert abs(int(fast["t"]) - time.time()) < 5
+    assert abs(int(fast["t"]) - clock()) < 5
 
 
 @pytest.mark.parametrize("store_url", ["sqlite"], indirect=True)
@@ -249,7 +249,7 @@ def test_views_built_for_a_delta_equal_those_of_the_whole_list():
         assert build_message_views(messages, only=positions) == [whole[i] for i in positions]
 
 
-def test_a_stream_growing_part_by_part_arrives_as_deltas(visitor, sandbox):
+def test_a_stream_growing_part_by_part_arrives_as_deltas(visitor, sandbox, clock):
     visitor.start()
     page = visitor.get("/w/default").get_data(as_text=True)
     shown = articles(page)
@@ -260,7 +260,7 @@ def test_a_stream_growing_part_by_part_arrives_as_deltas(visitor, sandbox):
     params = poller_params(html)
     for _ in range(3):  # the parts arrive over time; each poll brings what is new
         advance(sandbox, 2)
-        time.sleep(0.95)
+        clock.advance(0.95)
         answer = poll(visitor, {**params, "i": "1"})
         if answer.status_code == 204:
             continue

@@ -33,7 +33,7 @@ def reached(sandbox, operation: str) -> int:
     return requests.get(f"{sandbox.url}/_sandbox/stats", timeout=5).json()["requests"][operation]
 
 
-def make_app(upstream_url: str, tmp_path: Path, **overrides):
+def make_app(upstream_url: str, tmp_path: Path, clock, **overrides):
     """A widget app on SQLite sessions with short upstream timeouts."""
     from webwidget import create_app
 
@@ -46,7 +46,7 @@ def make_app(upstream_url: str, tmp_path: Path, **overrides):
         **overrides,
     }
     settings = widget_settings(upstream_url, f"sqlite:///{tmp_path / 'sessions.sqlite3'}", **values)
-    app = create_app(settings=settings, instance_path=str(tmp_path))
+    app = create_app(settings=settings, instance_path=str(tmp_path), clock=clock)
     app.config["TESTING"] = True
     return app
 
@@ -56,15 +56,15 @@ def poll(visitor: Visitor, url: str):
     return visitor.get(url, headers={"HX-Request": "true"})
 
 
-def poll_through(visitor: Visitor, url: str):
+def poll_through(visitor: Visitor, url: str, clock):
     """Poll until the answer is not "unchanged": a list fetched a moment ago may be
-    shared with this poll (upstream-call coalescing), so a fault shows a poll later."""
-    deadline = time.monotonic() + 5
-    while True:
+    shared with this poll (upstream-call coalescing), so move the clock past it."""
+    for _ in range(10):
         answer = poll(visitor, url)
-        if answer.status_code != 204 or time.monotonic() > deadline:
+        if answer.status_code != 204:
             return answer
-        time.sleep(0.1)
+        clock.advance(0.5)  # WIDGET_POLL_SECONDS: past the share of a poll interval
+    return answer
 
 
 def poller_version(html: str) -> str:
@@ -103,8 +103,8 @@ def assert_no_secrets(response, *secrets: str) -> None:
 
 
 @pytest.fixture
-def fast_app(sandbox, tmp_path):
-    return make_app(sandbox.url, tmp_path)
+def fast_app(sandbox, tmp_path, clock):
+    return make_app(sandbox.url, tmp_path, clock)
 
 
 @pytest.fixture
@@ -131,7 +131,8 @@ FAULTS = {
 
 
 @pytest.mark.parametrize("fault", FAULTS, ids=list(FAULTS))
-def test_poll_during_a_fault_reconnects_and_recovers_on_the_next_poll(chatting, sandbox, fault):
+def test_poll_during_a_fault_reconnects_and_recovers_on_the_next_poll(chatting, sandbox, fault,
+                                                                     clock):
     visitor, html = chatting
     config, status = FAULTS[fault]
     before = MESSAGE_ID.findall(html)
@@ -139,7 +140,7 @@ def test_poll_during_a_fault_reconnects_and_recovers_on_the_next_poll(chatting, 
     url = poller_url(html)
 
     faults(sandbox, operations=["list_messages"], **config)
-    down = poll_through(visitor, url)
+    down = poll_through(visitor, url, clock)
     assert down.status_code in status
     body = down.get_data(as_text=True)
     assert "Reconnecting" in status_text(body)
@@ -233,8 +234,8 @@ def test_start_during_an_outage_keeps_the_welcome_and_works_after(fast_app, sand
     assert MESSAGE_ID.findall(visitor.get("/w/default").get_data(as_text=True))
 
 
-def test_breaker_fails_fast_while_down_and_probes_after_its_reset_time(sandbox, tmp_path):
-    app = make_app(sandbox.url, tmp_path, UPSTREAM_BREAKER_FAIL_MAX=3,
+def test_breaker_fails_fast_while_down_and_probes_after_its_reset_time(sandbox, tmp_path, clock):
+    app = make_app(sandbox.url, tmp_path, clock, UPSTREAM_BREAKER_FAIL_MAX=3,
                    UPSTREAM_BREAKER_RESET_SECONDS=2.0)
     visitor = Visitor(https_client(app))
     visitor.start()
@@ -243,7 +244,7 @@ def test_breaker_fails_fast_while_down_and_probes_after_its_reset_time(sandbox, 
 
     faults(sandbox, error_status=503, operations=["list_messages"])
     for _ in range(3):
-        assert poll_through(visitor, url).status_code in (503, 504)
+        assert poll_through(visitor, url, clock).status_code in (503, 504)
     reached_when_open = reached(sandbox, "list_messages")
     assert app.extensions["webwidget.upstream"].circuit_state == "open"
 
@@ -258,7 +259,7 @@ def test_breaker_fails_fast_while_down_and_probes_after_its_reset_time(sandbox, 
     url = poller_url(fast.get_data(as_text=True))  # what the page polls after an error
     assert poll(visitor, url).status_code == 503  # still open: it has not probed yet
     assert reached(sandbox, "list_messages") == reached_when_open
-    time.sleep(2.1)
+    clock.advance(2.1)
     back = poll(visitor, url)
     assert back.status_code == 200  # the probe went through and closed the circuit
     assert MESSAGE_ID.findall(back.get_data(as_text=True)) == MESSAGE_ID.findall(html)
@@ -266,17 +267,17 @@ def test_breaker_fails_fast_while_down_and_probes_after_its_reset_time(sandbox, 
     assert app.extensions["webwidget.upstream"].circuit_state == "closed"
 
 
-def test_a_failed_probe_opens_the_circuit_again(sandbox, tmp_path):
-    app = make_app(sandbox.url, tmp_path, UPSTREAM_BREAKER_FAIL_MAX=2,
+def test_a_failed_probe_opens_the_circuit_again(sandbox, tmp_path, clock):
+    app = make_app(sandbox.url, tmp_path, clock, UPSTREAM_BREAKER_FAIL_MAX=2,
                    UPSTREAM_BREAKER_RESET_SECONDS=1.0)
     visitor = Visitor(https_client(app))
     visitor.start()
     url = poller_url(visitor.get("/w/default").get_data(as_text=True))
     faults(sandbox, error_status=500, operations=["list_messages"])
     for _ in range(2):
-        poll_through(visitor, url)
+        poll_through(visitor, url, clock)
     assert app.extensions["webwidget.upstream"].circuit_state == "open"
-    time.sleep(1.1)
+    clock.advance(1.1)
     count = reached(sandbox, "list_messages")
     assert poll(visitor, url).status_code in (503, 504)  # the probe, which fails
     assert reached(sandbox, "list_messages") > count
@@ -286,15 +287,15 @@ def test_a_failed_probe_opens_the_circuit_again(sandbox, tmp_path):
     assert reached(sandbox, "list_messages") == count
 
 
-def test_refusals_do_not_count_towards_the_breaker(sandbox, tmp_path):
-    app = make_app(sandbox.url, tmp_path, UPSTREAM_BREAKER_FAIL_MAX=2)
+def test_refusals_do_not_count_towards_the_breaker(sandbox, tmp_path, clock):
+    app = make_app(sandbox.url, tmp_path, clock, UPSTREAM_BREAKER_FAIL_MAX=2)
     visitor = Visitor(https_client(app))
     visitor.start()
     url = poller_url(visitor.get("/w/default").get_data(as_text=True))
     faults(sandbox, error_status=400, operations=["list_messages"])
     for _ in range(5):
         count = reached(sandbox, "list_messages")
-        assert poll_through(visitor, url).status_code == 502
+        assert poll_through(visitor, url, clock).status_code == 502
         assert reached(sandbox, "list_messages") == count + 1  # every poll is really sent
     assert app.extensions["webwidget.upstream"].circuit_state == "closed"
 
@@ -324,11 +325,11 @@ def test_refused_token_renewal_starts_over_with_a_notice(chatting, sandbox):
     assert visitor.start().status_code == 303
 
 
-def test_a_poll_on_a_refused_renewal_swaps_the_welcome_into_the_frame(chatting, sandbox):
+def test_a_poll_on_a_refused_renewal_swaps_the_welcome_into_the_frame(chatting, sandbox, clock):
     visitor, html = chatting
     advance(sandbox.url, 4000)
     faults(sandbox, error_status=401, operations=["create_conversation"])
-    answer = poll_through(visitor, poller_url(html))
+    answer = poll_through(visitor, poller_url(html), clock)
     assert answer.status_code == 200
     assert answer.headers["HX-Retarget"] == "#ww-main"
     assert answer.headers["HX-Reswap"] == "innerHTML"
@@ -354,12 +355,12 @@ def start_sandbox_process(port: int) -> subprocess.Popen:
     raise RuntimeError("sandbox did not start")
 
 
-def test_an_upstream_that_lost_all_state_starts_the_chat_over(tmp_path):
+def test_an_upstream_that_lost_all_state_starts_the_chat_over(tmp_path, clock):
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     first = start_sandbox_process(port)
     try:
-        app = make_app(url, tmp_path, UPSTREAM_DEADLINE=3.0, UPSTREAM_READ_TIMEOUT=2.0)
+        app = make_app(url, tmp_path, clock, UPSTREAM_DEADLINE=3.0, UPSTREAM_READ_TIMEOUT=2.0)
         visitor = Visitor(https_client(app))
         visitor.start()
         html = visitor.get("/w/default").get_data(as_text=True)
@@ -369,7 +370,7 @@ def test_an_upstream_that_lost_all_state_starts_the_chat_over(tmp_path):
         first.wait(timeout=10)
     second = start_sandbox_process(port)  # a fresh upstream that knows nobody
     try:
-        answer = poll_through(visitor, poller_url(html))
+        answer = poll_through(visitor, poller_url(html), clock)
         assert answer.status_code == 200
         assert "previous chat has expired" in answer.get_data(as_text=True)
         assert_no_secrets(answer)

@@ -27,6 +27,8 @@ from . import (
     views,
 )
 from .chatcaptain.client import ChatCaptainClient
+from .clock import Clock
+from .clock import init_app as init_clock
 from .i18n import N_
 from .limits import init_app as init_limits
 from .rendering import register_template_helpers
@@ -46,8 +48,12 @@ def create_app(
     *,
     settings: Settings | None = None,
     instance_path: str | None = None,
+    clock: Clock | None = None,
 ) -> Flask:
-    """Build the app: settings, upstream client, sessions, views; nothing runs at import."""
+    """Build the app: settings, upstream client, sessions, views; nothing runs at import.
+
+    `clock` replaces the wall clock (tests move time with it instead of sleeping).
+    """
     if not (HOME / "templates").is_dir():
         raise RuntimeError(f"templates/ not found under {HOME}: set WEBWIDGET_HOME to the checkout")
     settings = settings or load_settings()
@@ -88,6 +94,7 @@ def create_app(
     else:
         secret_key = settings.SECRET_KEY.get_secret_value()  # type: ignore[union-attr]
 
+    init_clock(app, clock)
     app.extensions["webwidget.widgets"] = widgets_from_settings(settings, demo=demo)
     overrides.warn_about_overrides(
         app.extensions["webwidget.widgets"], settings.WIDGET_TEMPLATE_DIR, HOME / "templates"

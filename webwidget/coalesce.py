@@ -40,6 +40,7 @@ from pydantic import BaseModel
 from redis.exceptions import RedisError
 
 from .chatcaptain.models import MessageDto
+from .clock import get_clock
 from .rendering import stream_flags
 
 log = logging.getLogger(__name__)
@@ -386,7 +387,7 @@ def init_app(app: Flask, store_url: str | None) -> Coalescer:
         import redis
 
         redis_client = redis.Redis.from_url(store_url, socket_timeout=2.0)
-    coalescer = Coalescer(redis_client)
+    coalescer = Coalescer(redis_client, clock=get_clock(app))
     app.extensions[EXTENSION] = coalescer
     return coalescer
 

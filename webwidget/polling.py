@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import functools
 import math
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Generic, TypeVar
@@ -24,7 +23,7 @@ from typing import Generic, TypeVar
 from flask import current_app, render_template, request
 from flask_babel import get_locale
 
-from . import coalesce
+from . import clock, coalesce
 from . import conversation as chats
 from .chatcaptain.models import MessageDto
 from .coalesce import get_coalescer
@@ -129,7 +128,7 @@ def poller_context(*, interval: float, changed_at: int) -> dict[str, object]:
 def active_poller() -> dict[str, object]:
     """Poller context right after activity (page load, start, send): poll fast."""
     base = current_app.config["WEBWIDGET_SETTINGS"].WIDGET_POLL_SECONDS
-    return poller_context(interval=interval_for(0, base), changed_at=int(time.time()))
+    return poller_context(interval=interval_for(0, base), changed_at=int(clock.now()))
 
 
 def remember(
@@ -153,7 +152,7 @@ def poll(
     `context` makes the page context the update template shares with the page; it is
     called only when something is rendered, so an unchanged poll never pays for it.
     """
-    now = time.time()
+    now = clock.now()
     base = current_app.config["WEBWIDGET_SETTINGS"].WIDGET_POLL_SECONDS
     state = read_state(now)
     max_age = 0.0 if activity else state.interval * SHARE_OF_INTERVAL

@@ -9,20 +9,19 @@ one probe goes through, and its success closes the breaker again.
 
 Only failures of the upstream itself count: unreachable, 5xx, timeouts, answers that
 break the contract, and a 2xx carrying `error`. A 4xx (a rejected token, bad input)
-says the upstream is up and resets the count, as pybreaker does for excluded errors.
+says the upstream is up and resets the count.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
-import pybreaker
 from flask import Flask, current_app
 
-from . import metrics
+from . import clock, metrics
+from .breaker import Breaker, BreakerOpen
 from .chatcaptain.client import ChatCaptainClient
 from .chatcaptain.errors import (
     ContractViolation,
@@ -50,63 +49,6 @@ def is_outage(error: BaseException) -> bool:
     return isinstance(error, UpstreamRejected) and (error.status or 0) < 400
 
 
-class ConcurrentBreaker(pybreaker.CircuitBreaker):
-    """pybreaker's breaker without its lock around the guarded call.
-
-    `CircuitBreaker.call` holds one RLock for the whole call (pybreaker issue #55),
-    which would let a gthread worker make only one upstream call at a time. Here the
-    lock covers the state checks and the bookkeeping, and the call runs outside it;
-    while half-open exactly one probe is in flight and every other call fails fast.
-    """
-
-    def __init__(self, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self._probe_in_flight = False
-
-    def call(self, func: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        """Run `func` unless the circuit is open; record its outcome."""
-        with self._lock:
-            state = self.state
-            probing = False
-            if state.name == pybreaker.STATE_OPEN:
-                opened_at = self._state_storage.opened_at
-                if opened_at and datetime.now(UTC) < opened_at + timedelta(
-                    seconds=self.reset_timeout
-                ):
-                    raise pybreaker.CircuitBreakerError("circuit open")
-                self.half_open()
-                state = self.state
-            if state.name == pybreaker.STATE_HALF_OPEN:
-                if self._probe_in_flight:
-                    raise pybreaker.CircuitBreakerError("circuit half-open, probe in flight")
-                self._probe_in_flight = probing = True
-        try:
-            result = func(*args, **kwargs)
-        except BaseException as error:
-            with self._lock:
-                if probing:
-                    self._probe_in_flight = False
-                # Re-raises `error` (throw_new_error_on_trip=False), opening if needed.
-                state._handle_error(error)
-            raise  # unreachable: _handle_error always raises
-        with self._lock:
-            if probing:
-                self._probe_in_flight = False
-            state._handle_success()
-        return result
-
-
-class _StateListener(pybreaker.CircuitBreakerListener):
-    """Forwards state changes to a callback (the circuit-state gauge)."""
-
-    def __init__(self, on_change: Callable[[str], None]) -> None:
-        self._on_change = on_change
-
-    def state_change(self, cb, old_state, new_state) -> None:  # noqa: ANN001
-        """Report the new state's name."""
-        self._on_change(new_state.name)
-
-
 Observer = Callable[[str, float, "UpstreamError | None"], None]
 
 
@@ -121,15 +63,15 @@ class GuardedClient:
         reset_timeout: float = 15.0,
         observe: Observer | None = None,
         on_state: Callable[[str], None] | None = None,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.client = client
-        self.breaker = ConcurrentBreaker(
+        self.breaker = Breaker(
             fail_max=fail_max,
             reset_timeout=reset_timeout,
-            exclude=[lambda error: not is_outage(error)],
-            listeners=[_StateListener(on_state)] if on_state else [],
-            throw_new_error_on_trip=False,
-            name="chatcaptain",
+            counts=is_outage,
+            clock=clock,
+            on_state=on_state,
         )
         self._observe = observe
 
@@ -146,7 +88,7 @@ class GuardedClient:
     @property
     def circuit_state(self) -> str:
         """closed, open or half-open."""
-        return self.breaker.current_state
+        return self.breaker.state
 
     def create_contact(self, *args: Any, **kwargs: Any):
         """ChatCaptainClient.create_contact, guarded."""
@@ -175,7 +117,7 @@ class GuardedClient:
         started = time.monotonic()
         try:
             result = self.breaker.call(func, *args, **kwargs)
-        except pybreaker.CircuitBreakerError:
+        except BreakerOpen:
             error: UpstreamError = CircuitOpen("circuit open", operation=operation)
         except UpstreamError as upstream_error:
             self._report(operation, started, upstream_error)
@@ -183,7 +125,7 @@ class GuardedClient:
         else:
             self._report(operation, started, None)
             return result
-        # Raised outside the except block so it carries no chained pybreaker traceback.
+        # Raised outside the except block so it carries no chained traceback.
         self._report(operation, started, error)
         raise error
 
@@ -201,6 +143,7 @@ def init_app(app: Flask, client: ChatCaptainClient) -> GuardedClient:
         reset_timeout=getattr(settings, "UPSTREAM_BREAKER_RESET_SECONDS", 15.0),
         observe=metrics.upstream_observer(app),
         on_state=metrics.circuit_observer(app),
+        clock=clock.get_clock(app),
     )
     app.extensions[EXTENSION] = guarded
     return guarded

@@ -1,0 +1,33 @@
+"""The app's clock: wall-clock seconds, passed to create_app so tests move time, not wait.
+
+The breaker, the list cache and the poller's idle time all read this one clock. It is
+wall time (not monotonic) because cached lists and poll parameters are shared between
+processes and with the browser.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from flask import Flask, current_app
+
+Clock = Callable[[], float]
+
+EXTENSION = "webwidget.clock"
+
+
+def init_app(app: Flask, clock: Clock | None = None) -> Clock:
+    """Give `app` its clock (the system's wall clock unless one is injected)."""
+    app.extensions[EXTENSION] = clock or time.time
+    return app.extensions[EXTENSION]
+
+
+def get_clock(app: Flask | None = None) -> Clock:
+    """The clock of `app` (the current app by default)."""
+    return (app or current_app).extensions.get(EXTENSION, time.time)
+
+
+def now() -> float:
+    """The current app's time in seconds since the epoch."""
+    return get_clock()()
