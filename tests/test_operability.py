@@ -136,6 +136,9 @@ def test_logs_are_json_with_request_ids_and_hold_no_secret(sandbox, tmp_path, ca
         from webwidget.sessions import get_store
 
         assert get_store(app).ping() is None
+    # urllib3 logs each request line with its URL: written, with the query cut.
+    assert any(e["logger"].startswith("urllib3") and "?[redacted]" in e["message"]
+               for e in lines)
     for secret in (CHANNEL_TOKEN, API_KEY, SECRET_KEY, "wt_", "?token", "token=wt"):
         assert secret not in written, secret
     assert "[redacted]" in written

@@ -7,7 +7,10 @@ Retries. Only the GET (list_messages) is retried, by urllib3's `Retry` on connec
 errors, read errors and 502/503/504, with exponential backoff plus jitter and
 `Retry-After` honoured. POSTs go through a second session whose adapter has
 `Retry(total=0)`, so a POST is sent at most once: creating a contact or a
-conversation twice is worse than failing once.
+conversation twice is worse than failing once. The client holds exactly these two
+sessions, shared by every thread (their connection pools are thread-safe, and their
+cookie jars accept nothing, so no state passes between visitors); each thread's call
+tells the shared retry policy its own deadline through a thread-local budget.
 
 Deadline. Every operation, retries and backoff included, ends within `deadline`
 seconds (plus a few milliseconds of bookkeeping). How that is bounded:
@@ -27,9 +30,9 @@ upstream (behind a load balancer) does not drip headers, and bodies are covered.
 Secrets. The widget token travels in the `token` query parameter (the contract says
 so), the API key in `x-chatcaptain-key`. Neither, nor any URL with a query, appears
 in our log records or exception texts; errors are raised with no chained cause or
-context, because a chained requests exception would print the URL. urllib3 logs
-request lines and retry warnings with the full URL, so the client installs a filter
-on urllib3's loggers that cuts query strings from their records.
+context, because a chained requests exception would print the URL. urllib3's own
+records (request lines, retry warnings) carry the full URL: the app's one logging
+setup (webwidget.logs) redacts every record it writes, whichever library made it.
 """
 
 from __future__ import annotations
@@ -37,9 +40,9 @@ from __future__ import annotations
 import json
 import logging
 import os
-import re
 import threading
 import time
+from http.cookiejar import DefaultCookiePolicy
 from typing import Any, TypeVar
 from urllib.parse import quote
 
@@ -86,16 +89,14 @@ _RETRY_STATUSES = frozenset({502, 503, 504})
 _USER_AGENT = "webwidget-chatcaptain-client/0.1"
 
 
-class _Budget:
-    """The deadline of the call in flight on one thread (read by that thread's retry policy)."""
-
-    __slots__ = ("deadline_at",)
+class _Budget(threading.local):
+    """The deadline of the call in flight on each thread (read by the shared retry policy)."""
 
     def __init__(self) -> None:
         self.deadline_at = float("inf")
 
     def remaining(self) -> float:
-        """Seconds left before the deadline."""
+        """Seconds left before this thread's call must end."""
         return self.deadline_at - time.monotonic()
 
 
@@ -158,31 +159,6 @@ class _DeadlineTimeout(Timeout):
         return Timeout(connect=min(self._connect_limit, left), read=self._read_limit, total=left)
 
 
-class _RedactQueryFilter(logging.Filter):
-    """Cuts query strings (which carry the widget token) out of urllib3's log records."""
-
-    _QUERY = re.compile(r"\?[^\s'\"]*")
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        """Rewrite the record in place; never drop it."""
-        try:
-            message = record.getMessage()
-        except Exception:  # a malformed third-party record is not ours to break
-            return True
-        if "?" in message:
-            record.msg = self._QUERY.sub("?[redacted]", message)
-            record.args = ()
-        return True
-
-
-def _install_log_redaction() -> None:
-    # Filters on a logger see only records created on that logger, so name each one.
-    for name in ("urllib3.connectionpool", "urllib3.util.retry", "urllib3.connection"):
-        target = logging.getLogger(name)
-        if not any(isinstance(f, _RedactQueryFilter) for f in target.filters):
-            target.addFilter(_RedactQueryFilter())
-
-
 class _SendMessageResponse(BaseModel):
     """The sandbox send extension's answer: {"message": MessageDto}."""
 
@@ -190,15 +166,6 @@ class _SendMessageResponse(BaseModel):
 
     message: MessageDto
     error: str | None = None
-
-
-class _ThreadSessions:
-    """The pooled sessions of one thread: one retrying GETs, one that never re-sends."""
-
-    def __init__(self, get: requests.Session, post: requests.Session, budget: _Budget):
-        self.get = get
-        self.post = post
-        self.budget = budget
 
 
 class ChatCaptainClient:
@@ -229,15 +196,29 @@ class ChatCaptainClient:
         self._connect_timeout = connect_timeout
         self._read_timeout = read_timeout
         self._deadline = deadline
-        self._get_retries = max(0, get_retries)
-        self._backoff = max(0.0, backoff)
         self._pool_maxsize = pool_maxsize
         self._sending_enabled = sending_enabled
-        self._local = threading.local()
-        # Strong references so close() reaches the sessions of every thread.
-        self._all_sessions: list[requests.Session] = []
-        self._lock = threading.Lock()
-        _install_log_redaction()
+        self._budget = _Budget()
+        retries = max(0, get_retries)
+        backoff = max(0.0, backoff)
+        get_retry = _DeadlineRetry(
+            total=retries,
+            connect=retries,
+            read=retries,
+            status=retries,
+            other=0,
+            allowed_methods=frozenset({"GET"}),
+            status_forcelist=_RETRY_STATUSES,
+            backoff_factor=backoff,
+            backoff_jitter=backoff,
+            backoff_max=deadline,
+            respect_retry_after_header=True,
+            raise_on_status=False,
+            budget=self._budget,
+        )
+        self._get = self._new_session(get_retry)
+        # total=0: a POST is never re-sent, not even after a connect error.
+        self._post = self._new_session(Retry(total=0, raise_on_status=False))
 
     # -- public API -----------------------------------------------------------------
 
@@ -256,7 +237,7 @@ class ChatCaptainClient:
     ) -> CreateWidgetContactResponseDto:
         """Create a widget contact; the answer carries contactId and widgetToken."""
         path = f"/v1/widget/{_segment(chatbot_id)}/contact"
-        return self._call(
+        return self._request(
             "create_contact",
             "POST",
             path,
@@ -271,7 +252,7 @@ class ChatCaptainClient:
     ) -> CreateWidgetConversationResponseDto:
         """Create a conversation; a set newWebToken replaces the contact's widget token."""
         path = f"/v1/widget/{_segment(chatbot_id)}/conversations"
-        return self._call(
+        return self._request(
             "create_conversation",
             "POST",
             path,
@@ -289,7 +270,7 @@ class ChatCaptainClient:
             f"/v1/widget/{_segment(chatbot_id)}/conversations/{_segment(conversation_id)}"
             "/messages"
         )
-        return self._call(
+        return self._request(
             "list_messages",
             "GET",
             path,
@@ -327,7 +308,7 @@ class ChatCaptainClient:
             f"/v1/widget/{_segment(chatbot_id)}/conversations/{_segment(conversation_id)}"
             "/messages"
         )
-        answer = self._call(
+        answer = self._request(
             "send_message",
             "POST",
             path,
@@ -341,11 +322,8 @@ class ChatCaptainClient:
 
     def close(self) -> None:
         """Release every pooled connection; later calls open new ones."""
-        with self._lock:
-            sessions, self._all_sessions = self._all_sessions, []
-        for session in sessions:
-            session.close()
-        self._local = threading.local()
+        self._get.close()
+        self._post.close()
 
     def __enter__(self) -> ChatCaptainClient:
         return self
@@ -358,33 +336,6 @@ class ChatCaptainClient:
 
     # -- transport --------------------------------------------------------------------
 
-    def _sessions(self) -> _ThreadSessions:
-        sessions = getattr(self._local, "sessions", None)
-        if sessions is None:
-            budget = _Budget()
-            get_retry = _DeadlineRetry(
-                total=self._get_retries,
-                connect=self._get_retries,
-                read=self._get_retries,
-                status=self._get_retries,
-                other=0,
-                allowed_methods=frozenset({"GET"}),
-                status_forcelist=_RETRY_STATUSES,
-                backoff_factor=self._backoff,
-                backoff_jitter=self._backoff,
-                backoff_max=self._deadline,
-                respect_retry_after_header=True,
-                raise_on_status=False,
-                budget=budget,
-            )
-            # total=0: a POST is never re-sent, not even after a connect error.
-            post_retry = Retry(total=0, raise_on_status=False)
-            sessions = _ThreadSessions(
-                self._new_session(get_retry), self._new_session(post_retry), budget
-            )
-            self._local.sessions = sessions
-        return sessions
-
     def _new_session(self, retry: Retry) -> requests.Session:
         session = requests.Session()
         session.trust_env = False
@@ -393,6 +344,8 @@ class ChatCaptainClient:
         session.verify = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get(
             "CURL_CA_BUNDLE"
         ) or True
+        # Shared by every visitor's calls: a cookie the upstream sets must not travel on.
+        session.cookies.set_policy(DefaultCookiePolicy(allowed_domains=[]))
         adapter = HTTPAdapter(pool_connections=4, pool_maxsize=self._pool_maxsize,
                               max_retries=retry)
         session.mount("http://", adapter)
@@ -400,11 +353,9 @@ class ChatCaptainClient:
         session.headers.update({"Accept": "application/json", "User-Agent": _USER_AGENT})
         if self._api_key:
             session.headers["x-chatcaptain-key"] = self._api_key
-        with self._lock:
-            self._all_sessions.append(session)
         return session
 
-    def _call(
+    def _request(
         self,
         operation: str,
         method: str,
@@ -416,27 +367,30 @@ class ChatCaptainClient:
         secrets: tuple[str | None, ...] = (),
         token_bound: bool,
     ) -> M:
+        """The one way to the upstream: send, read within the deadline, interpret.
+
+        Every failure is raised as a typed `UpstreamError`, never chained: each helper
+        raises outside the `except` that caught the library's error (its text holds the
+        URL, and with it the token).
+        """
         started = time.monotonic()
         deadline_at = started + self._deadline
-        sessions = self._sessions()
-        sessions.budget.deadline_at = deadline_at
-        session = sessions.get if method == "GET" else sessions.post
-        redact = tuple(s for s in (*secrets, self._api_key) if s)
+        self._budget.deadline_at = deadline_at
         status: int | None = None
         try:
-            # Failures are raised outside the `except` that caught them, so the new
-            # error has no __context__: a requests exception's text carries the URL.
-            response, failure = self._send(session, operation, method, path, params, body,
-                                           deadline_at)
-            if failure is not None:
-                raise failure
+            response = _send(
+                self._get if method == "GET" else self._post,
+                operation,
+                method,
+                self._base_url + path,
+                params=params,
+                body=body,
+                timeout=_DeadlineTimeout(self._connect_timeout, self._read_timeout, deadline_at),
+            )
             status = response.status_code
-            raw, failure = _read_body(response, operation, deadline_at)
-            if failure is not None:
-                raise failure
-            result, failure = _interpret(operation, status, raw, model, token_bound, redact)
-            if failure is not None:
-                raise failure
+            raw = _read_body(response, operation, deadline_at)
+            redact = tuple(s for s in (*secrets, self._api_key) if s)
+            result = _interpret(operation, status, raw, model, token_bound, redact)
         except UpstreamError as exc:
             logger.warning(
                 "chatcaptain %s failed: kind=%s status=%s elapsed_ms=%d",
@@ -447,32 +401,32 @@ class ChatCaptainClient:
                      _ms_since(started))
         return result
 
-    def _send(
-        self,
-        session: requests.Session,
-        operation: str,
-        method: str,
-        path: str,
-        params: dict[str, str] | None,
-        body: dict[str, Any] | None,
-        deadline_at: float,
-    ) -> tuple[requests.Response, None] | tuple[None, UpstreamError]:
-        """Send the request and receive the headers; the body is left streaming."""
-        timeout = _DeadlineTimeout(self._connect_timeout, self._read_timeout, deadline_at)
-        try:
-            response = session.request(
-                method,
-                self._base_url + path,
-                params=params,
-                json=body,
-                timeout=timeout,
-                stream=True,
-                # A redirect could carry the token to another host; the API has none.
-                allow_redirects=False,
-            )
-        except requests.RequestException as exc:
-            return None, _transport_error(operation, exc)
-        return response, None
+
+def _send(
+    session: requests.Session,
+    operation: str,
+    method: str,
+    url: str,
+    *,
+    params: dict[str, str] | None,
+    body: dict[str, Any] | None,
+    timeout: Timeout,
+) -> requests.Response:
+    """Send the request and receive the headers; the body is left streaming."""
+    try:
+        return session.request(
+            method,
+            url,
+            params=params,
+            json=body,
+            timeout=timeout,
+            stream=True,
+            # A redirect could carry the token to another host; the API has none.
+            allow_redirects=False,
+        )
+    except requests.RequestException as exc:
+        failure = _transport_error(operation, exc)
+    raise failure
 
 
 def _segment(value: str) -> str:
@@ -515,10 +469,8 @@ def _transport_error(operation: str, exc: requests.RequestException) -> Upstream
     return UpstreamUnavailable(f"connection failed ({type(exc).__name__})", operation=operation)
 
 
-def _read_body(
-    response: requests.Response, operation: str, deadline_at: float
-) -> tuple[bytes, UpstreamError | None]:
-    """Read the whole body one socket read at a time, never waiting past the deadline."""
+def _read_body(response: requests.Response, operation: str, deadline_at: float) -> bytes:
+    """The whole body, read one socket read at a time, never waiting past the deadline."""
     status = response.status_code
     raw = response.raw
     body = bytearray()
@@ -526,35 +478,31 @@ def _read_body(
         while True:
             left = deadline_at - time.monotonic()
             if left <= 0:
-                return b"", UpstreamTimeout("deadline exceeded while reading the response",
-                                            operation=operation, status=status)
+                raise UpstreamTimeout("deadline exceeded while reading the response",
+                                      operation=operation, status=status)
             sock = getattr(raw.connection, "sock", None)
             if sock is not None:
                 # The read timeout applies per socket read: cut it so a drip cannot outlast us.
                 sock.settimeout(left)
             chunk = raw.read1(_READ_CHUNK, decode_content=True)
             if not chunk:
-                return bytes(body), None
+                return bytes(body)
             body += chunk
             if len(body) > _MAX_BODY_BYTES:
-                return b"", ContractViolation("response body too large", operation=operation,
-                                              status=status)
+                raise ContractViolation("response body too large", operation=operation,
+                                        status=status)
     except (Urllib3HTTPError, OSError, requests.RequestException) as exc:
         if _is_timeout(exc):
-            return b"", UpstreamTimeout("timed out reading the response", operation=operation,
-                                        status=status)
-        return b"", UpstreamUnavailable(f"response broken off ({type(exc).__name__})",
-                                        operation=operation, status=status)
+            failure: UpstreamError = UpstreamTimeout(
+                "timed out reading the response", operation=operation, status=status)
+        else:
+            failure = UpstreamUnavailable(f"response broken off ({type(exc).__name__})",
+                                          operation=operation, status=status)
     finally:
         # After a complete read urllib3 has already pooled the connection; otherwise
         # this drops it, which is right for a half-read response.
         response.close()
-
-
-def _redact(text: str, secrets: tuple[str, ...]) -> str:
-    for secret in secrets:
-        text = text.replace(secret, "[redacted]")
-    return text
+    raise failure
 
 
 def _interpret(
@@ -564,8 +512,8 @@ def _interpret(
     model: type[M],
     token_bound: bool,
     secrets: tuple[str, ...],
-) -> tuple[M, None] | tuple[None, UpstreamError]:
-    """Turn status and body into the model or the matching typed error."""
+) -> M:
+    """The model for a good answer; for any other, the matching typed error is raised."""
     payload: Any = None
     not_json = False
     if raw.strip():
@@ -576,20 +524,23 @@ def _interpret(
     error = payload.get("error") if isinstance(payload, dict) else None
     if error is not None and not isinstance(error, str):
         error = "(non-string error field)"
-    error = _redact(error or "", secrets).strip()
+    error = error or ""
+    for secret in secrets:  # the upstream may echo what we sent: never into our errors
+        error = error.replace(secret, "[redacted]")
+    error = error.strip()
 
     if 200 <= status < 300:
         if not_json:
-            return None, ContractViolation("response is not valid JSON", operation=operation,
-                                           status=status)
+            raise ContractViolation("response is not valid JSON", operation=operation,
+                                    status=status)
         if not isinstance(payload, dict):
-            return None, ContractViolation("response is not a JSON object",
-                                           operation=operation, status=status)
+            raise ContractViolation("response is not a JSON object", operation=operation,
+                                    status=status)
         if error:
             # The contract lets any body carry `error`, even with a 2xx: that is a failure.
-            return None, UpstreamRejected(status, error, operation=operation)
+            raise UpstreamRejected(status, error, operation=operation)
         try:
-            return model.model_validate(payload), None
+            return model.model_validate(payload)
         except ValidationError as exc:
             # Only field paths and error types: pydantic's own text would echo the values.
             where = ", ".join(
@@ -597,17 +548,16 @@ def _interpret(
                 for e in exc.errors()[:3]
             )
             reason = f"{model.__name__.lstrip('_')} invalid at {where}"
-        return None, ContractViolation(reason, operation=operation, status=status)
+        raise ContractViolation(reason, operation=operation, status=status)
     if status in (401, 403) and token_bound:
         # The vendor documents no error codes; the sandbox says 401 "Widget token
         # expired." Heuristic: a 401 whose error mentions "expired" means expiry,
         # any other 401/403 on a token-bearing call means the token is not accepted.
         if status == 401 and "expired" in error.lower():
-            return None, TokenExpired(status, error, operation=operation)
-        return None, TokenInvalid(status, error, operation=operation)
+            raise TokenExpired(status, error, operation=operation)
+        raise TokenInvalid(status, error, operation=operation)
     if 400 <= status < 500:
-        return None, UpstreamRejected(status, error, operation=operation)
+        raise UpstreamRejected(status, error, operation=operation)
     if status >= 500:
-        return None, UpstreamUnavailable("upstream server error", operation=operation,
-                                         status=status)
-    return None, ContractViolation("unexpected status", operation=operation, status=status)
+        raise UpstreamUnavailable("upstream server error", operation=operation, status=status)
+    raise ContractViolation("unexpected status", operation=operation, status=status)
