@@ -1,16 +1,27 @@
 /*! webwidget loader. Embed: <script src="https://chat.example.com/embed.js" data-widget="default" async></script>
- Options: data-position="left", data-lang="DE", data-title, data-color, data-storage="none". */
+ Position, colours and words come from the widget's theme; data-position="left", data-lang="DE",
+ data-title, data-color and data-storage="none" override. One widget per page. */
 (function (w, d) {
   "use strict";
   var script = d.currentScript;
-  if (!script || w.WebWidget) return;
+  if (!script) return;
   var opt = script.dataset;
+  if (w.WebWidget) {
+    // One launcher per page: a second one would sit on the first and share its API.
+    console.warn("webwidget: one widget per page; ignoring the script tag for \"" +
+      (opt.widget || "default") + "\" (docs/embedding.md)");
+    return;
+  }
   // The widget's origin is where this script came from; every message is checked against it.
   var origin = new URL(script.src).origin;
   var id = opt.widget || "default";
   var key = "webwidget:" + origin + ":" + id;
   var keep = opt.storage !== "none";
+  // English until the widget's config answers in the page's language.
+  var words = { open: "Open chat", openUnread: "Open chat (new messages: {n})", close: "Close chat",
+    unread: "New chat messages: {n}" };
   var title = opt.title || "Chat";
+  var lang = (opt.lang || d.documentElement.lang || "").slice(0, 16);
   var host, root, launcher, badge, panel, frame, live;
   var open = false, ready = false, unread = 0;
 
@@ -34,8 +45,8 @@
 
   function render() {
     launcher.setAttribute("aria-expanded", String(open));
-    launcher.setAttribute("aria-label", open ? "Close " + title.toLowerCase()
-      : "Open " + title.toLowerCase() + (unread ? " (" + unread + " new)" : ""));
+    launcher.setAttribute("aria-label", open ? words.close
+      : (unread ? words.openUnread : words.open).replace("{n}", unread));
     badge.textContent = unread > 9 ? "9+" : String(unread);
     badge.hidden = !unread || open;
     panel.hidden = !open;
@@ -43,11 +54,10 @@
   }
 
   function frameSrc() {
-    var page = location.href.split("#")[0];
-    if (page.length > 2000) page = location.origin + location.pathname;
-    var lang = opt.lang || d.documentElement.lang || "";
+    // Origin and path only: a query string or fragment may hold the host's secrets (tokens, emails).
+    var page = (location.origin + location.pathname).slice(0, 2000);
     return origin + "/w/" + encodeURIComponent(id) + "?page=" + encodeURIComponent(page) +
-      (lang ? "&lang=" + encodeURIComponent(lang.slice(0, 16)) : "");
+      (lang ? "&lang=" + encodeURIComponent(lang) : "");
   }
 
   function show() {
@@ -88,7 +98,7 @@
       store(data.handle);
     } else if (data.type === "ww:new" && data.count > 0 && !open) {
       unread += Math.min(data.count, 99);
-      live.textContent = unread === 1 ? "1 new chat message" : unread + " new chat messages";
+      live.textContent = words.unread.replace("{n}", unread);
       render();
       fire("unread", { count: unread });
     } else if (data.type === "ww:close") {
@@ -100,7 +110,7 @@
   var CSS =
     ":host{all:initial}" +
     ".l{position:fixed;bottom:20px;right:20px;z-index:2147483000;width:56px;height:56px;" +
-    "border:0;border-radius:50%;background:var(--c,#1f5fbf);color:#fff;cursor:pointer;" +
+    "border:0;border-radius:50%;background:var(--c,#1f5fbf);color:var(--o,#fff);cursor:pointer;" +
     "display:flex;align-items:center;justify-content:center;box-shadow:0 4px 14px rgba(0,0,0,.3)}" +
     ".l:focus-visible{outline:3px solid #0b57d0;outline-offset:3px;box-shadow:0 0 0 3px #fff}" +
     ".b{position:absolute;top:-4px;right:-4px;min-width:20px;height:20px;padding:0 6px;" +
@@ -109,16 +119,39 @@
     "height:min(640px,calc(100vh - 108px));border-radius:16px;overflow:hidden;" +
     "background:#fff;box-shadow:0 8px 30px rgba(0,0,0,.3)}" +
     ":host(.L) .l,:host(.L) .p{right:auto;left:20px}:host(.L) .b{right:auto;left:-4px}" +
+    // Open, the launcher shows a close icon; in dark mode it takes the header's dark colours.
+    ":host(.o) .i,:host(:not(.o)) .x{display:none}" +
+    "@media (prefers-color-scheme:dark){.l{background:var(--cd,#8ab4f8);color:var(--od,#0b1a33)}.p{background:#16181d}}" +
     "[hidden]{display:none!important}" +
     "iframe{display:block;width:100%;height:100%;border:0}" +
     ".v{position:absolute;width:1px;height:1px;overflow:hidden;clip:rect(0 0 0 0)}" +
     // Small screens: the open chat takes the whole screen and closes from inside the frame.
     "@media (max-width:480px){.p,:host(.L) .p{inset:0;width:auto;height:auto;border-radius:0}:host(.o) .l{display:none}}";
 
-  function init() {
+  // The widget's theme and words; on any failure (or a host CSP without connect-src for
+  // the widget) the launcher still appears, with the defaults and the data-* options.
+  function configure() {
+    var done = false;
+    function go(config) {
+      if (done) return;
+      done = true;
+      init(config || {});
+    }
+    setTimeout(go, 3000);
+    try {
+      fetch(origin + "/embed/" + encodeURIComponent(id) + ".json?lang=" + encodeURIComponent(lang) +
+        (opt.title ? "&title=" + encodeURIComponent(opt.title) : ""), { credentials: "omit" })
+        .then(function (r) { return r.ok ? r.json() : {}; })
+        .then(go, function () { go(); });
+    } catch (e) { go(); }
+  }
+
+  function init(config) {
+    if (config.strings) words = config.strings;
+    if (config.title) title = config.title;
     host = d.createElement("div");
     host.id = "webwidget-" + id;
-    if (opt.position === "left") host.className = "L";
+    if ((opt.position || config.position) === "left") host.className = "L";
     root = host.attachShadow({ mode: "open" });
     // A constructed sheet is not inline style, so hosts with a strict CSP need no 'unsafe-inline'.
     try {
@@ -132,14 +165,18 @@
     }
     root.innerHTML +=
       '<button class="l" type="button" aria-controls="p"><svg width="28" height="28" viewBox="0 0 24 24" ' +
-      'aria-hidden="true" focusable="false"><path fill="currentColor" d="M4 3h16a2 2 0 0 1 2 2v11a2 2 0 ' +
-      '0 1-2 2H9l-5 4v-4a2 2 0 0 1-2-2V5a2 2 0 0 1 2-2z"/></svg><span class="b" aria-hidden="true" hidden>' +
+      'aria-hidden="true" focusable="false"><path class="i" fill="currentColor" d="M4 3h16a2 2 0 0 1 2 2v11a2 2 0 ' +
+      '0 1-2 2H9l-5 4v-4a2 2 0 0 1-2-2V5a2 2 0 0 1 2-2z"/><path class="x" stroke="currentColor" stroke-width="2.5" ' +
+      'stroke-linecap="round" d="M6 6l12 12M18 6 6 18"/></svg><span class="b" aria-hidden="true" hidden>' +
       '</span></button><div class="p" id="p" hidden></div><span class="v" role="status"></span>';
     launcher = root.querySelector(".l");
     badge = root.querySelector(".b");
     panel = root.querySelector(".p");
     live = root.querySelector(".v");
-    if (opt.color) launcher.style.setProperty("--c", opt.color);
+    var colors = config.colors || {};
+    var light = opt.color ? [opt.color, "#fff"] : colors.light, dark = opt.color ? light : colors.dark;
+    [["--c", light && light[0]], ["--o", light && light[1]], ["--cd", dark && dark[0]], ["--od", dark && dark[1]]]
+      .forEach(function (p) { if (p[1]) launcher.style.setProperty(p[0], p[1]); });
     launcher.addEventListener("click", function () { if (open) hide(); else show(); });
     d.addEventListener("keydown", function (event) {
       if (event.key === "Escape" && open) { hide(); launcher.focus(); }
@@ -155,5 +192,5 @@
     toggle: function () { if (open) hide(); else show(); },
     isOpen: function () { return open; }
   };
-  if (d.body) init(); else d.addEventListener("DOMContentLoaded", init);
+  if (d.body) configure(); else d.addEventListener("DOMContentLoaded", configure);
 })(window, document);

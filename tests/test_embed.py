@@ -47,3 +47,50 @@ def test_the_session_handle_never_travels_in_a_url(visitor):
     assert handle not in (started.headers.get("Location") or "")
     page = visitor.get(f"/w/default?page={HOST_ORIGIN}/").get_data(as_text=True)
     assert handle not in page
+
+
+def themed_visitor(sandbox, tmp_path, **settings):
+    from conftest import Visitor, widget_settings
+
+    from webwidget import create_app
+
+    store = f"sqlite:///{tmp_path / 'sessions.sqlite3'}"
+    app = create_app(
+        settings=widget_settings(sandbox.url, store, **settings), instance_path=str(tmp_path)
+    )
+    app.config["TESTING"] = True
+    return Visitor(app.test_client())
+
+
+def test_loader_config_comes_from_the_widget_theme(sandbox, tmp_path):
+    visitor = themed_visitor(
+        sandbox, tmp_path, WIDGET_POSITION="left", WIDGET_PRIMARY_COLOR="#0a6b3d"
+    )
+    response = visitor.get("/embed/default.json", headers={"Origin": HOST_ORIGIN})
+    config = response.get_json()
+    assert config["position"] == "left"
+    assert config["colors"]["light"] == ["#0a6b3d", "#ffffff"]
+    # No dark colour set: the owner's colour is kept for dark, as in the header.
+    assert config["colors"]["dark"][0] == "#0a6b3d"
+    assert response.headers["Access-Control-Allow-Origin"] == HOST_ORIGIN
+    assert "public" in response.headers["Cache-Control"]
+    assert visitor.get("/embed/nope.json").status_code == 404
+
+
+def test_loader_config_is_readable_only_by_allowed_origins(visitor):
+    response = visitor.get("/embed/default.json", headers={"Origin": "https://evil.example"})
+    assert response.status_code == 200
+    assert "Access-Control-Allow-Origin" not in response.headers
+    assert "Origin" in response.headers["Vary"]
+
+
+def test_loader_words_follow_the_language_and_keep_the_title(visitor):
+    english = visitor.get("/embed/default.json?lang=en").get_json()["strings"]
+    assert english["open"] == "Open chat" and english["close"] == "Close chat"
+    acme = visitor.get("/embed/default.json?lang=en&title=Acme%20Support").get_json()
+    assert acme["strings"]["open"] == "Open Acme Support"
+    assert acme["title"] == "Acme Support"
+    arabic = visitor.get("/embed/default.json?lang=ar&title=Acme%20Support").get_json()
+    assert arabic["lang"] == "ar"
+    assert "Acme Support" in arabic["strings"]["open"] and "Open" not in arabic["strings"]["open"]
+    assert "{n}" in arabic["strings"]["unread"] and "{n}" in arabic["strings"]["openUnread"]

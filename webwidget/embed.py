@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
-from flask import Blueprint, current_app, request, send_from_directory
+from flask import Blueprint, abort, current_app, jsonify, request, send_from_directory
+from flask_babel import force_locale, gettext
 
+from .i18n import ui_language
 from .settings import parse_origin
 from .views import page_origin_allowed
 
@@ -42,3 +44,58 @@ def host_origin() -> str:
 def embed_context() -> dict[str, str]:
     """`host_origin` for templates (empty unless allowed): widget.js trusts it for postMessage."""
     return {"host_origin": host_origin()}
+
+
+def launcher_strings(title: str) -> dict[str, str]:
+    """The loader's words in the request's language; `{n}` stands for the unread count."""
+    if title:
+        return {
+            "open": gettext("Open %(title)s", title=title),
+            "openUnread": gettext(
+                "Open %(title)s (new messages: %(count)s)", title=title, count="{n}"
+            ),
+            "close": gettext("Close %(title)s", title=title),
+            "unread": gettext("New chat messages: %(count)s", count="{n}"),
+        }
+    return {
+        "open": gettext("Open chat"),
+        "openUnread": gettext("Open chat (new messages: %(count)s)", count="{n}"),
+        "close": gettext("Close chat"),
+        "unread": gettext("New chat messages: %(count)s", count="{n}"),
+    }
+
+
+# Not under /w/<widget>: that prefix is per visitor and never cached (security.py).
+@bp.get("/embed/<widget_id>.json")
+def loader_config(widget_id: str):
+    """What the loader needs from the widget's theme: position, colours and its words.
+
+    Public and the same for every visitor (no session is read), so it is cacheable; only
+    the widget's allowed origins (and our own pages) may read it.
+    """
+    config = current_app.extensions["webwidget.widgets"].get(widget_id)
+    if config is None:
+        abort(404)
+    lang = ui_language(request.args.get("lang")) or ui_language(config.language) or "en"
+    theme = config.theme
+    title = request.args.get("title", "")[:120]
+    light = [theme.primary_color, theme.on_primary]
+    dark = [theme.dark_primary, theme.dark_on_primary]
+    colors = {"light": light, "dark": dark}
+    if theme.mode != "auto":
+        # A theme fixed to one palette shows that palette whatever the host's scheme.
+        colors = {"light": colors[theme.mode], "dark": colors[theme.mode]}
+    with force_locale(lang):
+        response = jsonify(
+            position=theme.position,
+            colors=colors,
+            lang=lang,
+            title=title or gettext("Chat"),
+            strings=launcher_strings(title),
+        )
+    response.headers["Cache-Control"] = f"public, max-age={LOADER_MAX_AGE}"
+    response.vary.add("Origin")
+    origin = request.headers.get("Origin")
+    if origin and config.allows_origin(origin):
+        response.headers["Access-Control-Allow-Origin"] = origin
+    return response
