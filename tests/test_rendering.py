@@ -50,7 +50,8 @@ ALLOWED = {
     "dl": {"class"},
     "dt": set(),
     "dd": set(),
-    "a": {"class", "href", "rel", "target", "dir"},
+    # download: the file's name (escaped), which the browser uses to save it.
+    "a": {"class", "href", "rel", "target", "dir", "download"},
     "img": {"class", "src", "alt", "loading", "referrerpolicy", "width", "height"},
     "figure": {"class"},
     "figcaption": {"dir"},
@@ -437,8 +438,18 @@ def test_files_by_kind(render):
     assert any(t == "audio" and a["src"] == "https://f.example/a.mp3" for t, a in doc.tags)
     assert any(t == "video" and "controls" in a for t, a in doc.tags)
     assert "Transcript" in out and "hello there" in out
-    links = [a["href"] for t, a in doc.tags if t == "a"]
+    links = [a["href"] for t, a in doc.tags if t == "a" and a["class"] == "ww-file__link"]
     assert links == ["https://files.example/a.pdf"]
+    # Every file with a safe URL can be downloaded; a picture opens full size.
+    downloads = [a["href"] for t, a in doc.tags if t == "a" and a["class"] == "ww-file__download"]
+    assert downloads == [
+        "https://f.example/cat.png",
+        "https://f.example/a.mp3",
+        "https://f.example/v.mp4",
+        "https://files.example/a.pdf",
+    ]
+    full = [a["href"] for t, a in doc.tags if t == "a" and a["class"] == "ww-file__full"]
+    assert full == ["https://f.example/cat.png"]
     assert "1.2 MB" in out
     bad = out.split('data-message-id="bad"')[1].split("<article")[0]
     assert "evil.pdf" in bad and "<a " not in bad
@@ -465,12 +476,16 @@ def test_buttons_are_forms_only_when_sending_is_possible(render):
     assert inputs == {"button_label": "Yes", "button_value": "yes"}
     hrefs = [a["href"] for t, a in doc.tags if t == "a"]
     assert hrefs == ["https://example.com/", "https://auto.example/"]
-    assert sum(1 for t, a in doc.tags if t == "button" and "disabled" in a) == 1  # Evil
+    # No dead controls: a link we refuse is left out, not shown disabled.
+    assert not [a for t, a in doc.tags if t == "button" and "disabled" in a]
+    assert "Evil" not in live
 
     inert = render([msg("m1", content)], can_send=False)
     doc = assert_allowlisted(inert)
-    assert not [t for t, _ in doc.tags if t in ("form", "input")]
-    assert sum(1 for t, a in doc.tags if t == "button" and "disabled" in a) == 2
+    assert not [t for t, _ in doc.tags if t in ("form", "input", "button")]
+    # Read-only: the choices are not offered at all; the links still work.
+    assert "Yes" not in inert and "Evil" not in inert
+    assert [a["href"] for t, a in doc.tags if t == "a"] == hrefs
     assert "javascript" not in inert
 
 
@@ -546,7 +561,8 @@ def test_whatsapp_placeholders_are_filled_and_escaped(render):
     )
     assert "&lt;i&gt;foot&lt;/i&gt;" in out
     assert any(t == "img" and a["src"] == "https://f.example/banner.png" for t, a in doc.tags)
-    assert [a["href"] for t, a in doc.tags if t == "a"] == ["https://go.example/"]
+    buttons = [a["href"] for t, a in doc.tags if t == "a" and "ww-button" in a["class"]]
+    assert buttons == ["https://go.example/"]
     assert {a["value"] for t, a in doc.tags if t == "input"} == {"Ok", "ok"}
     assert "vbscript" not in out
 

@@ -202,12 +202,17 @@ def test_all_command_covers_every_content_kind(sandbox):
     files = [m["content"]["file"] for m in messages if "file" in m["content"]]
     assert {f["type"] for f in files} >= {"image", "audio", "video", "document"}
     assert any(f.get("transcript") for f in files)
-    magic = {"image/png": b"\x89PNG", "audio/wav": b"RIFF", "video/x-msvideo": b"RIFF",
+    # video/webm: EBML's magic number; every browser plays the sample video.
+    magic = {"image/png": b"\x89PNG", "audio/wav": b"RIFF", "video/webm": b"\x1a\x45\xdf\xa3",
              "application/pdf": b"%PDF"}
     for f in files:
         got = requests.get(f["url"], timeout=TIMEOUT)
         assert got.status_code == 200 and got.headers["Content-Type"].startswith(f["mimeType"])
         assert got.content.startswith(magic[f["mimeType"]]) and len(got.content) == f["size"]
+    # A video player seeks with byte ranges.
+    video = next(f for f in files if f["mimeType"] == "video/webm")
+    part = requests.get(video["url"], headers={"Range": "bytes=0-9"}, timeout=TIMEOUT)
+    assert part.status_code == 206 and len(part.content) == 10
 
 
 def test_buttons_selected_button_and_echo(sandbox):

@@ -28,6 +28,15 @@ def loader():
     return response
 
 
+@bp.get("/favicon.ico")
+def favicon():
+    """The icon browsers ask for by default on any page of ours (an SVG: they all take it)."""
+    response = send_from_directory(
+        current_app.static_folder, "favicon.svg", mimetype="image/svg+xml", max_age=86400
+    )
+    return response
+
+
 def host_origin() -> str:
     """The embedding page's origin from the iframe URL's `page`, only if it may embed us."""
     if request.endpoint != "widget.page" or not request.view_args:

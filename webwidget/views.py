@@ -15,7 +15,7 @@ from flask import (
     request,
     url_for,
 )
-from flask_babel import get_locale
+from flask_babel import get_locale, gettext
 
 from . import conversation as chats
 from . import polling
@@ -76,12 +76,21 @@ def embedding_page_url(widget: WidgetConfig) -> str:
     return ""
 
 
+# The title a widget has when its owner set none: shown in the visitor's language.
+DEFAULT_TITLE = N_("Chat with us")
+
+
+def widget_title(widget: WidgetConfig) -> str:
+    """The widget's configured title, or the default one translated."""
+    return gettext(DEFAULT_TITLE) if widget.title == DEFAULT_TITLE else widget.title
+
+
 def page_context(widget: WidgetConfig, **extra: object) -> dict[str, object]:
     """What every view of the page needs."""
     settings = current_app.config["WEBWIDGET_SETTINGS"]
     return {
         "widget": widget.id,
-        "title": localized(widget.theme.title, str(get_locale()), widget.title),
+        "title": localized(widget.theme.title, str(get_locale()), widget_title(widget)),
         "poll_seconds": settings.WIDGET_POLL_SECONDS,
         "can_send": get_client().supports_sending,
         "notice": None,

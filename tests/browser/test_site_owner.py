@@ -10,7 +10,7 @@ from conftest import SECRET_KEY, free_port
 from flask import Flask, request
 from playwright.sync_api import expect
 
-from .conftest import WAIT
+from .conftest import MESSAGE, WAIT
 
 LAUNCHER = "#webwidget-default button.l"
 FRAME = "#webwidget-default iframe"
@@ -41,7 +41,7 @@ def owner_host(widget_url: str) -> Flask:
 
 @pytest.fixture(scope="module")
 def themed(sandbox_server, tmp_path_factory):
-    """A widget whose theme puts a green launcher on the left; host pages on 127.0.0.1."""
+    """A read-only widget whose theme puts a green launcher on the left; hosts on 127.0.0.1."""
     from webwidget import create_app
     from webwidget.sandbox.server import BackgroundServer
     from webwidget.settings import Settings
@@ -55,7 +55,8 @@ def themed(sandbox_server, tmp_path_factory):
         CHATCAPTAIN_CHATBOT_ID="demo-bot",
         CHATCAPTAIN_CHANNEL_ID="channel_abc123",
         CHATCAPTAIN_CHANNEL_TOKEN="channel_token_xyz789",
-        CHATCAPTAIN_SENDING_ENABLED=True,
+        # The default, and the only choice with the published API.
+        CHATCAPTAIN_SENDING_ENABLED=False,
         WIDGET_ALLOWED_ORIGINS=f"http://127.0.0.1:{host_port}",
         WIDGET_POSITION="left",
         WIDGET_PRIMARY_COLOR=GREEN,
@@ -146,3 +147,18 @@ def test_the_host_pages_query_and_fragment_never_reach_the_widget(page, themed):
     sent = parse_qs(urlsplit(src).query)["page"][0]
     assert sent == f"{themed}/page"
     assert "s3cret" not in src and "frag" not in src
+
+
+def test_read_only_mode_shows_no_dead_controls_and_says_why(page, themed):
+    page.goto(f"{themed}/page?html_lang=de")
+    page.locator(LAUNCHER).click()
+    frame = page.frame_locator(FRAME)
+    expect(frame.locator("html[data-ww-ready]")).to_have_count(1, timeout=WAIT * 1000)
+    frame.get_by_role("button", name="Chat starten").click()
+    expect(frame.locator(MESSAGE).first).to_be_visible(timeout=WAIT * 1000)
+    note = frame.locator("#ww-readonly")
+    expect(note).to_have_text("In diesem Chat können keine Antworten gesendet werden.")
+    expect(frame.locator("textarea")).to_have_count(0)
+    expect(frame.locator("button:disabled, .ww-choice")).to_have_count(0)
+    # What is left to press does something: end the chat, close the panel.
+    expect(frame.locator("#ww-log button")).to_have_count(0)

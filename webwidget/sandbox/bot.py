@@ -117,7 +117,7 @@ def _audio(ctx: BotContext) -> list[Reply]:
 
 
 def _video(ctx: BotContext) -> list[Reply]:
-    f = ctx.file("waves.avi", caption="Waves", transcript="(the sound of waves)")
+    f = ctx.file("waves.webm", caption="Waves", transcript="(the sound of waves)")
     return [Reply(ContentDto(file=f), persona=ctx.persona())]
 
 

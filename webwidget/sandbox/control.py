@@ -73,5 +73,8 @@ def serve_file(name: str) -> Response:
     served = get_state().files.get(name)
     if served is None:
         abort(404)
-    return Response(served.data, mimetype=served.mime_type,
-                    headers={"Cache-Control": "public, max-age=3600"})
+    response = Response(served.data, mimetype=served.mime_type,
+                        headers={"Cache-Control": "public, max-age=3600"})
+    # Byte ranges, as real file hosts answer them: browsers seek video and audio with them.
+    return response.make_conditional(request, accept_ranges=True,
+                                     complete_length=len(served.data))

@@ -1,4 +1,8 @@
-"""Tiny but valid media files, generated in code and served at /_sandbox/files/<name>."""
+"""Tiny but valid media files, served at /_sandbox/files/<name>.
+
+Generated in code, except the sample video: a browser-playable WebM cannot be written in
+a few lines, so `media/waves.webm` is shipped (media/README.md says how it was made).
+"""
 
 from __future__ import annotations
 
@@ -8,6 +12,10 @@ import struct
 import wave
 import zlib
 from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+
+MEDIA = Path(__file__).resolve().parent / "media"
 
 
 @dataclass(frozen=True)
@@ -33,6 +41,63 @@ def png(width: int = 16, height: int = 16, rgb: tuple[int, int, int] = (30, 110,
         + chunk(b"IDAT", zlib.compress(row * height))
         + chunk(b"IEND", b"")
     )
+
+
+def _png_rows(width: int, height: int, pixel) -> bytes:
+    def chunk(tag: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + tag + body + struct.pack(">I", zlib.crc32(tag + body))
+
+    rows = b"".join(
+        b"\x00" + b"".join(bytes(pixel(x, y)) for x in range(width)) for y in range(height)
+    )
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(rows, 9))
+        + chunk(b"IEND", b"")
+    )
+
+
+@cache  # pure and a few tenths of a second: every sandbox in a test run shares the bytes
+def avatar_png(size: int = 48, bg: tuple = (31, 95, 191), fg: tuple = (235, 242, 252)) -> bytes:
+    """A round-friendly placeholder avatar: a head-and-shoulders silhouette, antialiased."""
+    half, steps = size / 2, 2
+
+    def covered(x: float, y: float) -> bool:
+        head = (x - half) ** 2 + (y - size * 0.38) ** 2 <= (size * 0.18) ** 2
+        body = ((x - half) / (size * 0.34)) ** 2 + ((y - size * 0.98) / (size * 0.36)) ** 2 <= 1
+        return head or body
+
+    def pixel(x: int, y: int) -> tuple[int, ...]:
+        hits = sum(
+            covered(x + (i + 0.5) / steps, y + (j + 0.5) / steps)
+            for i in range(steps)
+            for j in range(steps)
+        )
+        share = hits / steps**2
+        return tuple(round(b + (f - b) * share) for b, f in zip(bg, fg, strict=True))
+
+    return _png_rows(size, size, pixel)
+
+
+@cache
+def harbour_png(width: int = 200, height: int = 125) -> bytes:
+    """A small picture: sky, sun, sea with a few waves (the sandbox's sample image)."""
+
+    def pixel(x: int, y: int) -> tuple[int, ...]:
+        horizon = height * 0.6 + 3 * math.sin(x / 9)
+        if (x - width * 0.72) ** 2 + (y - height * 0.36) ** 2 <= (height * 0.12) ** 2:
+            return (255, 214, 120)
+        if y < horizon:
+            t = y / horizon
+            return (round(250 - 90 * t), round(190 - 20 * t), round(150 + 60 * t))
+        t = (y - horizon) / (height - horizon)
+        crest = (y + 4 * math.sin(x / 7)) % 14 < 2
+        base = (round(30 + 10 * t), round(110 - 40 * t), round(170 - 50 * t))
+        return tuple(min(255, c + 45) for c in base) if crest else base
+
+    return _png_rows(width, height, pixel)
 
 
 def wav(seconds: float = 0.5, rate: int = 8000, freq: float = 440.0) -> bytes:
@@ -109,10 +174,11 @@ def pdf(text: str = "ChatCaptain sandbox document") -> bytes:
 def build_files() -> dict[str, SandboxFile]:
     """Every file the sandbox serves, by name."""
     return {
-        "captain.png": SandboxFile(png(rgb=(20, 60, 120)), "image/png", "image"),
-        "first-mate.png": SandboxFile(png(rgb=(160, 60, 20)), "image/png", "image"),
-        "harbour.png": SandboxFile(png(32, 20, (40, 150, 190)), "image/png", "image"),
+        "captain.png": SandboxFile(avatar_png(bg=(20, 60, 120)), "image/png", "image"),
+        "first-mate.png": SandboxFile(avatar_png(bg=(160, 60, 20)), "image/png", "image"),
+        "harbour.png": SandboxFile(harbour_png(), "image/png", "image"),
         "foghorn.wav": SandboxFile(wav(), "audio/wav", "audio"),
         "waves.avi": SandboxFile(avi(), "video/x-msvideo", "video"),
+        "waves.webm": SandboxFile((MEDIA / "waves.webm").read_bytes(), "video/webm", "video"),
         "manifest.pdf": SandboxFile(pdf(), "application/pdf", "document"),
     }

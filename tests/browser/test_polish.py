@@ -1,0 +1,147 @@
+"""What a visitor notices at a glance: filled primary actions, distinct errors, media, icons."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+import requests
+from playwright.sync_api import expect
+
+from webwidget.themes import contrast_ratio
+
+from .conftest import MESSAGE, WAIT, wait_for
+
+
+@pytest.fixture(scope="module")
+def demo_server(tmp_path_factory):
+    """The demo host page in demo mode, on its bundled sandbox."""
+    from webwidget import create_app
+    from webwidget.sandbox.server import BackgroundServer
+    from webwidget.settings import Settings
+
+    instance = tmp_path_factory.mktemp("demo")
+    server = BackgroundServer(
+        create_app(settings=Settings(_env_file=None), instance_path=str(instance))
+    )
+    yield server.start().url
+    server.stop()
+
+
+def css(locator, prop: str) -> str:
+    return locator.evaluate(f"e => getComputedStyle(e).{prop}")
+
+
+def hex_color(rgb: str) -> str:
+    r, g, b = (int(v) for v in re.findall(r"\d+", rgb)[:3])
+    return f"#{r:02x}{g:02x}{b:02x}"
+
+
+def start(page, site):
+    page.goto(f"{site.widget}/w/default")
+    expect(page.locator("html[data-ww-ready]")).to_have_count(1, timeout=WAIT * 1000)
+    page.get_by_role("button", name="Start chat").click()
+    expect(page.locator(MESSAGE).first).to_be_visible(timeout=WAIT * 1000)
+
+
+@pytest.mark.parametrize("scheme", ["light", "dark"])
+def test_primary_actions_are_filled_with_readable_text(browser, fresh_site, scheme):
+    context = browser.new_context(color_scheme=scheme)
+    page = context.new_page()
+    page.goto(f"{fresh_site.widget}/w/default")
+    expect(page.locator("html[data-ww-ready]")).to_have_count(1, timeout=WAIT * 1000)
+    header_bg = css(page.locator(".ww-header"), "backgroundColor")
+    for name in ("Start chat", "Send"):
+        if name == "Send":
+            page.get_by_role("button", name="Start chat").click()
+        button = page.get_by_role("button", name=name, exact=True)
+        expect(button).to_be_visible(timeout=WAIT * 1000)
+        background, text = css(button, "backgroundColor"), css(button, "color")
+        assert background == header_bg, f"{name} is not filled with the primary colour"
+        ratio = contrast_ratio(hex_color(text), hex_color(background))
+        assert ratio >= 4.5, f"{name}: {text} on {background} is {ratio:.2f}:1"
+    context.close()
+
+
+def test_error_notices_look_different_from_information(page, fresh_site):
+    start(page, fresh_site)
+    page.locator(".ww-end summary").click()
+    page.get_by_role("button", name="Yes, end chat").click()
+    info = page.locator(".ww-notice--ended")
+    expect(info).to_be_visible(timeout=WAIT * 1000)
+    info_look = (css(info, "backgroundColor"), css(info, "borderLeftColor"))
+    requests.put(
+        f"{fresh_site.sandbox}/_sandbox/faults",
+        json={"error_status": 503, "operations": ["create_contact", "create_conversation"]},
+        timeout=5,
+    ).raise_for_status()
+    page.get_by_role("button", name="Start chat").click()
+    error = page.locator(".ww-notice--start_failed")
+    expect(error).to_be_visible(timeout=WAIT * 1000)
+    error_look = (css(error, "backgroundColor"), css(error, "borderLeftColor"))
+    assert error_look[0] != info_look[0] and error_look[1] != info_look[1]
+    assert "⚠" in error.evaluate("e => getComputedStyle(e, '::before').content")
+
+
+def test_file_messages_play_download_and_open_full_size(page, demo_server):
+    # Demo mode: the page's CSP allows media from the bundled sandbox, as from https hosts.
+    page.goto(f"{demo_server}/w/default")
+    expect(page.locator("html[data-ww-ready]")).to_have_count(1, timeout=WAIT * 1000)
+    page.get_by_role("button", name="Start chat").click()
+    expect(page.locator(MESSAGE).first).to_be_visible(timeout=WAIT * 1000)
+    page.get_by_label("Your message").fill("all")
+    page.keyboard.press("Enter")
+    video = page.locator(".ww-file--video video")
+    files = page.locator(".ww-file")
+    wait_for(lambda: video.count() and files.count() >= 4, "image, audio, video and document")
+    for figure in files.all():
+        media = figure.locator("img, audio, video, a.ww-file__link").first
+        url = media.get_attribute("src") or media.get_attribute("href")
+        download = figure.locator("a.ww-file__download")
+        expect(download).to_have_attribute("href", url)
+        expect(download).to_have_attribute("download", re.compile(r".+"))
+    image = page.locator(".ww-file--image img").first
+    link = page.locator(".ww-file--image a.ww-file__full").first
+    expect(link).to_have_attribute("href", image.get_attribute("src"))
+    expect(link).to_have_attribute("target", "_blank")
+    # The browser can play the sample video: asked to load, its metadata arrives, no error.
+    video.first.evaluate("v => { v.preload = 'metadata'; v.load(); }")
+    page.wait_for_function(
+        "() => { const v = document.querySelector('.ww-file--video video');"
+        " return v.readyState >= 1 || v.error; }",
+        timeout=WAIT * 1000,
+    )
+    state = video.first.evaluate("v => [v.error && v.error.code, v.readyState, v.videoWidth]")
+    assert state == [None, state[1], 192] and state[1] >= 1, state
+
+
+def test_demo_page_has_a_favicon_and_no_missing_file(browser, demo_server):
+    context = browser.new_context()
+    page = context.new_page()
+    missing = []
+    page.on("response", lambda r: missing.append(r.url) if r.status >= 400 else None)
+    page.goto(demo_server)
+    icon = page.locator("link[rel=icon]")
+    expect(icon).to_have_count(1)
+    href = icon.get_attribute("href")
+    assert requests.get(f"{demo_server}{href}", timeout=5).status_code == 200
+    assert requests.get(f"{demo_server}/favicon.ico", timeout=5).status_code == 200
+    page.locator("#webwidget-default button.l").click()
+    frame = page.frame_locator("#webwidget-default iframe")
+    expect(frame.locator("html[data-ww-ready]")).to_have_count(1, timeout=WAIT * 1000)
+    assert missing == []
+    context.close()
+
+
+def test_first_screen_invites_with_an_icon_and_a_wide_action(page, fresh_site):
+    page.set_viewport_size({"width": 380, "height": 640})
+    page.goto(f"{fresh_site.widget}/w/default")
+    expect(page.locator(".ww-welcome__icon svg, .ww-welcome__icon img")).to_have_count(1)
+    expect(page.locator(".ww-brand__avatar")).to_have_count(1)
+    button = page.get_by_role("button", name="Start chat").bounding_box()
+    assert button["width"] >= 300 and button["height"] >= 40
+    greeting = page.locator(".ww-greeting")
+    assert float(css(greeting, "fontSize").removesuffix("px")) >= 20
+    # The card sits in the middle of the panel, not in its top corner.
+    box = greeting.bounding_box()
+    assert 150 < box["y"] < 450
