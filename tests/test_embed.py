@@ -94,3 +94,15 @@ def test_loader_words_follow_the_language_and_keep_the_title(visitor):
     assert arabic["lang"] == "ar"
     assert "Acme Support" in arabic["strings"]["open"] and "Open" not in arabic["strings"]["open"]
     assert "{n}" in arabic["strings"]["unread"] and "{n}" in arabic["strings"]["openUnread"]
+
+
+def test_cookie_check_says_whether_the_cookie_alone_finds_the_chat(visitor):
+    assert visitor.get("/w/default/cookie").get_json() == {"cookie": False}
+    handle = visitor.start().headers["X-Widget-Session"]
+    response = visitor.get("/w/default/cookie")
+    assert response.get_json() == {"cookie": True}
+    assert "no-store" in response.headers["Cache-Control"]
+    # Asked with the header, the answer is no: only the cookie counts here.
+    with_header = visitor.get("/w/default/cookie", headers={"X-Widget-Session": handle})
+    assert with_header.get_json() == {"cookie": False}
+    assert visitor.get("/w/nope/cookie").status_code == 404

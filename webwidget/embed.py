@@ -7,12 +7,14 @@ from urllib.parse import urlsplit
 from flask import Blueprint, abort, current_app, jsonify, request, send_from_directory
 from flask_babel import force_locale, gettext
 
+from .conversation import current_chat
 from .i18n import ui_language
 from .settings import parse_origin
 from .views import page_origin_allowed
 
 bp = Blueprint("embed", __name__)
 
+SESSION_HEADER = "X-Widget-Session"
 # Short: the URL carries no version, and a fix should reach host pages within minutes.
 LOADER_MAX_AGE = 300
 
@@ -26,6 +28,21 @@ def loader():
     # Host pages on any site load it, including ones that isolate themselves with COEP.
     response.headers["Cross-Origin-Resource-Policy"] = "cross-origin"
     return response
+
+
+@bp.get("/w/<widget>/cookie")
+def cookie_check(widget: str):
+    """Whether this request's cookie alone finds the visitor's chat with `widget`.
+
+    widget.js asks without the X-Widget-Session header before the loader keeps a handle
+    in the host page's storage: only where the cookie is lost does it need to. Changes
+    nothing; under /w/ it is never cached.
+    """
+    config = current_app.extensions["webwidget.widgets"].get(widget)
+    if config is None:
+        abort(404)
+    by_cookie = request.headers.get(SESSION_HEADER) is None and current_chat(config) is not None
+    return jsonify(cookie=by_cookie)
 
 
 @bp.get("/favicon.ico")

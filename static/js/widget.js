@@ -14,6 +14,18 @@
     if (embedded) window.parent.postMessage(message, host);
   }
 
+  // The loader keeps the handle in the host page's storage only where our cookie is lost
+  // (docs/embedding.md): a request without the header asks whether the cookie alone finds
+  // the chat. If that check fails, keeping the handle is the safe side.
+  function keep(value) {
+    var check = document.querySelector("[data-cookie-check]");
+    if (!value || !check || !window.fetch) return tell({ type: "ww:session", handle: value });
+    fetch(check.getAttribute("data-cookie-check"), { credentials: "same-origin", cache: "no-store" })
+      .then(function (r) { return r.json(); })
+      .then(function (a) { tell({ type: "ww:session", handle: a.cookie ? "" : value }); },
+        function () { tell({ type: "ww:session", handle: value }); });
+  }
+
   function focusFirst() {
     var target = document.querySelector("#ww-text, #ww-main .ww-button--primary, #ww-main button");
     if (target) target.focus();
@@ -28,6 +40,7 @@
       document.getElementById("ww-close").hidden = false;
       if (typeof data.handle === "string" && data.handle && !handle) {
         handle = data.handle;
+        keep(handle);
         if (!document.getElementById("ww-conversation") && window.htmx) {
           window.htmx.ajax("GET", location.pathname + location.search, { target: "#ww-main", swap: "innerHTML" });
         }
@@ -60,7 +73,7 @@
     var value = xhr.getResponseHeader(HEADER);
     if (value !== null && value !== (handle || "")) {
       handle = value || null;
-      tell({ type: "ww:session", handle: value });
+      keep(value);
     }
     var form = event.detail.elt;
     if (form && form.id === "ww-composer" && event.detail.successful) form.reset();

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from html import escape
 from urllib.parse import parse_qs, urlsplit
 
@@ -15,6 +16,12 @@ from .conftest import MESSAGE, WAIT
 LAUNCHER = "#webwidget-default button.l"
 FRAME = "#webwidget-default iframe"
 GREEN = "#0a6b3d"
+
+
+@dataclass
+class Themed:
+    host: str
+    widget: str
 
 
 def owner_host(widget_url: str) -> Flask:
@@ -63,9 +70,10 @@ def themed(sandbox_server, tmp_path_factory):
         SESSION_STORE_URL=f"sqlite:///{instance / 'sessions.sqlite3'}",
     )
     widget = BackgroundServer(create_app(settings=settings, instance_path=str(instance))).start()
-    host = BackgroundServer(owner_host(f"http://localhost:{widget.port}"), port=host_port).start()
+    widget_url = f"http://localhost:{widget.port}"
+    host = BackgroundServer(owner_host(widget_url), port=host_port).start()
     try:
-        yield host.url
+        yield Themed(host.url, widget_url)
     finally:
         host.stop()
         widget.stop()
@@ -76,13 +84,13 @@ def background(locator) -> str:
 
 
 def test_theme_position_and_colour_reach_the_launcher(page, themed):
-    page.goto(f"{themed}/page")
+    page.goto(f"{themed.host}/page")
     launcher = page.locator(LAUNCHER)
     expect(launcher).to_be_visible(timeout=WAIT * 1000)
     assert launcher.bounding_box()["x"] < 100, "the theme says left"
     assert background(launcher) == "rgb(10, 107, 61)"
     # A data attribute still overrides the theme.
-    page.goto(f"{themed}/page?position=right&color=%23222222")
+    page.goto(f"{themed.host}/page?position=right&color=%23222222")
     expect(launcher).to_be_visible(timeout=WAIT * 1000)
     assert launcher.bounding_box()["x"] > 500
     assert background(launcher) == "rgb(34, 34, 34)"
@@ -92,7 +100,7 @@ def test_theme_position_and_colour_reach_the_launcher(page, themed):
 def test_launcher_and_header_share_their_colours(browser, themed, scheme):
     context = browser.new_context(color_scheme=scheme)
     page = context.new_page()
-    page.goto(f"{themed}/page")
+    page.goto(f"{themed.host}/page")
     launcher = page.locator(LAUNCHER)
     launcher.click()
     frame = page.frame_locator(FRAME)
@@ -106,7 +114,7 @@ def test_launcher_and_header_share_their_colours(browser, themed, scheme):
 
 
 def test_launcher_shows_a_close_icon_while_open(page, themed):
-    page.goto(f"{themed}/page")
+    page.goto(f"{themed.host}/page")
     launcher = page.locator(LAUNCHER)
     chat_icon, close_icon = launcher.locator("path.i"), launcher.locator("path.x")
     expect(chat_icon).to_be_visible(timeout=WAIT * 1000)
@@ -119,10 +127,10 @@ def test_launcher_shows_a_close_icon_while_open(page, themed):
 
 
 def test_title_keeps_its_case_and_words_follow_the_language(page, themed):
-    page.goto(f"{themed}/page?title=Acme%20Support")
+    page.goto(f"{themed.host}/page?title=Acme%20Support")
     launcher = page.locator(LAUNCHER)
     expect(launcher).to_have_attribute("aria-label", "Open Acme Support", timeout=WAIT * 1000)
-    page.goto(f"{themed}/page?title=Acme%20Support&html_lang=ar")
+    page.goto(f"{themed.host}/page?title=Acme%20Support&html_lang=ar")
     expect(launcher).to_have_attribute("aria-label", "افتح Acme Support", timeout=WAIT * 1000)
     launcher.click()
     expect(launcher).to_have_attribute("aria-label", "أغلق Acme Support")
@@ -133,7 +141,7 @@ def test_title_keeps_its_case_and_words_follow_the_language(page, themed):
 def test_a_second_widget_on_the_page_is_refused_with_a_warning(page, themed):
     warnings = []
     page.on("console", lambda m: warnings.append(m.text) if m.type == "warning" else None)
-    page.goto(f"{themed}/page?twice=1")
+    page.goto(f"{themed.host}/page?twice=1")
     expect(page.locator(LAUNCHER)).to_be_visible(timeout=WAIT * 1000)
     assert page.locator("[id^=webwidget-]").count() == 1
     expect(page.locator("#webwidget-second")).to_have_count(0)
@@ -141,16 +149,16 @@ def test_a_second_widget_on_the_page_is_refused_with_a_warning(page, themed):
 
 
 def test_the_host_pages_query_and_fragment_never_reach_the_widget(page, themed):
-    page.goto(f"{themed}/page?reset_token=s3cret&email=a%40b.example#frag")
+    page.goto(f"{themed.host}/page?reset_token=s3cret&email=a%40b.example#frag")
     page.locator(LAUNCHER).click()
     src = page.locator(FRAME).get_attribute("src")
     sent = parse_qs(urlsplit(src).query)["page"][0]
-    assert sent == f"{themed}/page"
+    assert sent == f"{themed.host}/page"
     assert "s3cret" not in src and "frag" not in src
 
 
 def test_read_only_mode_shows_no_dead_controls_and_says_why(page, themed):
-    page.goto(f"{themed}/page?html_lang=de")
+    page.goto(f"{themed.host}/page?html_lang=de")
     page.locator(LAUNCHER).click()
     frame = page.frame_locator(FRAME)
     expect(frame.locator("html[data-ww-ready]")).to_have_count(1, timeout=WAIT * 1000)
@@ -162,3 +170,42 @@ def test_read_only_mode_shows_no_dead_controls_and_says_why(page, themed):
     expect(frame.locator("button:disabled, .ww-choice")).to_have_count(0)
     # What is left to press does something: end the chat, close the panel.
     expect(frame.locator("#ww-log button")).to_have_count(0)
+
+
+def started_and_kept(page, themed) -> dict:
+    """Start a chat through the loader; the iframe's word to the loader on keeping the handle."""
+    page.goto(f"{themed.host}/page")
+    page.evaluate(
+        "window.said = []; addEventListener('message', e => { if (e.data && e.data.type"
+        " === 'ww:session') said.push(e.data.handle); })"
+    )
+    page.locator(LAUNCHER).click()
+    frame = page.frame_locator(FRAME)
+    expect(frame.locator("html[data-ww-ready]")).to_have_count(1, timeout=WAIT * 1000)
+    frame.get_by_role("button", name="Start chat").click()
+    expect(frame.locator(MESSAGE).first).to_be_visible(timeout=WAIT * 1000)
+    page.wait_for_function("() => said.length > 0", timeout=WAIT * 1000)
+    stored = page.evaluate(
+        "Object.keys(localStorage).filter(k => k.startsWith('webwidget:'))"
+        ".map(k => localStorage.getItem(k))"
+    )
+    return {"said": page.evaluate("said"), "stored": stored}
+
+
+def test_the_handle_stays_out_of_the_host_page_while_the_cookie_works(page, themed):
+    kept = started_and_kept(page, themed)
+    assert kept == {"said": [""], "stored": []}
+    page.reload()
+    page.locator(LAUNCHER).click()
+    expect(page.frame_locator(FRAME).locator(MESSAGE).first).to_be_visible(timeout=WAIT * 1000)
+
+
+def test_the_handle_is_kept_by_the_host_page_where_the_cookie_is_lost(browser, themed):
+    from .test_embed_modes import CookieStripper
+
+    context = browser.new_context()
+    context.route(f"{themed.widget}/**", CookieStripper())
+    page = context.new_page()
+    kept = started_and_kept(page, themed)
+    assert len(kept["stored"]) == 1 and kept["said"] == kept["stored"] and kept["stored"][0]
+    context.close()
