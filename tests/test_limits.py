@@ -6,6 +6,8 @@ Tests use small limits through the settings.
 
 from __future__ import annotations
 
+import time
+
 import pytest
 import redis
 import requests
@@ -68,11 +70,13 @@ def test_a_malformed_limit_stops_start_up_with_its_name(name):
         load_settings(_env_file=None, **{name: "lots"})
 
 
-def test_storage_follows_the_session_store():
+def test_storage_follows_the_session_store(tmp_path):
     from webwidget.limits import storage_url
     from webwidget.settings import Settings
 
-    assert storage_url(Settings(_env_file=None)) == "memory://"
+    # The default: the session store's SQLite file, shared by every worker.
+    path = tmp_path / "sessions.sqlite3"
+    assert storage_url(Settings(_env_file=None), path) == f"webwidget+sqlite:///{path}"
     on_redis = Settings(_env_file=None, SESSION_STORE_URL="redis://10.0.0.1:6379/2")
     assert storage_url(on_redis) == "redis://10.0.0.1:6379/2"
     explicit = Settings(_env_file=None, RATE_LIMIT_STORAGE_URL="memory://")
@@ -181,3 +185,61 @@ def test_a_message_over_the_length_cap_is_a_400(sandbox, tmp_path):
     assert stats(sandbox)["send_message"] == 0
     assert visitor.send("x" * MAX_MESSAGE_CHARS).status_code == 303
     assert stats(sandbox)["send_message"] == 1
+
+
+def test_limits_hold_across_two_gunicorn_workers_with_the_default_store(sandbox, tmp_path):
+    """Issue 15 item 3: 30 starts from one IP against `10/minute` on 2 workers give 10."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from test_scale_out import Instance, instance_env
+
+    metrics_dir = tmp_path / "metrics"
+    env = instance_env(sandbox.url, "unused", WEB_CONCURRENCY="2", GUNICORN_THREADS="4",
+                       PROMETHEUS_MULTIPROC_DIR=str(metrics_dir))
+    del env["SESSION_STORE_URL"]  # the default: SQLite in the instance folder
+    instance = Instance("limits", tmp_path, env)
+    instance.start()
+    try:
+        def start(_):
+            return requests.post(
+                instance.url + "/w/default/start",
+                headers={"Sec-Fetch-Site": "same-origin", "Connection": "close"},
+                allow_redirects=False, timeout=10,
+            ).status_code
+
+        with ThreadPoolExecutor(max_workers=10) as pool:
+            statuses = list(pool.map(start, range(30)))
+        served_by = {path.name for path in metrics_dir.glob("counter_*.db")}
+    finally:
+        instance.stop()
+    assert len(served_by) == 2, "both workers must have answered for this to prove anything"
+    assert statuses.count(303) == 10, statuses
+    assert statuses.count(429) == 20, statuses
+    assert stats(sandbox)["create_contact"] == 10
+
+
+def test_the_sqlite_limit_storage_shares_one_moving_window_between_processes(tmp_path):
+    from limits import RateLimitItemPerMinute
+    from limits.storage import storage_from_string
+    from limits.strategies import MovingWindowRateLimiter
+
+    from webwidget.limit_storage import storage_uri
+
+    uri = storage_uri(tmp_path / "sessions.sqlite3")
+    # Two storages on one file stand for two workers.
+    one, two = storage_from_string(uri), storage_from_string(uri)
+    limit = RateLimitItemPerMinute(3)
+    first, second = MovingWindowRateLimiter(one), MovingWindowRateLimiter(two)
+    assert [first.hit(limit, "ip:1"), second.hit(limit, "ip:1"), first.hit(limit, "ip:1")] == [
+        True, True, True
+    ]
+    assert not second.hit(limit, "ip:1")
+    assert not first.test(limit, "ip:1")
+    assert second.hit(limit, "ip:2")  # another key has its own window
+    stats = first.get_window_stats(limit, "ip:1")
+    assert stats.remaining == 0 and 0 < stats.reset_time - time.time() <= 60
+    one.clear(limit.key_for("ip:1"))
+    assert second.hit(limit, "ip:1")
+    assert one.incr("counter", 60) == 1 and two.incr("counter", 60, 2) == 3
+    assert one.get("counter") == 3 and one.get_expiry("counter") > 0
+    assert one.check() and one.reset() >= 1 and two.get("counter") == 0

@@ -1,8 +1,10 @@
 """Abuse limits (Flask-Limiter): chat starts per client IP and per widget, sends per session.
 
 Each app gets its own Limiter, so limits and counters never leak between apps (tests
-build many). Storage is `RATE_LIMIT_STORAGE_URL`, else the session store's Redis when
-sessions live in Redis (several instances share the counters), else process memory.
+build many). The counters must be shared by every worker and instance, or N workers
+allow N times the limit: storage is `RATE_LIMIT_STORAGE_URL`, else the session store's
+Redis (or `REDIS_URL`), else the session store's SQLite file (`limit_storage.py`).
+`memory://` is only ever used when set, and start-up then warns that it is per process.
 The client IP is `request.remote_addr`: X-Forwarded-For counts only through ProxyFix
 with `TRUSTED_PROXY_HOPS` configured, so a spoofed header cannot dodge the per-IP limit.
 
@@ -14,24 +16,33 @@ protect the upstream, they must not take the widget down.
 from __future__ import annotations
 
 import hashlib
+import logging
 import math
+import os
 import time
+from pathlib import Path
 
 from flask import Flask, current_app, request, session
 from flask_limiter import Limiter
 
+from . import limit_storage
 from .sessions import SessionStoreUnavailable
+
+log = logging.getLogger(__name__)
 
 EXTENSION_KEY = "webwidget.limiter"
 
 
-def storage_url(settings) -> str:
-    """Where counters live: the setting, else the session store's Redis, else memory."""
+def storage_url(settings, sqlite_path: str | Path | None = None) -> str:
+    """Where counters live: the setting, the session store's Redis, REDIS_URL, or the
+    session store's SQLite file; memory only when nothing shared is there."""
     if settings.RATE_LIMIT_STORAGE_URL:
         return settings.RATE_LIMIT_STORAGE_URL
-    store = settings.SESSION_STORE_URL or ""
-    if store.startswith(("redis://", "rediss://")):
-        return store
+    for url in (settings.SESSION_STORE_URL, getattr(settings, "REDIS_URL", None)):
+        if url and str(url).startswith(("redis://", "rediss://")):
+            return str(url)
+    if sqlite_path is not None:
+        return limit_storage.storage_uri(sqlite_path)
     return "memory://"
 
 
@@ -83,10 +94,19 @@ def init_app(app: Flask) -> Limiter | None:
     app.after_request(retry_after)
     if not settings.RATE_LIMIT_ENABLED:
         return None
+    session_store = app.extensions.get("webwidget.sessions")
+    storage = storage_url(settings, getattr(session_store, "path", None))
+    if storage.startswith("memory://"):
+        log.warning(
+            "RATE_LIMIT_STORAGE_URL=memory:// counts per process: with %s workers (and every "
+            "further instance) the limits multiply; unset it to share the session store's "
+            "SQLite file, or set redis://host:port/db",
+            os.environ.get("WEB_CONCURRENCY", "several"),
+        )
     limiter = Limiter(
         key_func=client_ip,
         app=app,
-        storage_uri=storage_url(settings),
+        storage_uri=storage,
         # Several apps may share one Redis: their counters must not mix.
         key_prefix="webwidget",
         strategy="moving-window",
