@@ -12,7 +12,8 @@ import pytest
 import requests
 from flask import template_rendered
 
-from webwidget.polling import compute_delta, dom_id, interval_for
+from webwidget.domids import dom_id
+from webwidget.polling import compute_delta, interval_for
 
 HX = {"HX-Request": "true"}
 

@@ -134,7 +134,6 @@ def create_app(
     register_template_helpers(app)
     coalesce.init_app(app, settings.SESSION_STORE_URL)
     assets.init_app(app)
-    app.jinja_env.globals.setdefault("_", lambda text, **values: text % values if values else text)
     app.register_blueprint(views.bp)
     app.register_blueprint(embed.bp)
     register_error_pages(app)

@@ -86,11 +86,6 @@ def states_version(states: list[list[str]]) -> str:
     return digest.hexdigest()[:16]
 
 
-def messages_version(messages: list[MessageDto]) -> str:
-    """A short digest of what the visitor sees, so an unchanged poll can answer 204."""
-    return states_version(message_states(messages))
-
-
 class _Stored(BaseModel):
     """The cached body in Redis: validated once when fetched, parsed in one pass when read."""
 

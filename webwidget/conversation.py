@@ -11,7 +11,6 @@ from dataclasses import dataclass
 
 from flask import session
 
-from . import coalesce
 from .chatcaptain.errors import ContractViolation, TokenExpired, TokenInvalid, UpstreamRejected
 from .chatcaptain.models import (
     CreateWidgetContactRequestDto,
@@ -176,11 +175,6 @@ def message_listing(widget: WidgetConfig, chat: Chat, *, max_age: float = 0.0) -
     )
 
 
-def list_messages(widget: WidgetConfig, chat: Chat) -> list[MessageDto]:
-    """The conversation's messages, oldest first (fresh, or joining a fetch in flight)."""
-    return message_listing(widget, chat).messages
-
-
 def send_text(widget: WidgetConfig, chat: Chat, text: str) -> MessageDto:
     """Post the visitor's text through the upstream's sending capability."""
     try:
@@ -219,8 +213,3 @@ def end_chat(widget: WidgetConfig) -> None:
     session.pop(session_key(widget), None)
     if not any(key.startswith(SESSION_PREFIX) for key in session):
         session.destroy()
-
-
-def messages_version(messages: list[MessageDto]) -> str:
-    """A short digest of what the visitor sees, so an unchanged poll can answer 204."""
-    return coalesce.messages_version(messages)

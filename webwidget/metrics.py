@@ -20,10 +20,8 @@ from __future__ import annotations
 import hmac
 import logging
 import os
-import sqlite3
 import time
 from collections.abc import Callable, Iterator
-from contextlib import closing
 
 from flask import Blueprint, Flask, abort, current_app, g, request
 from prometheus_client import (
@@ -38,7 +36,7 @@ from prometheus_client import (
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from .sessions import get_store
+from .sessions import SessionStore, get_store
 
 log = logging.getLogger(__name__)
 
@@ -153,45 +151,24 @@ def circuit_observer(app: Flask) -> Callable[[str], None]:
     return on_state
 
 
-def count_sessions(store: object) -> int | None:
-    """Live sessions in the store; None when the store cannot say."""
-    counter = getattr(store, "count_active", None)
-    if callable(counter):
-        return int(counter())
-    path = getattr(store, "path", None)
-    if path is not None:
-        with closing(sqlite3.connect(path, timeout=2.0)) as conn:
-            row = conn.execute(
-                "SELECT COUNT(*) FROM sessions WHERE expires_at >= ?", (time.time(),)
-            ).fetchone()
-        return int(row[0])
-    client = getattr(store, "_client", None)
-    prefix = getattr(store, "key_prefix", None)
-    if client is not None and prefix is not None:
-        # SCAN, not KEYS: it never blocks Redis for long; expired keys are already gone.
-        return sum(1 for _ in client.scan_iter(match=f"{prefix}*", count=1000))
-    return None
-
-
 class SessionCollector(Collector):
     """webwidget_active_sessions, read from the shared store at scrape time."""
 
-    def __init__(self, store: object) -> None:
+    def __init__(self, store: SessionStore) -> None:
         self.store = store
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
         """One gauge; left out when the store does not answer (readyz reports that)."""
         try:
-            count = count_sessions(self.store)
+            count = self.store.count_active()
         except Exception as error:  # a scrape must not fail because the store is down
             log.warning("active sessions not counted: %s", type(error).__name__)
             return
-        if count is not None:
-            family = GaugeMetricFamily(
-                "webwidget_active_sessions", "Unexpired visitor sessions in the store."
-            )
-            family.add_metric([], count)
-            yield family
+        family = GaugeMetricFamily(
+            "webwidget_active_sessions", "Unexpired visitor sessions in the store."
+        )
+        family.add_metric([], count)
+        yield family
 
 
 def scrape_allowed() -> bool:

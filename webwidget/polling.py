@@ -27,7 +27,6 @@ from . import clock, coalesce
 from . import conversation as chats
 from .chatcaptain.models import MessageDto
 from .coalesce import get_coalescer
-from .domids import dom_id  # noqa: F401  (re-exported for tests and templates)
 from .rendering import build_message_views
 from .upstream import get_client
 from .widgets import WidgetConfig

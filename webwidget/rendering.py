@@ -433,16 +433,6 @@ def _whatsapp(t: MessageMetaWhatsAppTemplateDto, can_send: bool) -> WhatsAppTemp
     )
 
 
-def content_parts(
-    content: ContentDto | None,
-    *,
-    can_send: bool = False,
-    templates: Mapping[str, str] = CONTENT_TEMPLATES,
-) -> list[Part]:
-    """The parts for every content kind set, in CONTENT_TEMPLATES order; never raises."""
-    return [part for _, part in _kinded_parts(content, can_send, templates)]
-
-
 def _kinded_parts(
     content: ContentDto | None, can_send: bool, templates: Mapping[str, str]
 ) -> list[tuple[str, Part]]:
@@ -553,10 +543,6 @@ def content_template(kind: str) -> str:
     return CONTENT_TEMPLATES.get(kind, UNKNOWN_TEMPLATE)
 
 
-def _gettext_fallback(s: str, **kwargs: Any) -> str:
-    return s % kwargs if kwargs else s
-
-
 def register_template_helpers(app: Flask) -> None:
     """Add the filters safe_url, linkify, filesize and the global content_template."""
     app.jinja_env.filters["safe_url"] = safe_url
@@ -565,5 +551,3 @@ def register_template_helpers(app: Flask) -> None:
     # Each message's element id, which delta updates replace out of band.
     app.jinja_env.filters["dom_id"] = dom_id
     app.jinja_env.globals["content_template"] = content_template
-    # The page owner installs the real gettext; keep the partials renderable without it.
-    app.jinja_env.globals.setdefault("_", _gettext_fallback)

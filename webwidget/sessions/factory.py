@@ -7,7 +7,6 @@ from pathlib import Path
 
 from flask import Flask, Request
 
-from .errors import SessionStoreUnavailable
 from .interface import ServerSessionInterface
 from .redis_store import RedisSessionStore
 from .sqlite_store import SQLiteSessionStore
@@ -61,11 +60,8 @@ def init_sessions(
         scope_of=scope_of,
     )
     app.session_interface = interface
+    # Every store method may raise SessionStoreUnavailable: the app answers it (a 503).
     app.extensions[EXTENSION_KEY] = store
-    # A fallback only: a handler the app registers for it later replaces this one.
-    # Indexing (not setdefault) keeps Flask's nested defaultdicts intact.
-    if SessionStoreUnavailable not in app.error_handler_spec[None][None]:
-        app.register_error_handler(SessionStoreUnavailable, _store_unavailable)
     return interface
 
 
@@ -73,10 +69,3 @@ def get_store(app: Flask) -> SessionStore:
     """The app's session store, e.g. for /readyz to ping()."""
     return app.extensions[EXTENSION_KEY]
 
-
-def _store_unavailable(exc: SessionStoreUnavailable) -> tuple[str, int, dict[str, str]]:
-    return (
-        "Session store unavailable, please retry.",
-        503,
-        {"Retry-After": "2", "Cache-Control": "no-store", "Content-Type": "text/plain"},
-    )

@@ -137,6 +137,14 @@ class RedisSessionStore:
         except redis.RedisError as exc:
             raise SessionStoreUnavailable(f"Redis session store: {exc}") from exc
 
+    def count_active(self) -> int:
+        """How many sessions have not expired (Redis drops expired keys itself)."""
+        try:
+            # SCAN, not KEYS: it never blocks Redis for long.
+            return sum(1 for _ in self._client.scan_iter(match=f"{self.key_prefix}*", count=1000))
+        except redis.RedisError as exc:
+            raise SessionStoreUnavailable(f"Redis session store: {exc}") from exc
+
     def ping(self) -> None:
         """Raise SessionStoreUnavailable unless Redis answers."""
         try:

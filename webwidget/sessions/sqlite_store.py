@@ -174,6 +174,14 @@ class SQLiteSessionStore:
             )
             return cur.rowcount
 
+    def count_active(self) -> int:
+        """How many sessions have not expired."""
+        with self._connect() as conn:
+            row = conn.execute(
+                "SELECT COUNT(*) FROM sessions WHERE expires_at >= ?", (time.time(),)
+            ).fetchone()
+        return int(row[0])
+
     def ping(self) -> None:
         """Raise SessionStoreUnavailable unless the database answers."""
         with self._connect() as conn:

@@ -56,5 +56,8 @@ class SessionStore(Protocol):
     def ping(self) -> None:
         """Raise SessionStoreUnavailable unless the store answers."""
 
+    def count_active(self) -> int:
+        """How many sessions have not expired (the active-sessions gauge)."""
+
     def close(self) -> None:
         """Release connections."""
