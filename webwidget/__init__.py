@@ -90,7 +90,7 @@ def create_app(
             else demo_mode.demo_secret_key(app.instance_path)
         )
         app.config["WEBWIDGET_MEDIA_ORIGINS"] = (demo.url,)
-        demo_mode.init_app(app)
+        demo_mode.init_app(app, demo)
     else:
         secret_key = settings.SECRET_KEY.get_secret_value()  # type: ignore[union-attr]
 

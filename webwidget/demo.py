@@ -1,4 +1,5 @@
-"""Demo mode: the bundled ChatCaptain sandbox as upstream, and a demo host page at `/`.
+"""Demo mode: the bundled ChatCaptain sandbox as upstream, a demo host page at `/`, and
+the theme gallery at `/demo/themes` (gallery.py) with the sandbox bot's sample conversation.
 
 This is the one place where the widget starts the sandbox. Each process runs its own
 sandbox server on a free loopback port, all sharing one SQLite state file in the
@@ -12,12 +13,17 @@ import logging
 import os
 import secrets
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from functools import cache
 from pathlib import Path
 
 from flask import Blueprint, Flask, render_template
 
-from .sandbox import create_sandbox_app
+from . import gallery
+from .chatcaptain.models import ContentDto, MessageDto
+from .sandbox import bot, create_sandbox_app
 from .sandbox.config import SandboxConfig
+from .sandbox.files import build_files
 from .sandbox.server import BackgroundServer
 
 log = logging.getLogger(__name__)
@@ -66,6 +72,32 @@ def host_page():
     return render_template("demo/index.html")
 
 
-def init_app(app: Flask) -> None:
-    """Serve the demo host page."""
+def sample_conversation(upstream: DemoUpstream) -> list[MessageDto]:
+    """A visitor asking for `all` and the sandbox bot's answer: every content kind."""
+    ctx = bot.BotContext(
+        persona_name="Captain", files_url=f"{upstream.url}/_sandbox/files/", files=build_files()
+    )
+    start = datetime.now(UTC) - timedelta(minutes=5)
+    stamp = start.isoformat().replace("+00:00", "Z")
+    messages = [
+        MessageDto(
+            id="sample_0", sender="contact", type="text", status="read", created=stamp,
+            outgoing=False, content=ContentDto(text="all"), tags=[],
+        )
+    ]
+    for number, reply in enumerate(bot.respond(ctx, "all"), 1):
+        messages.append(
+            MessageDto(
+                id=f"sample_{number}", sender=reply.sender, type=bot.message_type(reply.content),
+                persona=reply.persona, status="delivered", created=stamp, outgoing=True,
+                content=reply.content, tags=[], **reply.extra,
+            )
+        )
+    return messages
+
+
+def init_app(app: Flask, upstream: DemoUpstream | None = None) -> None:
+    """Serve the demo host page and, with the sandbox running, the theme gallery."""
     app.register_blueprint(bp)
+    if upstream is not None:
+        gallery.init_app(app, cache(lambda: sample_conversation(upstream)))

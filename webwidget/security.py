@@ -31,6 +31,8 @@ FORM_TYPES = frozenset({"", "application/x-www-form-urlencoded", "multipart/form
 HSTS = "max-age=31536000"
 # A widget route's id, for responses that failed before routing filled view_args (405).
 _WIDGET_PATH = re.compile(r"^/w/([^/]+)")
+# Demo-mode pages that frame the widget: the host page and the theme gallery.
+FRAMING_PAGES = frozenset({"demo.host_page", "gallery.index"})
 
 
 def own_origin() -> str:
@@ -120,8 +122,8 @@ def content_security_policy() -> str:
             "form-action 'self'",
             "base-uri 'none'",
             f"frame-ancestors {frame_ancestors()}",
-            # The demo host page frames the widget, which this same app serves.
-            *(("frame-src 'self'",) if request.endpoint == "demo.host_page" else ()),
+            # The demo host page and the theme gallery frame the widget this app serves.
+            *(("frame-src 'self'",) if request.endpoint in FRAMING_PAGES else ()),
         )
     )
 
