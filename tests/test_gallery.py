@@ -40,6 +40,9 @@ def test_the_gallery_frames_every_widget_in_each_view_and_variant(demo_app):
     csp = page.headers["Content-Security-Policy"]
     assert "frame-src 'self'" in csp and "frame-ancestors 'none'" in csp
     html = page.get_data(as_text=True)
+    # Each widget under its title (the theme's, in English here).
+    for title in ("Chat with us", "Harbour Office", "Bäckerei Korn"):
+        assert re.search(rf'<h2 id="gallery-[a-z]+">{title} <small>', html), title
     sources = frames(html)
     assert len(sources) == 3 * 2 * 3
     for widget in ("default", "harbour", "bakery"):

@@ -19,7 +19,7 @@ from flask_babel import get_locale
 
 from .chatcaptain.models import MessageDto
 from .rendering import build_message_views
-from .themes import SHADOWS
+from .themes import SHADOWS, localized
 from .views import get_widget, page_context
 
 bp = Blueprint("gallery", __name__)
@@ -52,10 +52,9 @@ def sample_messages() -> Sequence[MessageDto]:
 @bp.get("/demo/themes")
 def index():
     """Every configured widget's welcome view and a conversation, light, dark and RTL."""
-    widgets = current_app.extensions["webwidget.widgets"]
-    return render_template(
-        "demo/themes.html", widgets=list(widgets.values()), views=VIEWS, variants=VARIANTS
-    )
+    widgets = current_app.extensions["webwidget.widgets"].values()
+    titled = [(w, localized(w.theme.title, "en", w.title)) for w in widgets]
+    return render_template("demo/themes.html", widgets=titled, views=VIEWS, variants=VARIANTS)
 
 
 @bp.get("/demo/themes.css")
