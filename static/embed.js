@@ -116,8 +116,8 @@
     ".b{position:absolute;top:-4px;right:-4px;min-width:20px;height:20px;padding:0 6px;" +
     "border-radius:10px;background:#b3261e;color:#fff;font:700 12px/20px system-ui,sans-serif}" +
     ".p{position:fixed;bottom:88px;right:20px;z-index:2147483000;width:380px;" +
-    "height:min(640px,calc(100vh - 108px));border-radius:16px;overflow:hidden;" +
-    "background:#fff;box-shadow:0 8px 30px rgba(0,0,0,.3)}" +
+    "height:min(640px,calc(100vh - 108px));border-radius:var(--r,16px);overflow:hidden;" +
+    "background:#fff;box-shadow:var(--s,0 8px 30px rgba(0,0,0,.3))}" +
     ":host(.L) .l,:host(.L) .p{right:auto;left:20px}:host(.L) .b{right:auto;left:-4px}" +
     // Open, the launcher shows a close icon; in dark mode it takes the header's dark colours.
     ":host(.o) .i,:host(:not(.o)) .x{display:none}" +
@@ -177,6 +177,10 @@
     var light = opt.color ? [opt.color, "#fff"] : colors.light, dark = opt.color ? light : colors.dark;
     [["--c", light && light[0]], ["--o", light && light[1]], ["--cd", dark && dark[0]], ["--od", dark && dark[1]]]
       .forEach(function (p) { if (p[1]) launcher.style.setProperty(p[0], p[1]); });
+    // The theme's panel_radius and shadow (a CSSOM property is no inline style to a host CSP).
+    var shape = config.panel || {};
+    if (typeof shape.radius === "number") panel.style.setProperty("--r", shape.radius + "px");
+    if (typeof shape.shadow === "string") panel.style.setProperty("--s", shape.shadow);
     launcher.addEventListener("click", function () { if (open) hide(); else show(); });
     d.addEventListener("keydown", function (event) {
       if (event.key === "Escape" && open) { hide(); launcher.focus(); }

@@ -322,6 +322,15 @@ def test_panel_radius_and_shadow_reach_the_theme_stylesheet(sandbox, tmp_path):
     assert default.panel_radius == 16 and default.shadow == "soft"
 
 
+def test_the_loader_config_carries_the_panel_radius_and_shadow(sandbox, tmp_path):
+    site = owner_site(tmp_path, theme='panel_radius = 4\nshadow = "none"')
+    client = https_client(site_app(sandbox, tmp_path, site))
+    panel = client.get("/embed/acme.json").get_json()["panel"]
+    assert panel == {"radius": 4, "shadow": "none"}
+    default = client.get("/embed/default.json").get_json()["panel"]
+    assert default == {"radius": 16, "shadow": SHADOWS["soft"]}
+
+
 def test_bad_panel_values_stop_start_up_naming_the_key(sandbox, tmp_path):
     with pytest.raises(ThemeError, match="shadow: use 'none', 'soft' or 'strong'"):
         theme_from_mapping({"shadow": "huge"})

@@ -10,6 +10,7 @@ from flask_babel import force_locale, gettext
 from .conversation import current_chat
 from .i18n import ui_language
 from .settings import parse_origin
+from .themes import SHADOWS
 from .views import page_origin_allowed
 
 bp = Blueprint("embed", __name__)
@@ -115,6 +116,7 @@ def loader_config(widget_id: str):
         response = jsonify(
             position=theme.position,
             colors=colors,
+            panel={"radius": theme.panel_radius, "shadow": SHADOWS[theme.shadow]},
             lang=lang,
             title=title or gettext("Chat"),
             strings=launcher_strings(title),

@@ -60,6 +60,8 @@ template_dir = "acme"
 primary_color = "#7a1f5c"
 primary_color_dark = "#e7a3cf"
 stylesheet = "acme.css"
+panel_radius = 6
+shadow = "none"
 """,
         encoding="utf-8",
     )
@@ -93,6 +95,14 @@ def acme(sandbox, tmp_path, monkeypatch):
         return (
             "<!doctype html><html lang='de'><head><title>Acme</title></head><body>"
             f'<iframe title="Chat" src="{widget_url}/w/acme" width="380" height="600"></iframe>'
+            "</body></html>"
+        )
+
+    @host.get("/loader")
+    def loader_page():
+        return (
+            "<!doctype html><html lang='de'><head><title>Acme</title></head><body><h1>Acme</h1>"
+            f'<script src="{widget_url}/embed.js" data-widget="acme" async></script>'
             "</body></html>"
         )
 
@@ -134,4 +144,19 @@ def test_the_same_widget_in_english_shows_the_source_text(browser, acme):
     hours = page.frame_locator("iframe").locator(".acme-hours")
     expect(hours).to_have_text("Open on weekdays", timeout=WAIT * 1000)
     expect(hours).to_have_css("color", "rgb(122, 31, 92)")
+    context.close()
+
+
+def test_the_loader_panel_takes_the_themes_radius_and_shadow(browser, acme):
+    context = browser.new_context(viewport={"width": 1200, "height": 800})
+    page = context.new_page()
+    page.goto(f"{acme}/loader")
+    page.locator("#webwidget-acme button.l").click()
+    panel = page.locator("#webwidget-acme .p")
+    expect(panel).to_be_visible(timeout=WAIT * 1000)
+    expect(panel).to_have_css("border-radius", "6px")
+    expect(panel).to_have_css("box-shadow", "none")
+    # Inside, the owner's stylesheet still styles the override.
+    hours = page.frame_locator("#webwidget-acme iframe").locator(".acme-hours")
+    expect(hours).to_have_css("letter-spacing", "3px", timeout=WAIT * 1000)
     context.close()
