@@ -1,5 +1,18 @@
-"""gunicorn settings for I/O-bound proxying: most of a request is spent waiting on the
-upstream, so threads (gthread) keep a worker busy while others wait. Two cores here.
+"""gunicorn settings: gthread workers, and polls that never wait on the upstream.
+
+A poll answers from the conversation's cached list and leaves the upstream call to a
+background refresh (UPSTREAM_REFRESH_CALLS at once per worker), so a worker's threads
+are busy only for CPU work whatever ChatCaptain's latency; page loads, starts and sends
+still wait on their call, which is what the threads are for. Chosen by measurement
+against gevent and against polls that wait (bench/capacity.py, figures in
+bench/README.md): with the gevent worker the client's per-thread HTTP sessions would be
+per greenlet (a session and a connection per request), SQLite's busy wait would stall
+the whole worker, and it measured slower here.
+
+Slow clients: a gthread worker gives a connection a thread once its first bytes arrive,
+and the thread then waits for the complete headers, so connections that send their
+headers a byte at a time can hold every thread. Run nginx (docs/hosting/) in front: it
+reads and buffers whole requests before passing them on (measured in bench/README.md).
 
 Metrics: set PROMETHEUS_MULTIPROC_DIR (e.g. /tmp/webwidget-metrics) so /metrics adds
 up every worker; the hooks below empty it at start and drop a dead worker's gauges.
@@ -14,8 +27,8 @@ from pathlib import Path
 bind = f"0.0.0.0:{os.environ.get('PORT', '8000')}"
 worker_class = os.environ.get("GUNICORN_WORKER_CLASS", "gthread")
 workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
-# Each thread waits on the upstream most of the time; 16 per worker keeps 500 polling
-# visitors (one poll per visitor every 3 s, 100 ms upstream) well inside capacity.
+# Polls do not wait on the upstream (see above); these threads cover page loads, starts
+# and sends, which do, and the first poll of a conversation this worker has not seen.
 threads = int(os.environ.get("GUNICORN_THREADS", "16"))
 timeout = 30
 graceful_timeout = int(os.environ.get("GUNICORN_GRACEFUL_TIMEOUT", "20"))

@@ -99,6 +99,10 @@ def widget_settings(upstream_url: str, store_url: str, **overrides):
         "UPSTREAM_CONNECT_TIMEOUT": 1.0,
         "UPSTREAM_READ_TIMEOUT": 2.0,
         "UPSTREAM_DEADLINE": 3.0,
+        # Polls wait for their upstream call, so a test sees each poll's effect at once;
+        # the background refresh (the default) has its own tests in test_coalesce.py
+        # and test_polling.py, and the browser tests run with the default.
+        "UPSTREAM_REFRESH_CALLS": 0,
         **overrides,
     }
     return Settings(_env_file=None, **values)

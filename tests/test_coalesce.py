@@ -212,3 +212,106 @@ def test_a_cached_list_is_validated_once_per_process(redis_url, monkeypatch):
     assert parses == [1]
     client.flushdb()
     client.close()
+
+
+class Upstream:
+    """Counts calls and answers with the current list (or raises `error`)."""
+
+    def __init__(self, text: str = "Hello") -> None:
+        self.text, self.calls, self.error = text, 0, None
+
+    def __call__(self):
+        self.calls += 1
+        if self.error is not None:
+            raise self.error
+        return [_message("m1", self.text)]
+
+
+def background_coalescer(limit: int = 2):
+    """A coalescer on a fake clock whose background refreshes the test runs by hand."""
+    from webwidget.coalesce import Coalescer, Refresher
+
+    now, tasks = [1000.0], []
+    coalescer = Coalescer(clock=lambda: now[0], refresher=Refresher(limit, spawn=tasks.append))
+    return coalescer, now, tasks
+
+
+def run_all(tasks: list) -> None:
+    while tasks:
+        tasks.pop(0)()
+
+
+def test_a_stale_list_answers_at_once_and_is_refreshed_in_the_background():
+    coalescer, now, tasks = background_coalescer()
+    upstream = Upstream()
+    first = coalescer.get("k", upstream, max_age=1, refresh=upstream)
+    assert upstream.calls == 1 and tasks == []  # nothing cached yet: fetched in the poll
+    upstream.text = "Hello again"
+    now[0] += 5
+    stale = coalescer.get("k", upstream, max_age=1, refresh=upstream)
+    assert stale is first and upstream.calls == 1  # answered without an upstream call
+    assert len(tasks) == 1
+    assert coalescer.get("k", upstream, max_age=1, refresh=upstream) is first
+    assert len(tasks) == 1  # one refresh per conversation at a time
+    run_all(tasks)
+    assert upstream.calls == 2
+    fresh = coalescer.get("k", upstream, max_age=1, refresh=upstream)
+    assert fresh.version != first.version and fresh.messages[0].content.text == "Hello again"
+    assert coalescer.refresher.pending == 0
+
+
+def test_refreshes_beyond_the_budget_are_dropped_and_asked_again_later():
+    coalescer, now, tasks = background_coalescer(limit=2)
+    upstream = Upstream()
+    for key in ("a", "b", "c"):
+        coalescer.get(key, upstream, max_age=1, refresh=upstream)
+    now[0] += 5
+    for key in ("a", "b", "c"):
+        assert coalescer.get(key, upstream, max_age=1, refresh=upstream).messages
+    assert len(tasks) == 2 and upstream.calls == 3  # "c" answered stale, no refresh queued
+    run_all(tasks)
+    coalescer.get("c", upstream, max_age=1, refresh=upstream)
+    assert len(tasks) == 1  # budget free again: "c" is refreshed now
+    run_all(tasks)
+    assert upstream.calls == 6
+
+
+def test_a_failed_refresh_makes_the_next_poll_fetch_itself():
+    from webwidget.chatcaptain.errors import TokenExpired
+
+    coalescer, now, tasks = background_coalescer()
+    upstream = Upstream()
+    coalescer.get("k", upstream, max_age=1, refresh=upstream)
+    now[0] += 5
+    upstream.error = TokenExpired(401, "Widget token expired.")
+    coalescer.get("k", upstream, max_age=1, refresh=upstream)
+    run_all(tasks)
+    # The next poll goes to the upstream itself, so its error (or renewal) happens there.
+    with pytest.raises(TokenExpired):
+        coalescer.get("k", upstream, max_age=1, refresh=upstream)
+    assert tasks == []
+    upstream.error = None
+    assert coalescer.get("k", upstream, max_age=1, refresh=upstream).messages
+    now[0] += 5
+    coalescer.get("k", upstream, max_age=1, refresh=upstream)
+    assert len(tasks) == 1  # back to background refreshes once a fetch succeeded
+
+
+def test_a_list_too_old_or_invalidated_is_not_answered_stale():
+    from webwidget.coalesce import STALE_SECONDS
+
+    coalescer, now, tasks = background_coalescer()
+    upstream = Upstream()
+    coalescer.get("k", upstream, max_age=1, refresh=upstream)
+    now[0] += STALE_SECONDS + 1
+    coalescer.get("k", upstream, max_age=1, refresh=upstream)
+    assert upstream.calls == 2 and tasks == []  # too old to show: fetched in the poll
+
+    now[0] += 5
+    coalescer.get("k", upstream, max_age=1, refresh=upstream)
+    assert len(tasks) == 1
+    coalescer.invalidate("k")  # a send: the refresh in flight predates it
+    upstream.text = "after the send"
+    run_all(tasks)
+    listing = coalescer.get("k", upstream, max_age=1, refresh=upstream)
+    assert upstream.calls == 4 and listing.messages[0].content.text == "after the send"

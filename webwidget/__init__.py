@@ -132,7 +132,7 @@ def create_app(
     metrics.init_app(app)
     health.init_app(app)
     register_template_helpers(app)
-    coalesce.init_app(app, settings.SESSION_STORE_URL)
+    coalesce.init_app(app, settings.SESSION_STORE_URL, settings.UPSTREAM_REFRESH_CALLS)
     assets.init_app(app)
     app.register_blueprint(views.bp)
     app.register_blueprint(embed.bp)

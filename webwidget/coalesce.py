@@ -21,10 +21,19 @@ gets the new rendering instead of a 204.
 
 Sends call `invalidate`: it bumps a generation counter, and a list fetched under an
 older generation is neither served nor cached, so the sender sees their own message.
+
+Polls never wait on the upstream once a list is cached: a poll whose list is older
+than it wants answers from that list and asks the `Refresher` for a new one in the
+background (at most `UPSTREAM_REFRESH_CALLS` upstream calls at once per process; when
+they are all busy the request is dropped and the next poll asks again). So a worker's
+threads serve polls at CPU speed whatever the upstream's latency, and a slow upstream
+costs freshness (bounded by `STALE_SECONDS`), not capacity. A refresh that fails makes
+the next poll fetch in the foreground, where token renewal and the error notices live.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -33,6 +42,7 @@ import time
 import uuid
 from collections import OrderedDict
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from flask import Flask, current_app
@@ -58,6 +68,9 @@ STATES_KEPT = 4096
 # Conversations whose list (and send counter) this process keeps; the least recently
 # used go first, so a long-running process does not grow with every conversation seen.
 LISTINGS_KEPT = 4096
+# How old a cached list may be and still answer a poll while a refresh is pending: the
+# slowest poller's interval (60 s) twice over. Beyond it the poll fetches itself.
+STALE_SECONDS = 120.0
 
 
 def conversation_key(chatbot_id: str, conversation_id: str) -> str:
@@ -165,6 +178,57 @@ class Listing:
         return int(generation), cls(version=version, fetched_at=float(fetched_at), _raw=raw)
 
 
+class Refresher:
+    """Runs background list refreshes, at most `limit` in flight (running or queued).
+
+    `spawn` runs a task; by default a thread pool of `limit` threads made on first use
+    (so after gunicorn forks). Tests pass a list's `append` and run the tasks themselves.
+    """
+
+    def __init__(self, limit: int, spawn: Callable[[Callable[[], None]], object] | None = None):
+        self.limit = limit
+        self._spawn = spawn
+        self._executor: ThreadPoolExecutor | None = None
+        self._lock = threading.Lock()
+        self._pending: set[str] = set()
+
+    def submit(self, key: str, job: Callable[[], object]) -> bool:
+        """Start `job` for `key` unless one is pending for it or the budget is spent."""
+        with self._lock:
+            if key in self._pending or len(self._pending) >= self.limit:
+                return False
+            self._pending.add(key)
+        try:
+            self._start(functools.partial(self._run, key, job))
+        except RuntimeError:  # the pool is shut down: the interpreter is exiting
+            with self._lock:
+                self._pending.discard(key)
+            return False
+        return True
+
+    @property
+    def pending(self) -> int:
+        """Refreshes running or waiting now."""
+        return len(self._pending)
+
+    def _start(self, task: Callable[[], None]) -> None:
+        if self._spawn is not None:
+            self._spawn(task)
+            return
+        with self._lock:
+            if self._executor is None:
+                self._executor = ThreadPoolExecutor(self.limit, thread_name_prefix="ww-refresh")
+            executor = self._executor
+        executor.submit(task)
+
+    def _run(self, key: str, job: Callable[[], object]) -> None:
+        try:
+            job()
+        finally:
+            with self._lock:
+                self._pending.discard(key)
+
+
 @dataclass
 class _Flight:
     generation: int
@@ -176,9 +240,18 @@ class _Flight:
 class Coalescer:
     """Shares upstream list calls per conversation, in-process and optionally via Redis."""
 
-    def __init__(self, redis_client=None, *, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        redis_client=None,
+        *,
+        clock: Callable[[], float] = time.time,
+        refresher: Refresher | None = None,
+    ) -> None:
         self.redis = redis_client
         self.clock = clock
+        self.refresher = refresher
+        # Conversations whose last background refresh failed: their next poll fetches.
+        self._failed: OrderedDict[str, None] = OrderedDict()
         self._lock = threading.Lock()
         self._flights: dict[str, _Flight] = {}
         self._cache: OrderedDict[str, tuple[int, Listing]] = OrderedDict()
@@ -188,14 +261,64 @@ class Coalescer:
     # --- public -------------------------------------------------------------------------
 
     def get(
-        self, key: str, fetch: Callable[[], list[MessageDto]], *, max_age: float = 0.0
+        self,
+        key: str,
+        fetch: Callable[[], list[MessageDto]],
+        *,
+        max_age: float = 0.0,
+        refresh: Callable[[], list[MessageDto]] | None = None,
     ) -> Listing:
-        """The list for `key` no older than `max_age`, fetched at most once at a time."""
+        """The list for `key` no older than `max_age`, fetched at most once at a time.
+
+        With `refresh` (an upstream call that needs no request: it runs in the background)
+        and a refresher, a cached list that is too old is answered at once and refreshed
+        in the background; the caller then sees the new list on its next read.
+        """
         max_age = min(max(max_age, 0.0), MAX_AGE_CAP)
         started = self.clock()
         generation, cached = self._cached(key)
-        if cached is not None and started - cached.fetched_at <= max_age:
-            return cached
+        if cached is not None:
+            age = started - cached.fetched_at
+            if age <= max_age:
+                return cached
+            if (
+                refresh is not None
+                and age <= STALE_SECONDS
+                and self._refresh_later(key, refresh, generation)
+            ):
+                return cached
+        listing = self._fetch_now(key, fetch, generation, started, max_age)
+        with self._lock:
+            self._failed.pop(key, None)
+        return listing
+
+    def _refresh_later(self, key: str, refresh, generation: int) -> bool:
+        """Whether the stale list may answer: a refresh is pending or was just asked for."""
+        if self.refresher is None or self.refresher.limit <= 0:
+            return False
+        with self._lock:
+            if key in self._failed:
+                return False
+            if key in self._flights:
+                return True  # a foreground fetch is under way: the next poll gets it
+        self.refresher.submit(key, functools.partial(self._refresh, key, refresh, generation))
+        # Budget spent or not, the stale list answers: waiting would only queue the poll.
+        return True
+
+    def _refresh(self, key: str, refresh, generation: int) -> None:
+        try:
+            if self.redis is None or generation < 0:
+                self._fetch(key, refresh, generation)
+            else:
+                self._fetch_shared(key, refresh, generation, self.clock(), 0.0, join=False)
+        except Exception as error:  # the next poll meets it in the foreground
+            with self._lock:
+                self._failed[key] = None
+                while len(self._failed) > LISTINGS_KEPT:
+                    self._failed.popitem(last=False)
+            log.info("background refresh failed: %s", type(error).__name__)
+
+    def _fetch_now(self, key, fetch, generation: int, started: float, max_age: float) -> Listing:
         with self._lock:
             flight = self._flights.get(key)
             joined = flight is not None and flight.generation == self._local_generation(key)
@@ -324,7 +447,7 @@ class Coalescer:
         # With Redis the local copy only saves parsing: Redis decides what is current.
         self._keep_local(key, generation, listing)
         try:
-            self.redis.set(key, listing.encode(generation), px=int(MAX_AGE_CAP * 1000))
+            self.redis.set(key, listing.encode(generation), px=int(STALE_SECONDS * 1000))
         except RedisError as error:
             log.warning("coalescing cache unavailable: %s", type(error).__name__)
 
@@ -334,7 +457,7 @@ class Coalescer:
         self._store(key, generation, listing)
         return listing
 
-    def _fetch_shared(self, key, fetch, generation, started, max_age) -> Listing:
+    def _fetch_shared(self, key, fetch, generation, started, max_age, join=True) -> Listing | None:
         if self.redis is None:
             return self._fetch(key, fetch, generation)
         if generation < 0:
@@ -354,6 +477,8 @@ class Coalescer:
                     self.redis.eval(_RELEASE, 1, lock, token)
                 except RedisError:
                     pass  # it expires by itself
+        if not join:
+            return None  # another instance is refreshing it: nothing to add
         # Another instance is fetching: wait for its result rather than call again.
         deadline = time.monotonic() + LOCK_SECONDS
         while time.monotonic() < deadline:
@@ -375,14 +500,16 @@ return 0
 """
 
 
-def init_app(app: Flask, store_url: str | None) -> Coalescer:
-    """Attach a coalescer; it shares through Redis when the session store is Redis."""
+def init_app(app: Flask, store_url: str | None, refresh_calls: int = 0) -> Coalescer:
+    """Attach a coalescer; it shares through Redis when the session store is Redis, and
+    refreshes polls' lists in the background with up to `refresh_calls` calls at once."""
     redis_client = None
     if store_url and store_url.startswith(("redis://", "rediss://", "unix://")):
         import redis
 
         redis_client = redis.Redis.from_url(store_url, socket_timeout=2.0)
-    coalescer = Coalescer(redis_client, clock=get_clock(app))
+    refresher = Refresher(refresh_calls) if refresh_calls > 0 else None
+    coalescer = Coalescer(redis_client, clock=get_clock(app), refresher=refresher)
     app.extensions[EXTENSION] = coalescer
     return coalescer
 

@@ -165,13 +165,26 @@ def listing_key(widget: WidgetConfig, chat: Chat) -> str:
     return conversation_key(widget.chatbot_id, chat.conversation_id)
 
 
-def message_listing(widget: WidgetConfig, chat: Chat, *, max_age: float = 0.0) -> Listing:
+def message_listing(
+    widget: WidgetConfig, chat: Chat, *, max_age: float = 0.0, background: bool = False
+) -> Listing:
     """The messages and their version, sharing one upstream call with concurrent polls.
 
     `max_age` accepts a list another tab or instance fetched that many seconds ago.
+    With `background` (polls) an older cached list answers at once and is refreshed
+    in the background, by a call that needs no request (so it cannot renew the token:
+    a failed refresh makes the next poll fetch in the foreground, which can).
     """
+    refresh = None
+    if background:
+        client, token = get_client(), chat.widget_token
+        bot, conversation = widget.chatbot_id, chat.conversation_id
+        refresh = lambda: client.list_messages(bot, conversation, token).messages  # noqa: E731
     return get_coalescer().get(
-        listing_key(widget, chat), lambda: fetch_messages(widget, chat), max_age=max_age
+        listing_key(widget, chat),
+        lambda: fetch_messages(widget, chat),
+        max_age=max_age,
+        refresh=refresh,
     )
 
 

@@ -155,7 +155,7 @@ def poll(
     base = current_app.config["WEBWIDGET_SETTINGS"].WIDGET_POLL_SECONDS
     state = read_state(now)
     max_age = 0.0 if activity else state.interval * SHARE_OF_INTERVAL
-    listing = chats.message_listing(widget, chat, max_age=max_age)
+    listing = chats.message_listing(widget, chat, max_age=max_age, background=not activity)
     if listing.version == state.version and not activity:
         wanted = interval_for(now - state.changed_at, base)
         # A poll without `i` (an older page) keeps its interval: nothing to hint.

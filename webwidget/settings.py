@@ -122,6 +122,9 @@ class Settings(BaseSettings):
     # UPSTREAM_BREAKER_RESET_SECONDS, then let one probe through.
     UPSTREAM_BREAKER_FAIL_MAX: int = Field(default=5, ge=1)
     UPSTREAM_BREAKER_RESET_SECONDS: float = Field(default=15.0, gt=0)
+    # Polls answer from the cached list and refresh it in the background, with at most
+    # this many upstream calls at once per worker process; 0: polls wait on the upstream.
+    UPSTREAM_REFRESH_CALLS: int = Field(default=32, ge=0, le=1024)
 
     @field_validator("SECRET_KEY_FALLBACKS", mode="before")
     @classmethod
