@@ -26,6 +26,8 @@ import secrets
 
 from flask import Flask, Request, abort, current_app, g, request
 
+from .settings import parse_origin
+
 STATE_CHANGING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 FORM_TYPES = frozenset({"", "application/x-www-form-urlencoded", "multipart/form-data"})
 HSTS = "max-age=31536000"
@@ -35,9 +37,32 @@ _WIDGET_PATH = re.compile(r"^/w/([^/]+)")
 FRAMING_PAGES = frozenset({"demo.host_page", "gallery.index"})
 
 
+# Probes and scrapers address an instance by IP; these answers hold no origin-bound data.
+HOST_FREE_ENDPOINTS = frozenset({"health.healthz", "health.readyz", "metrics.scrape", "static"})
+
+
 def own_origin() -> str:
-    """This server's origin as the browser sees it (ProxyFix applied when configured)."""
-    return request.host_url.rstrip("/")
+    """This server's origin: PUBLIC_URL when set, else from Host (ProxyFix applied)."""
+    public = current_app.config["WEBWIDGET_SETTINGS"].PUBLIC_URL
+    return public or request.host_url.rstrip("/")
+
+
+def refuse_unknown_hosts():
+    """With PUBLIC_URL set, a request for any other Host is refused (400), before any view.
+
+    Our origin then never comes from a header an attacker chooses (DNS rebinding, a
+    forged Host behind a permissive proxy): not for CSRF, not for originUrl.
+    """
+    public = current_app.config["WEBWIDGET_SETTINGS"].PUBLIC_URL
+    if not public or request.endpoint in HOST_FREE_ENDPOINTS:
+        return
+    scheme = public.split("://", 1)[0]
+    try:
+        asked = parse_origin(f"{scheme}://{request.host}")
+    except ValueError:
+        asked = None
+    if asked != public:
+        abort(400)
 
 
 def request_is_same_origin() -> bool:
@@ -147,7 +172,8 @@ def set_security_headers(response):
 
 
 def init_app(app: Flask) -> None:
-    """Wire the same-origin check, the headers and the nonce helper into `app`."""
+    """Wire the host and same-origin checks, the headers and the nonce helper into `app`."""
+    app.before_request(refuse_unknown_hosts)
     app.before_request(refuse_cross_site_changes)
     app.after_request(set_security_headers)
     app.jinja_env.globals["csp_nonce"] = csp_nonce

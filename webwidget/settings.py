@@ -103,6 +103,17 @@ class Settings(BaseSettings):
     # How many reverse proxies in front set X-Forwarded-For/-Proto; 0 trusts none of them.
     TRUSTED_PROXY_HOPS: int = Field(default=0, ge=0, le=5)
 
+    # The origin visitors reach us at (https://chat.example.com). When set it is our origin
+    # for CSRF checks and originUrl, and requests for any other Host are refused.
+    PUBLIC_URL: str | None = None
+
+    @field_validator("PUBLIC_URL", mode="before")
+    @classmethod
+    def _public_url(cls, value: object) -> object:
+        if value is None or (isinstance(value, str) and not value.strip()):
+            return None
+        return parse_origin(str(value))
+
     # Bearer token Prometheus sends to scrape /metrics in production; unset: no /metrics.
     METRICS_TOKEN: SecretStr | None = None
 

@@ -18,7 +18,7 @@ from flask import (
 from flask_babel import get_locale, gettext
 
 from . import conversation as chats
-from . import polling
+from . import polling, security
 from .chatcaptain.errors import (
     SendingUnsupported,
     TokenInvalid,
@@ -55,8 +55,8 @@ def is_htmx() -> bool:
 
 
 def own_origin() -> str:
-    """This server's origin as the browser sees it."""
-    return request.host_url.rstrip("/")
+    """This server's origin as the browser sees it (PUBLIC_URL when set)."""
+    return security.own_origin()
 
 
 def page_origin_allowed(widget: WidgetConfig, url: str) -> bool:
