@@ -18,14 +18,17 @@ from markupsafe import Markup
 from webwidget.chatcaptain.models import ContentDto, MessageDto
 from webwidget.rendering import (
     CONTENT_TEMPLATES,
+    KINDS,
     UNKNOWN_TEMPLATE,
     build_message_views,
+    register_template_helpers,
+)
+from webwidget.rendering_text import (
     filesize,
     fill_placeholders,
     format_timestamp,
     linkify,
     parse_timestamp,
-    register_template_helpers,
     safe_url,
 )
 
@@ -257,7 +260,7 @@ KIND_MARKERS = {
 
 def test_content_templates_cover_exactly_the_content_kinds():
     kinds = set(ContentDto.model_fields) - {"delay", "leadAiId"}
-    assert set(CONTENT_TEMPLATES) == kinds
+    assert set(CONTENT_TEMPLATES) == set(KINDS) == kinds
     assert set(KIND_MARKERS) == kinds == set(EVERY_KIND)
     for kind, name in CONTENT_TEMPLATES.items():
         assert (TEMPLATES / name).is_file(), kind

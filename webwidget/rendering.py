@@ -1,24 +1,31 @@
 """Message rendering: upstream MessageDto lists become small view models for Jinja partials.
 
-Nothing here talks HTTP or touches sessions. Every string that reaches HTML stays plain
-text (Jinja autoescape escapes it) except the Markup built by ``linkify``, which
-escapes every piece of upstream text itself (filled WhatsApp placeholders included).
+Each content kind is one entry of ``KINDS`` (its partial and its view of the value);
+the text that reaches HTML is made safe in ``rendering_text``. Nothing here talks HTTP
+or touches sessions.
 """
 
 from __future__ import annotations
 
 import math
-import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, tzinfo
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, NamedTuple
-from urllib.parse import urlsplit
 
-from markupsafe import Markup, escape
+from markupsafe import Markup
 
 from webwidget.domids import dom_id
+from webwidget.rendering_text import (
+    filesize,
+    fill_placeholders,
+    format_timestamp,
+    linkify,
+    parse_timestamp,
+    safe_url,
+    web_url,
+)
 
 if TYPE_CHECKING:
     from flask import Flask
@@ -34,47 +41,11 @@ if TYPE_CHECKING:
         MessageMetaWhatsAppTemplateDto,
     )
 
-# One mapping from content kind to partial, in display order, so a theme can override
-# a single kind (by shadowing the file in its template folder or via ``templates=``).
-CONTENT_TEMPLATES: Mapping[str, str] = MappingProxyType(
-    {
-        "operator": "widget/_content_operator.html",
-        "agentHandover": "widget/_content_agentHandover.html",
-        "voiceTransfer": "widget/_content_voiceTransfer.html",
-        "voiceHangup": "widget/_content_voiceHangup.html",
-        "metaWhatsappTemplate": "widget/_content_metaWhatsappTemplate.html",
-        "template": "widget/_content_template.html",
-        "email": "widget/_content_email.html",
-        "file": "widget/_content_file.html",
-        "text": "widget/_content_text.html",
-        "textToSpeech": "widget/_content_textToSpeech.html",
-        "location": "widget/_content_location.html",
-        "selectedButton": "widget/_content_selectedButton.html",
-        "buttons": "widget/_content_buttons.html",
-    }
-)
 UNKNOWN_TEMPLATE = "widget/_content_unknown.html"
 
 # Kinds that are events about the conversation rather than something someone said.
 SYSTEM_KINDS = frozenset({"operator", "agentHandover", "voiceTransfer", "voiceHangup"})
 KNOWN_STATUSES = frozenset({"sent", "delivered", "read"})
-
-_SAFE_SCHEMES = frozenset({"http", "https", "mailto", "tel"})
-_WEB_SCHEMES = frozenset({"http", "https"})
-_SCHEME_RE = re.compile(r"^([A-Za-z][A-Za-z0-9+.\-]*):")
-# Browsers drop tab/CR/LF anywhere in a URL and C0 controls/space at its ends, so
-# "java\tscript:" is javascript: to them; we normalise the same way before judging.
-_URL_DROPPED = re.compile(r"[\t\n\r]")
-_C0_OR_SPACE = "".join(chr(c) for c in range(0x21))
-# Bidi controls and whitespace end a URL: an override inside link text could spoof it.
-_BIDI = "\u200e\u200f\u202a-\u202e\u2066-\u2069"
-_LINK_RE = re.compile(
-    rf"(?:\b(?:https?://|mailto:)|\bwww\.)[^\s<>\"'`{_BIDI}\x00-\x1f\x7f]+",
-    re.IGNORECASE,
-)
-_TRAILING_PUNCT = ".,;:!?'\")]}"
-_PLACEHOLDER_RE = re.compile(r"\{\{\s*(\d+)\s*\}\}")
-
 
 class Part(NamedTuple):
     """One rendered piece of a message: the partial to include and the data it shows."""
@@ -182,184 +153,6 @@ class MessageView:
         return bool(self.kinds) and set(self.kinds) <= SYSTEM_KINDS
 
 
-# --- safety helpers ----------------------------------------------------------------------
-
-
-def safe_url(url: object, *, schemes: Iterable[str] = _SAFE_SCHEMES) -> str | None:
-    """Return the URL (normalised) if its scheme is http, https, mailto or tel, else None."""
-    if not isinstance(url, str):
-        return None
-    cleaned = _URL_DROPPED.sub("", url).strip(_C0_OR_SPACE + "\x7f")
-    match = _SCHEME_RE.match(cleaned)
-    if not match:
-        return None  # relative or scheme-less: its meaning depends on the page, so refuse
-    scheme = match.group(1).lower()
-    if scheme not in set(schemes):
-        return None
-    if scheme in _WEB_SCHEMES:
-        try:
-            if not urlsplit(cleaned).netloc:
-                return None
-        except ValueError:
-            return None
-    return cleaned
-
-
-def _web_url(url: object) -> str | None:
-    """Like safe_url, but only http/https (for images, media and avatars)."""
-    return safe_url(url, schemes=_WEB_SCHEMES)
-
-
-def _link(url_text: str) -> str:
-    """An escaped anchor for a URL found in text, or the escaped text if it is unsafe."""
-    href = safe_url("https://" + url_text if url_text.lower().startswith("www.") else url_text)
-    if href is None:
-        return str(escape(url_text))
-    return (
-        f'<a href="{escape(href)}" rel="noopener noreferrer" target="_blank" dir="ltr">'
-        f"{escape(url_text)}</a>"
-    )
-
-
-def linkify(text: object) -> Markup:
-    """Escape text, then link http(s)/mailto/www. URLs and turn newlines into <br>."""
-    if text is None:
-        return Markup("")
-    text = str(text)
-    out: list[str] = []
-    pos = 0
-    for match in _LINK_RE.finditer(text):
-        url = match.group(0)
-        # Sentence punctuation after a URL belongs to the sentence, not the link.
-        stripped = url.rstrip(_TRAILING_PUNCT)
-        # ...except a ")" that closes a "(" inside the URL, as in Wikipedia links.
-        while (
-            len(stripped) < len(url)
-            and url[len(stripped)] == ")"
-            and stripped.count("(") > stripped.count(")")
-        ):
-            stripped = url[: len(stripped) + 1]
-        out.append(str(escape(text[pos : match.start()])))
-        if stripped.lower() in ("www.", "mailto:") or stripped.endswith("://"):
-            out.append(str(escape(stripped)))
-        else:
-            out.append(_link(stripped))
-        pos = match.start() + len(stripped)
-    out.append(str(escape(text[pos:])))
-    html = "".join(out)
-    html = html.replace("\r\n", "\n").replace("\r", "\n").replace("\n", "<br>\n")
-    return Markup(html)
-
-
-def fill_placeholders(text: object, params: Iterable[object] | None) -> str:
-    """Replace 1-based ``{{n}}`` with params[n-1] in one pass; missing ones stay visible."""
-    values = [str(p) if p is not None else "" for p in (params or [])]
-
-    def repl(match: re.Match[str]) -> str:
-        index = int(match.group(1)) - 1
-        return values[index] if 0 <= index < len(values) else match.group(0)
-
-    # One pass means a parameter that itself contains "{{2}}" is never expanded again;
-    # the result is plain text and must still go through escaping (see linkify).
-    return _PLACEHOLDER_RE.sub(repl, "" if text is None else str(text))
-
-
-def filesize(n: object) -> str:
-    """A human-readable size in decimal units, e.g. 1200000 -> '1.2 MB'; '' if unknown."""
-    try:
-        size = float(n)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        return ""
-    if not math.isfinite(size) or size < 0:
-        return ""
-    if size < 1000:
-        return f"{int(size)} B"
-    for unit in ("kB", "MB", "GB", "TB"):
-        size /= 1000
-        if size < 1000 or unit == "TB":
-            return f"{size:.1f} {unit}"
-    return ""  # unreachable; keeps type checkers calm
-
-
-# --- dates -------------------------------------------------------------------------------
-
-# Short time/date patterns per language; enough for a chat timestamp without Babel.
-_MONTHS_EN = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
-_DATE_FORMATS = {
-    "en": "{mon} {d}",
-    "de": "{dd}.{mm}.",
-    "fr": "{dd}/{mm}",
-    "es": "{dd}/{mm}",
-    "it": "{dd}/{mm}",
-    "nl": "{d}-{m}",
-    "ar": "{dd}/{mm}",
-}
-
-
-def parse_timestamp(value: object) -> datetime | None:
-    """Parse an ISO-8601 string (or epoch seconds/milliseconds) to an aware datetime."""
-    if value is None or isinstance(value, bool):
-        return None
-    try:
-        if isinstance(value, int | float) or (isinstance(value, str) and _is_number(value)):
-            seconds = float(value)
-            if abs(seconds) > 1e11:  # milliseconds, as JavaScript clients send them
-                seconds /= 1000
-            parsed = datetime.fromtimestamp(seconds, tz=UTC)
-        elif isinstance(value, str):
-            text = value.strip()
-            if text[-1:] in "zZ":
-                text = text[:-1] + "+00:00"
-            parsed = datetime.fromisoformat(text)
-        else:
-            return None
-    except (ValueError, OverflowError, OSError, IndexError):
-        return None
-    # A naive timestamp from upstream is taken as UTC, the API's own zone.
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
-
-
-def _is_number(text: str) -> bool:
-    try:
-        float(text)
-    except ValueError:
-        return False
-    return True
-
-
-def _language(locale: str | None) -> str:
-    lang = re.split(r"[-_]", (locale or "en").strip().lower(), maxsplit=1)[0]
-    return lang if lang in _DATE_FORMATS else "en"
-
-
-def format_timestamp(
-    when: datetime | None, *, locale: str = "en", now: datetime | None = None, tz: tzinfo = UTC
-) -> str:
-    """A short display string: the time today, the date and time on other days."""
-    if when is None:
-        return ""
-    lang = _language(locale)
-    local = when.astimezone(tz)
-    if lang == "en":
-        clock = f"{local.hour % 12 or 12}:{local.minute:02d} {'AM' if local.hour < 12 else 'PM'}"
-    else:
-        clock = f"{local.hour:02d}:{local.minute:02d}"
-    today = (now or datetime.now(UTC)).astimezone(tz).date()
-    if local.date() == today:
-        return clock
-    date = _DATE_FORMATS[lang].format(
-        mon=_MONTHS_EN[local.month - 1],
-        d=local.day,
-        dd=f"{local.day:02d}",
-        m=local.month,
-        mm=f"{local.month:02d}",
-    )
-    if local.year != today.year:
-        sep = {"en": ", ", "de": ""}.get(lang, "/" if lang != "nl" else "-")
-        date = f"{date}{sep}{local.year}"
-    return f"{date}, {clock}" if lang == "en" else f"{date} {clock}"
-
-
 # --- content -> parts ----------------------------------------------------------------------
 
 
@@ -376,7 +169,7 @@ def _file_view(f: MessageContentFileDto | MessageMetaWhatsAppTemplate_Header_Fil
     # any safe scheme, but a mailto: "file" makes no sense either: keep http(s) only.
     return FileView(
         name=f.name or "",
-        url=_web_url(f.url),
+        url=web_url(f.url),
         kind=kind,
         mime_type=f.mimeType or "",
         size=f.size,
@@ -388,7 +181,7 @@ def _file_view(f: MessageContentFileDto | MessageMetaWhatsAppTemplate_Header_Fil
 def _buttons(buttons: MessageContentButtonsDto, can_send: bool) -> list[ButtonView]:
     views = []
     for b in buttons.buttons or []:
-        is_url = (b.type or "").lower() == "url" or _web_url(b.value) is not None
+        is_url = (b.type or "").lower() == "url" or web_url(b.value) is not None
         if is_url:
             # An unsafe URL button becomes an inert label, never a send choice.
             views.append(ButtonView(label=b.label, value=b.value, href=safe_url(b.value)))
@@ -433,33 +226,61 @@ def _whatsapp(t: MessageMetaWhatsAppTemplateDto, can_send: bool) -> WhatsAppTemp
     )
 
 
+_SKIP = object()  # a kind's view says: nothing of this kind to show
+
+
+def _as_is(value: Any, can_send: bool) -> Any:
+    return value
+
+
+@dataclass(frozen=True)
+class Kind:
+    """How one content kind renders: its partial, and its view of the upstream value
+    (`_SKIP` when there is nothing to show)."""
+
+    template: str
+    view: Callable[[Any, bool], Any] = _as_is
+
+
+# Every content kind, in display order. A theme overrides a kind's partial by shadowing
+# the file in its template folder or through ``templates=``.
+KINDS: Mapping[str, Kind] = MappingProxyType(
+    {
+        # The operator id is internal: the partial gets nothing of it.
+        "operator": Kind("widget/_content_operator.html", lambda value, can_send: None),
+        "agentHandover": Kind("widget/_content_agentHandover.html"),
+        "voiceTransfer": Kind("widget/_content_voiceTransfer.html"),
+        "voiceHangup": Kind("widget/_content_voiceHangup.html"),
+        "metaWhatsappTemplate": Kind("widget/_content_metaWhatsappTemplate.html", _whatsapp),
+        "template": Kind("widget/_content_template.html"),
+        "email": Kind("widget/_content_email.html"),
+        "file": Kind("widget/_content_file.html", lambda value, can_send: _file_view(value)),
+        "text": Kind("widget/_content_text.html", lambda value, can_send: value or _SKIP),
+        "textToSpeech": Kind(
+            "widget/_content_textToSpeech.html",
+            lambda value, can_send: SpeechView(text=value.text, audio_url=web_url(value.speech)),
+        ),
+        "location": Kind("widget/_content_location.html", lambda value, can_send: _location(value)),
+        "selectedButton": Kind("widget/_content_selectedButton.html"),
+        "buttons": Kind("widget/_content_buttons.html",
+                        lambda value, can_send: _buttons(value, can_send) or _SKIP),
+    }
+)
+CONTENT_TEMPLATES: Mapping[str, str] = MappingProxyType(
+    {name: kind.template for name, kind in KINDS.items()}
+)
+
+
 def _kinded_parts(
     content: ContentDto | None, can_send: bool, templates: Mapping[str, str]
 ) -> list[tuple[str, Part]]:
     parts: list[tuple[str, Part]] = []
     if content is not None:
-        for kind in CONTENT_TEMPLATES:
-            value = getattr(content, kind, None)
-            if value is None or (kind == "text" and value == ""):
-                continue
-            data: Any
-            if kind == "file":
-                data = _file_view(value)
-            elif kind == "buttons":
-                data = _buttons(value, can_send)
-                if not data:
-                    continue
-            elif kind == "textToSpeech":
-                data = SpeechView(text=value.text, audio_url=_web_url(value.speech))
-            elif kind == "location":
-                data = _location(value)
-            elif kind == "metaWhatsappTemplate":
-                data = _whatsapp(value, can_send)
-            elif kind == "operator":
-                data = None  # the operator id is internal: the partial gets nothing of it
-            else:
-                data = value
-            parts.append((kind, Part(templates.get(kind, CONTENT_TEMPLATES[kind]), data)))
+        for name, kind in KINDS.items():
+            value = getattr(content, name, None)
+            data = _SKIP if value is None else kind.view(value, can_send)
+            if data is not _SKIP:
+                parts.append((name, Part(templates.get(name, kind.template), data)))
     return parts or [("unknown", Part(templates.get("unknown", UNKNOWN_TEMPLATE), None))]
 
 
@@ -517,7 +338,7 @@ def build_message_views(
                 side=side,
                 sender=msg.sender or "",
                 persona_name=(persona.name or None) if persona else None,
-                avatar_url=_web_url(persona.image) if persona else None,
+                avatar_url=web_url(persona.image) if persona else None,
                 created=created,
                 created_display=format_timestamp(created, locale=locale, now=now, tz=tz),
                 status=visitor_status(msg),
