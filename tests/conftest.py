@@ -6,6 +6,8 @@ import shutil
 import socket
 import subprocess
 import time
+from dataclasses import dataclass, field
+from html.parser import HTMLParser
 
 import pytest
 
@@ -78,6 +80,44 @@ def sandbox(sandbox_server):
     return sandbox_server
 
 
+# --- the sandbox's control API (/_sandbox/...), for tests on a shared or own sandbox ------
+
+
+def _control(sandbox) -> str:
+    """The control API root of `sandbox` (a server with `.url`, or its URL)."""
+    return f"{getattr(sandbox, 'url', sandbox)}/_sandbox"
+
+
+def faults(sandbox, **config) -> None:
+    """Switch the sandbox's faults on (a FaultConfig: latency_ms, error_status, ...)."""
+    import requests
+
+    requests.put(f"{_control(sandbox)}/faults", json=config, timeout=5).raise_for_status()
+
+
+def heal(sandbox) -> None:
+    """Switch every fault off: the upstream recovers."""
+    import requests
+
+    requests.delete(f"{_control(sandbox)}/faults", timeout=5).raise_for_status()
+
+
+def advance(sandbox, seconds: float) -> None:
+    """Move the sandbox's clock (bot replies fall due, widget tokens expire)."""
+    import requests
+
+    requests.post(
+        f"{_control(sandbox)}/clock", json={"advance": seconds}, timeout=5
+    ).raise_for_status()
+
+
+def stats(sandbox) -> dict[str, int]:
+    """How many requests reached each sandbox operation since the last reset."""
+    import requests
+
+    return requests.get(f"{_control(sandbox)}/stats", timeout=5).json()["requests"]
+
+
 SECRET_KEY = "test-secret-key-0123456789abcdefghijklmnopqrstuvwxyz"
 HOST_ORIGIN = "https://host.example"
 CHANNEL_TOKEN = "channel_token_xyz789"
@@ -148,16 +188,25 @@ def clock():
     return MovableClock()
 
 
+def make_app(upstream, tmp_path, *, store_url: str | None = None, clock=None, **overrides):
+    """A widget app on `upstream` (a sandbox or its URL) with its instance folder in
+    tmp_path: SQLite sessions there unless `store_url`; `overrides` are settings."""
+    from webwidget import create_app
+
+    settings = widget_settings(
+        getattr(upstream, "url", upstream),
+        store_url or f"sqlite:///{tmp_path / 'sessions.sqlite3'}",
+        **overrides,
+    )
+    app = create_app(settings=settings, instance_path=str(tmp_path), clock=clock)
+    app.config["TESTING"] = True
+    return app
+
+
 @pytest.fixture
 def app(sandbox, store_url, tmp_path, clock):
     """The widget app on the sandbox upstream, with its instance folder in tmp_path."""
-    from webwidget import create_app
-
-    app = create_app(
-        settings=widget_settings(sandbox.url, store_url), instance_path=str(tmp_path), clock=clock
-    )
-    app.config["TESTING"] = True
-    return app
+    return make_app(sandbox, tmp_path, store_url=store_url, clock=clock)
 
 
 class Visitor:
@@ -197,3 +246,81 @@ def https_client(app, **kwargs):
 def visitor(app):
     """A visitor on https://localhost."""
     return Visitor(https_client(app))
+
+
+# --- reading HTML -----------------------------------------------------------------------
+
+VOID_ELEMENTS = frozenset(
+    {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source",
+     "track", "wbr"}
+)
+
+
+@dataclass
+class Element:
+    """One start tag: its name, attributes (None for a bare one) and enclosing element."""
+
+    tag: str
+    attrs: dict[str, str | None]
+    parent: Element | None
+
+    def ancestors(self) -> list[Element]:
+        """The enclosing elements, nearest first."""
+        found, current = [], self.parent
+        while current is not None:
+            found.append(current)
+            current = current.parent
+        return found
+
+
+@dataclass
+class Html:
+    """A parsed page or fragment: every element in document order, the text, the comments."""
+
+    elements: list[Element] = field(default_factory=list)
+    text: list[str] = field(default_factory=list)
+    comments: list[str] = field(default_factory=list)
+
+    @property
+    def tags(self) -> list[tuple[str, dict[str, str | None]]]:
+        """(tag, attributes) of every element, in document order."""
+        return [(element.tag, element.attrs) for element in self.elements]
+
+
+class _HtmlReader(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.html = Html()
+        self._open: list[Element] = []
+
+    def handle_starttag(self, tag, attrs):
+        element = Element(tag, dict(attrs), self._open[-1] if self._open else None)
+        self.html.elements.append(element)
+        if tag not in VOID_ELEMENTS:
+            self._open.append(element)
+
+    def handle_startendtag(self, tag, attrs):
+        self.html.elements.append(
+            Element(tag, dict(attrs), self._open[-1] if self._open else None)
+        )
+
+    def handle_endtag(self, tag):
+        # Close up to the nearest open element of that name; a stray end tag closes none.
+        for index in range(len(self._open) - 1, -1, -1):
+            if self._open[index].tag == tag:
+                del self._open[index:]
+                return
+
+    def handle_data(self, data):
+        self.html.text.append(data)
+
+    def handle_comment(self, data):
+        self.html.comments.append(data)
+
+
+def parse_html(html: str) -> Html:
+    """Every element (with its ancestors), text and comment of `html`."""
+    reader = _HtmlReader()
+    reader.feed(html)
+    reader.close()
+    return reader.html

@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 import requests
+from conftest import advance, faults, heal, stats
 
 from webwidget.chatcaptain.client import ChatCaptainClient, _segment
 from webwidget.chatcaptain.errors import (
@@ -72,19 +73,6 @@ class Visitor:
         self.contact_id, self.token = contact.contactId, contact.widgetToken
         created = client.create_conversation(BOT, conversation_request(self.token))
         self.conversation_id = created.conversation.id
-
-
-def faults(sandbox, **config) -> None:
-    requests.put(f"{sandbox.url}/_sandbox/faults", json=config, timeout=5).raise_for_status()
-
-
-def counts(sandbox) -> dict[str, int]:
-    return requests.get(f"{sandbox.url}/_sandbox/stats", timeout=5).json()["requests"]
-
-
-def advance_clock(sandbox, seconds: float) -> None:
-    requests.post(f"{sandbox.url}/_sandbox/clock", json={"advance": seconds},
-                  timeout=5).raise_for_status()
 
 
 @contextlib.contextmanager
@@ -162,7 +150,7 @@ def test_create_contact_conversation_list_and_send(client, sandbox):
     ids = [m.id for m in client.list_messages(BOT, created.conversation.id,
                                               contact.widgetToken).messages]
     assert sent.id in ids and chosen.id in ids
-    assert counts(sandbox) == {"create_contact": 1, "create_conversation": 1,
+    assert stats(sandbox) == {"create_contact": 1, "create_conversation": 1,
                                "list_messages": 2, "send_message": 2}
 
 
@@ -180,7 +168,7 @@ def test_threads_share_one_client(client, sandbox):
         thread.start()
     for thread in threads:
         thread.join(timeout=10)
-    assert len(results) == 30 and counts(sandbox)["list_messages"] == 30
+    assert len(results) == 30 and stats(sandbox)["list_messages"] == 30
     client.close()  # closes the sessions of the finished threads as well
 
 
@@ -190,7 +178,7 @@ def test_sending_is_unsupported_unless_enabled(sandbox):
         with pytest.raises(SendingUnsupported) as info:
             plain.send_message(BOT, "cv_x", "wt_x", text="hi")
     assert info.value.kind == "unsupported"
-    assert counts(sandbox)["send_message"] == 0
+    assert stats(sandbox)["send_message"] == 0
 
 
 def test_send_message_needs_exactly_one_kind_of_content(client):
@@ -306,14 +294,14 @@ def test_get_is_retried_through_transient_503s(client, sandbox):
     visitor = Visitor(client)
     faults(sandbox, error_status=503, times=2, operations=["list_messages"])
     assert client.list_messages(BOT, visitor.conversation_id, visitor.token).messages
-    assert counts(sandbox)["list_messages"] == 3
+    assert stats(sandbox)["list_messages"] == 3
 
 
 def test_get_is_retried_after_a_reset(client, sandbox):
     visitor = Visitor(client)
     faults(sandbox, reset_rate=1, times=1, operations=["list_messages"])
     assert client.list_messages(BOT, visitor.conversation_id, visitor.token).messages
-    assert counts(sandbox)["list_messages"] == 2
+    assert stats(sandbox)["list_messages"] == 2
 
 
 def test_get_gives_up_after_its_retries(client, sandbox):
@@ -322,7 +310,7 @@ def test_get_gives_up_after_its_retries(client, sandbox):
     with pytest.raises(UpstreamUnavailable) as info:
         client.list_messages(BOT, visitor.conversation_id, visitor.token)
     assert info.value.status == 502
-    assert counts(sandbox)["list_messages"] == 3  # one try plus get_retries=2
+    assert stats(sandbox)["list_messages"] == 3  # one try plus get_retries=2
 
 
 @pytest.mark.parametrize("fault", [{"error_status": 503}, {"reset_rate": 1},
@@ -331,7 +319,7 @@ def test_get_gives_up_after_its_retries(client, sandbox):
                                        "send_message"])
 def test_post_is_never_resent(client, sandbox, fault, operation):
     visitor = Visitor(client)
-    before = counts(sandbox)[operation]
+    before = stats(sandbox)[operation]
     faults(sandbox, operations=[operation], **fault)
     with pytest.raises(UpstreamUnavailable):
         if operation == "create_contact":
@@ -340,7 +328,7 @@ def test_post_is_never_resent(client, sandbox, fault, operation):
             client.create_conversation(BOT, conversation_request(visitor.token))
         else:
             client.send_message(BOT, visitor.conversation_id, visitor.token, text="once")
-    assert counts(sandbox)[operation] == before + 1
+    assert stats(sandbox)[operation] == before + 1
 
 
 def test_deadline_bounds_retries_and_backoff(sandbox):
@@ -402,7 +390,7 @@ def test_redirects_are_not_followed():
 
 def test_expired_token_is_renewed_by_create_conversation(client, sandbox):
     visitor = Visitor(client)
-    advance_clock(sandbox, 3601)
+    advance(sandbox, 3601)
     with pytest.raises(TokenExpired) as info:
         client.list_messages(BOT, visitor.conversation_id, visitor.token)
     assert info.value.status == 401 and info.value.kind == "token_expired"
@@ -541,8 +529,8 @@ def test_no_secret_in_logs_or_errors(sandbox, caplog):
                         call()
                     except UpstreamError as exc:
                         errors.append(exc)
-                requests.delete(f"{server.url}/_sandbox/faults", timeout=5)
-            advance_clock(server, 7200)
+                heal(server)
+            advance(server, 7200)
             try:
                 c.list_messages(BOT, visitor.conversation_id, visitor.token)
             except TokenExpired as exc:

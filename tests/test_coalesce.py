@@ -6,27 +6,19 @@ import threading
 
 import pytest
 import redis
-import requests
-from conftest import https_client, widget_settings
+from conftest import faults, heal, https_client, make_app, stats
 
-from webwidget import create_app
 from webwidget.coalesce import KEY_PREFIX
 
 HX = {"HX-Request": "true"}
 
 
 def list_calls(sandbox) -> int:
-    return requests.get(f"{sandbox.url}/_sandbox/stats", timeout=5).json()["requests"][
-        "list_messages"
-    ]
+    return stats(sandbox)["list_messages"]
 
 
 def slow_upstream(sandbox, ms: int) -> None:
-    requests.put(
-        f"{sandbox.url}/_sandbox/faults",
-        json={"latency_ms": ms, "operations": ["list_messages"]},
-        timeout=5,
-    ).raise_for_status()
+    faults(sandbox, latency_ms=ms, operations=["list_messages"])
 
 
 def start_chat(app) -> str:
@@ -72,11 +64,7 @@ def test_two_instances_on_one_redis_share_one_call(sandbox, redis_url, tmp_path,
     client = redis.Redis.from_url(redis_url.rsplit("/", 1)[0] + "/15")
     client.flushdb()
     url = redis_url.rsplit("/", 1)[0] + "/15"
-    apps = [
-        create_app(settings=widget_settings(sandbox.url, url), instance_path=str(tmp_path / name),
-                   clock=clock)
-        for name in ("a", "b")
-    ]
+    apps = [make_app(sandbox, tmp_path / name, store_url=url, clock=clock) for name in ("a", "b")]
     handle = start_chat(apps[0])
     clock.advance(1.0)
     slow_upstream(sandbox, 300)
@@ -130,13 +118,9 @@ def test_a_failed_call_is_not_cached(app, sandbox, clock):
     clock.advance(1.0)
     headers = {**HX, "X-Widget-Session": handle}
     tab = https_client(app, use_cookies=False)
-    requests.put(
-        f"{sandbox.url}/_sandbox/faults",
-        json={"error_status": 503, "operations": ["list_messages"]},
-        timeout=5,
-    )
+    faults(sandbox, error_status=503, operations=["list_messages"])
     assert tab.get("/w/default/messages?v=x&i=1", headers=headers).status_code in (502, 503)
-    requests.delete(f"{sandbox.url}/_sandbox/faults", timeout=5)
+    heal(sandbox)
     assert tab.get("/w/default/messages?v=x&i=1", headers=headers).status_code == 200
 
 

@@ -8,12 +8,11 @@ links only with http, https, mailto or tel, and no template evaluation of the te
 from __future__ import annotations
 
 import re
-from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
 import requests
-from conftest import https_client, widget_settings
+from conftest import advance, https_client, make_app, parse_html, widget_settings
 from flask import render_template
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -79,30 +78,9 @@ def template_allowlist() -> dict[str, set[str]]:
 ALLOWED = template_allowlist()
 
 
-class Tags(HTMLParser):
-    def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
-        self.tags: list[tuple[str, dict[str, str | None]]] = []
-        self.comments: list[str] = []
-        self.text: list[str] = []
-
-    def handle_data(self, data):
-        self.text.append(data)
-
-    def handle_starttag(self, tag, attrs):
-        self.tags.append((tag, dict(attrs)))
-
-    handle_startendtag = handle_starttag
-
-    def handle_comment(self, data):
-        self.comments.append(data)
-
-
 def assert_nothing_introduced(html: str) -> None:
     """Only template-defined elements and attributes; only safe link schemes."""
-    parser = Tags()
-    parser.feed(html)
-    parser.close()
+    parser = parse_html(html)
     assert parser.comments == []
     for tag, attrs in parser.tags:
         assert tag in ALLOWED, f"<{tag}> is not in any message partial"
@@ -261,7 +239,7 @@ def test_a_visitors_hostile_text_comes_back_through_the_sandbox_as_text(text):
     sent = client.post("/w/default/send", data={"text": text}, headers=same)
     assert sent.status_code == 303
     # The bot types for a moment before its echo becomes visible.
-    requests.post(f"{sandbox_url}/_sandbox/clock", json={"advance": 30}, timeout=5)
+    advance(sandbox_url, 30)
     page = client.get("/w/default")
     assert page.status_code == 200
     html = page.get_data(as_text=True)
@@ -282,21 +260,13 @@ def _end_to_end():
     if "app" not in _SERVERS:
         import tempfile
 
-        from webwidget import create_app
         from webwidget.sandbox import create_sandbox_app
         from webwidget.sandbox.server import BackgroundServer
 
         server = BackgroundServer(create_sandbox_app()).start()
         path = Path(tempfile.mkdtemp(prefix="hostile-e2e-"))
         _SERVERS["server"] = server
-        _SERVERS["app"] = create_app(
-            settings=widget_settings(
-                server.url,
-                f"sqlite:///{path / 's.sqlite3'}",
-                RATE_LIMIT_ENABLED=False,
-            ),
-            instance_path=str(path),
-        )
+        _SERVERS["app"] = make_app(server, path, RATE_LIMIT_ENABLED=False)
     return _SERVERS["app"], _SERVERS["server"].url
 
 

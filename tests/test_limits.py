@@ -11,22 +11,7 @@ import time
 import pytest
 import redis
 import requests
-from conftest import Visitor, https_client, widget_settings
-
-
-def stats(sandbox) -> dict[str, int]:
-    return requests.get(f"{sandbox.url}/_sandbox/stats", timeout=5).json()["requests"]
-
-
-def make_app(sandbox, tmp_path, store_url=None, **overrides):
-    from webwidget import create_app
-
-    store_url = store_url or f"sqlite:///{tmp_path / 'sessions.sqlite3'}"
-    app = create_app(
-        settings=widget_settings(sandbox.url, store_url, **overrides), instance_path=str(tmp_path)
-    )
-    app.config["TESTING"] = True
-    return app
+from conftest import Visitor, https_client, make_app, stats
 
 
 def start_from(app, ip: str | None = None, *, forwarded: str | None = None, htmx=False):
@@ -138,7 +123,7 @@ def test_limits_are_shared_through_redis_between_instances(sandbox, tmp_path, re
     url = redis_url.rsplit("/", 1)[0] + "/14"
     redis.Redis.from_url(url).flushdb()
     apps = [
-        make_app(sandbox, tmp_path / name, url, RATE_LIMIT_START_PER_IP="2/minute")
+        make_app(sandbox, tmp_path / name, store_url=url, RATE_LIMIT_START_PER_IP="2/minute")
         for name in ("one", "two")
     ]
     assert start_from(apps[0]).status_code == 303

@@ -6,18 +6,9 @@ import random
 import string
 
 import pytest
-from conftest import https_client, widget_settings
+from conftest import https_client, make_app
 
 TOKEN = "metrics-token-for-the-scraper-0123"
-
-
-def make_app(upstream_url, tmp_path, **overrides):
-    from webwidget import create_app
-
-    settings = widget_settings(upstream_url, f"sqlite:///{tmp_path / 's.sqlite3'}", **overrides)
-    app = create_app(settings=settings, instance_path=str(tmp_path))
-    app.config["TESTING"] = True
-    return app
 
 
 def series(text: str, name: str) -> list[str]:

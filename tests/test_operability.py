@@ -13,22 +13,22 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import requests
-from conftest import CHANNEL_TOKEN, SECRET_KEY, Visitor, free_port, https_client, widget_settings
+from conftest import (
+    CHANNEL_TOKEN,
+    SECRET_KEY,
+    Visitor,
+    advance,
+    faults,
+    free_port,
+    heal,
+    https_client,
+    make_app,
+)
 from test_scale_out import Browser, Instance, instance_env
 
 API_KEY = "api-key-that-must-never-be-logged-42"
 METRICS_TOKEN = "metrics-token-for-the-scraper-0123"
 SCRAPE = {"Authorization": f"Bearer {METRICS_TOKEN}"}
-
-
-def make_app(upstream_url, tmp_path, store_url=None, **overrides):
-    from webwidget import create_app
-
-    store_url = store_url or f"sqlite:///{tmp_path / 'sessions.sqlite3'}"
-    app = create_app(settings=widget_settings(upstream_url, store_url, **overrides),
-                     instance_path=str(tmp_path))
-    app.config["TESTING"] = True
-    return app
 
 
 def metric(text: str, name: str, **labels: str) -> float:
@@ -78,8 +78,7 @@ def test_metrics_in_one_process_cover_requests_upstream_circuit_and_sessions(san
     visitor = Visitor(https_client(app))
     visitor.start()
     visitor.get("/w/default")
-    requests.put(f"{sandbox.url}/_sandbox/faults", json={"error_status": 500,
-                 "operations": ["list_messages"]}, timeout=5)
+    faults(sandbox, error_status=500, operations=["list_messages"])
     visitor.get("/w/default")  # fails and opens the circuit (fail_max 1)
     visitor.get("/w/default")  # fails fast
     text = https_client(app).get("/metrics", headers=SCRAPE).get_data(as_text=True)
@@ -117,11 +116,11 @@ def test_logs_are_json_with_request_ids_and_hold_no_secret(sandbox, tmp_path, ca
     visitor = Visitor(https_client(app))
     visitor.start()
     visitor.send("hello")
-    requests.post(f"{sandbox.url}/_sandbox/clock", json={"advance": 4000}, timeout=5)
+    advance(sandbox, 4000)
     visitor.get("/w/default")  # an expired token, renewed
-    requests.put(f"{sandbox.url}/_sandbox/faults", json={"error_status": 503}, timeout=5)
+    faults(sandbox, error_status=503)
     visitor.send("are you there?", htmx=True, headers={"X-Request-ID": "trace-42"})
-    requests.delete(f"{sandbox.url}/_sandbox/faults", timeout=5)
+    heal(sandbox)
     visitor.end()
     # A careless log line with a URL and a token is still cleaned.
     logging.getLogger("webwidget.test").warning(
@@ -186,8 +185,7 @@ def test_sigterm_lets_a_request_in_flight_finish(sandbox, tmp_path):
     try:
         visitor = Browser()
         visitor.post(instance, "/w/default/start")
-        requests.put(f"{sandbox.url}/_sandbox/faults",
-                     json={"latency_ms": 2000, "operations": ["list_messages"]}, timeout=5)
+        faults(sandbox, latency_ms=2000, operations=["list_messages"])
         result: dict[str, requests.Response] = {}
         slow = threading.Thread(target=lambda: result.update(r=visitor.get(instance, "/w/default")))
         slow.start()

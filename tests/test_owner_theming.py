@@ -11,9 +11,8 @@ import re
 from pathlib import Path
 
 import pytest
-from conftest import https_client, widget_settings
+from conftest import https_client, make_app
 
-from webwidget import create_app
 from webwidget.settings import SettingsError
 from webwidget.themes import SHADOWS, ThemeError, theme_from_mapping
 
@@ -54,15 +53,6 @@ def owner_site(tmp_path: Path, theme: str = 'stylesheet = "acme.css"', extra: st
         encoding="utf-8",
     )
     return site
-
-
-def make_app(sandbox, tmp_path, **overrides):
-    app = create_app(
-        settings=widget_settings(sandbox.url, f"sqlite:///{tmp_path / 's.sqlite3'}", **overrides),
-        instance_path=str(tmp_path),
-    )
-    app.config["TESTING"] = True
-    return app
 
 
 def site_app(sandbox, tmp_path, site: Path, **overrides):

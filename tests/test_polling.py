@@ -5,11 +5,11 @@ from __future__ import annotations
 import json
 import re
 import time
-from html.parser import HTMLParser
+from dataclasses import dataclass
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-import requests
+from conftest import Visitor, advance, https_client, make_app, parse_html
 from flask import template_rendered
 
 from webwidget.domids import dom_id
@@ -18,41 +18,29 @@ from webwidget.polling import compute_delta, interval_for
 HX = {"HX-Request": "true"}
 
 
-def advance(sandbox, seconds: float) -> None:
-    requests.post(f"{sandbox.url}/_sandbox/clock", json={"advance": seconds}, timeout=5)
 
-
-class Swaps(HTMLParser):
+@dataclass
+class Swaps:
     """The out-of-band swaps of an update, and the message articles inside each."""
 
-    def __init__(self) -> None:
-        super().__init__()
-        self.swaps: list[tuple[str, str]] = []  # (hx-swap-oob, id)
-        self.articles: list[dict[str, str]] = []  # attrs, plus "in": the enclosing swap
-        self.poller: dict[str, str] | None = None
-        self._stack: list[str] = []
-
-    def handle_starttag(self, tag, attrs):
-        attrs = {k: v or "" for k, v in attrs}
-        oob = attrs.get("hx-swap-oob")
-        if oob is not None:
-            self.swaps.append((oob, attrs.get("id", "")))
-        if attrs.get("id") == "ww-poller":
-            self.poller = attrs
-        if tag == "article":
-            self.articles.append({**attrs, "in": self._stack[-1] if self._stack else ""})
-        if tag not in ("input", "img", "br", "meta", "link"):
-            self._stack.append(oob if oob is not None else (self._stack[-1] if self._stack else ""))
-
-    def handle_endtag(self, tag):
-        if tag not in ("input", "img", "br", "meta", "link") and self._stack:
-            self._stack.pop()
+    swaps: list[tuple[str, str]]  # (hx-swap-oob, id)
+    articles: list[dict[str, str]]  # attrs, plus "in": the swap of the nearest enclosing one
+    poller: dict[str, str] | None
 
 
 def swaps(html: str) -> Swaps:
-    parser = Swaps()
-    parser.feed(html)
-    return parser
+    found = Swaps([], [], None)
+    for e in parse_html(html).elements:
+        attrs = {k: v or "" for k, v in e.attrs.items()}
+        if "hx-swap-oob" in attrs:
+            found.swaps.append((attrs["hx-swap-oob"], attrs.get("id", "")))
+        if attrs.get("id") == "ww-poller":
+            found.poller = attrs
+        if e.tag == "article":
+            enclosing = next((a.attrs["hx-swap-oob"] or "" for a in e.ancestors()
+                              if "hx-swap-oob" in a.attrs), "")
+            found.articles.append({**attrs, "in": enclosing})
+    return found
 
 
 ARTICLE = re.compile(r"<article\b.*?</article>", re.S)
@@ -301,16 +289,11 @@ def edit_first_message(upstream, text: str) -> None:
 def test_a_message_edited_upstream_reaches_an_open_page(
     editable_sandbox, store_url, tmp_path, clock, refresh
 ):
-    from conftest import Visitor, https_client, widget_settings
-
-    from webwidget import create_app
     from webwidget.coalesce import EXTENSION, Refresher
 
     background = refresh == "in the background"
-    settings = widget_settings(
-        editable_sandbox.url, store_url, UPSTREAM_REFRESH_CALLS=4 if background else 0
-    )
-    app = create_app(settings=settings, instance_path=str(tmp_path), clock=clock)
+    app = make_app(editable_sandbox, tmp_path, store_url=store_url, clock=clock,
+                   UPSTREAM_REFRESH_CALLS=4 if background else 0)
     coalescer = app.extensions[EXTENSION]
     tasks = []
     if background:

@@ -11,44 +11,39 @@ from pathlib import Path
 
 import pytest
 import requests
-from conftest import CHANNEL_TOKEN, Visitor, free_port, https_client, widget_settings
+from conftest import (
+    CHANNEL_TOKEN,
+    Visitor,
+    advance,
+    faults,
+    free_port,
+    heal,
+    https_client,
+    make_app,
+    stats,
+)
 
 MESSAGE_ID = re.compile(r'data-message-id="([^"]+)"')
 POLLER = re.compile(r'<div id="ww-poller"[^>]*hx-get="([^"]+)".*?</div>', re.S)
 STATUS_BOX = re.compile(r'<div id="ww-status"[^>]*>(.*?)</div>', re.S)
 
 
-def faults(sandbox, **config) -> None:
-    """Replace the sandbox's fault config."""
-    requests.put(f"{sandbox.url}/_sandbox/faults", json=config, timeout=5).raise_for_status()
-
-
-def heal(sandbox) -> None:
-    """The upstream recovers."""
-    requests.delete(f"{sandbox.url}/_sandbox/faults", timeout=5).raise_for_status()
-
-
 def reached(sandbox, operation: str) -> int:
     """How many requests for `operation` reached the sandbox so far."""
-    return requests.get(f"{sandbox.url}/_sandbox/stats", timeout=5).json()["requests"][operation]
+    return stats(sandbox)[operation]
 
 
-def make_app(upstream_url: str, tmp_path: Path, clock, **overrides):
-    """A widget app on SQLite sessions with short upstream timeouts."""
-    from webwidget import create_app
-
+def short_timeout_app(upstream, tmp_path: Path, clock, **overrides):
+    """A widget app whose upstream calls give up well before a slow fault's latency."""
     values = {
-        "UPSTREAM_CONNECT_TIMEOUT": 0.5,
-        "UPSTREAM_READ_TIMEOUT": 0.5,
-        "UPSTREAM_DEADLINE": 0.8,
+        "UPSTREAM_CONNECT_TIMEOUT": 1.0,
+        "UPSTREAM_READ_TIMEOUT": 1.0,
+        "UPSTREAM_DEADLINE": 1.5,
         "UPSTREAM_BREAKER_FAIL_MAX": 1000,
         "WIDGET_POLL_SECONDS": 0.5,
         **overrides,
     }
-    settings = widget_settings(upstream_url, f"sqlite:///{tmp_path / 'sessions.sqlite3'}", **values)
-    app = create_app(settings=settings, instance_path=str(tmp_path), clock=clock)
-    app.config["TESTING"] = True
-    return app
+    return make_app(upstream, tmp_path, clock=clock, **values)
 
 
 def poll(visitor: Visitor, url: str):
@@ -104,7 +99,7 @@ def assert_no_secrets(response, *secrets: str) -> None:
 
 @pytest.fixture
 def fast_app(sandbox, tmp_path, clock):
-    return make_app(sandbox.url, tmp_path, clock)
+    return short_timeout_app(sandbox, tmp_path, clock)
 
 
 @pytest.fixture
@@ -120,7 +115,7 @@ def chatting(fast_app):
 # fault config, the statuses htmx may get for it: a failing GET is retried, and on a
 # busy machine the retries can run into the deadline, which makes a 503 a 504.
 FAULTS = {
-    "slow": ({"latency_ms": 1500}, {504}),
+    "slow": ({"latency_ms": 2500}, {504}),
     "5xx": ({"error_status": 500}, {503, 504}),
     "503": ({"error_status": 503}, {503, 504}),
     "reset": ({"reset_rate": 1.0}, {503, 504}),
@@ -235,7 +230,7 @@ def test_start_during_an_outage_keeps_the_welcome_and_works_after(fast_app, sand
 
 
 def test_breaker_fails_fast_while_down_and_probes_after_its_reset_time(sandbox, tmp_path, clock):
-    app = make_app(sandbox.url, tmp_path, clock, UPSTREAM_BREAKER_FAIL_MAX=3,
+    app = short_timeout_app(sandbox, tmp_path, clock, UPSTREAM_BREAKER_FAIL_MAX=3,
                    UPSTREAM_BREAKER_RESET_SECONDS=2.0)
     visitor = Visitor(https_client(app))
     visitor.start()
@@ -268,7 +263,7 @@ def test_breaker_fails_fast_while_down_and_probes_after_its_reset_time(sandbox, 
 
 
 def test_a_failed_probe_opens_the_circuit_again(sandbox, tmp_path, clock):
-    app = make_app(sandbox.url, tmp_path, clock, UPSTREAM_BREAKER_FAIL_MAX=2,
+    app = short_timeout_app(sandbox, tmp_path, clock, UPSTREAM_BREAKER_FAIL_MAX=2,
                    UPSTREAM_BREAKER_RESET_SECONDS=1.0)
     visitor = Visitor(https_client(app))
     visitor.start()
@@ -288,7 +283,7 @@ def test_a_failed_probe_opens_the_circuit_again(sandbox, tmp_path, clock):
 
 
 def test_refusals_do_not_count_towards_the_breaker(sandbox, tmp_path, clock):
-    app = make_app(sandbox.url, tmp_path, clock, UPSTREAM_BREAKER_FAIL_MAX=2)
+    app = short_timeout_app(sandbox, tmp_path, clock, UPSTREAM_BREAKER_FAIL_MAX=2)
     visitor = Visitor(https_client(app))
     visitor.start()
     url = poller_url(visitor.get("/w/default").get_data(as_text=True))
@@ -303,13 +298,10 @@ def test_refusals_do_not_count_towards_the_breaker(sandbox, tmp_path, clock):
 # -- a chat the upstream cannot continue ---------------------------------------------
 
 
-def advance(sandbox_url: str, seconds: float) -> None:
-    requests.post(f"{sandbox_url}/_sandbox/clock", json={"advance": seconds}, timeout=5)
-
 
 def test_refused_token_renewal_starts_over_with_a_notice(chatting, sandbox):
     visitor, html = chatting
-    advance(sandbox.url, 4000)  # the widget token has expired
+    advance(sandbox, 4000)  # the widget token has expired
     faults(sandbox, error_status=404, operations=["create_conversation"])
     page = visitor.get("/w/default")
     assert page.status_code == 200
@@ -327,7 +319,7 @@ def test_refused_token_renewal_starts_over_with_a_notice(chatting, sandbox):
 
 def test_a_poll_on_a_refused_renewal_swaps_the_welcome_into_the_frame(chatting, sandbox, clock):
     visitor, html = chatting
-    advance(sandbox.url, 4000)
+    advance(sandbox, 4000)
     faults(sandbox, error_status=401, operations=["create_conversation"])
     answer = poll_through(visitor, poller_url(html), clock)
     assert answer.status_code == 200
@@ -360,7 +352,8 @@ def test_an_upstream_that_lost_all_state_starts_the_chat_over(tmp_path, clock):
     url = f"http://127.0.0.1:{port}"
     first = start_sandbox_process(port)
     try:
-        app = make_app(url, tmp_path, clock, UPSTREAM_DEADLINE=3.0, UPSTREAM_READ_TIMEOUT=2.0)
+        app = short_timeout_app(url, tmp_path, clock, UPSTREAM_DEADLINE=3.0,
+                                UPSTREAM_READ_TIMEOUT=2.0)
         visitor = Visitor(https_client(app))
         visitor.start()
         html = visitor.get("/w/default").get_data(as_text=True)

@@ -6,10 +6,10 @@ import copy
 import html
 import re
 from datetime import UTC, datetime, timedelta, timezone
-from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
+from conftest import Html, parse_html
 from flask import Blueprint, Flask, render_template
 from hypothesis import given
 from hypothesis import strategies as st
@@ -83,37 +83,12 @@ FIXED_VALUES = {
 }
 
 
-class Collector(HTMLParser):
-    """Records every start tag with its attributes, and the text, of a fragment."""
-
-    def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
-        self.tags: list[tuple[str, dict[str, str | None]]] = []
-        self.text: list[str] = []
-        self.comments: list[str] = []
-
-    def handle_starttag(self, tag, attrs):
-        self.tags.append((tag, dict(attrs)))
-
-    def handle_startendtag(self, tag, attrs):
-        self.tags.append((tag, dict(attrs)))
-
-    def handle_data(self, data):
-        self.text.append(data)
-
-    def handle_comment(self, data):
-        self.comments.append(data)
-
-
-def parse(fragment: str) -> Collector:
+def parse(fragment: str) -> Html:
     """Parse an HTML fragment into tags and text."""
-    collector = Collector()
-    collector.feed(fragment)
-    collector.close()
-    return collector
+    return parse_html(fragment)
 
 
-def assert_allowlisted(fragment: str) -> Collector:
+def assert_allowlisted(fragment: str) -> Html:
     """Every tag, attribute and fixed-value attribute comes from the partials; URLs are safe."""
     doc = parse(fragment)
     assert not doc.comments
@@ -134,7 +109,7 @@ def assert_allowlisted(fragment: str) -> Collector:
     return doc
 
 
-def structure(doc: Collector) -> list[tuple[str, tuple[str, ...]]]:
+def structure(doc: Html) -> list[tuple[str, tuple[str, ...]]]:
     """The element skeleton (tags and attribute names), ignoring line breaks."""
     return [(tag, tuple(sorted(attrs))) for tag, attrs in doc.tags if tag != "br"]
 

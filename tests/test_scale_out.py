@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 import requests
-from conftest import CHANNEL_TOKEN, SECRET_KEY, free_port
+from conftest import CHANNEL_TOKEN, SECRET_KEY, advance, free_port, stats
 
 ROOT = Path(__file__).resolve().parent.parent
 GUNICORN = str(Path(sys.executable).with_name("gunicorn"))
@@ -200,9 +200,6 @@ def instances(pair, shared_redis, sandbox):
     return pair
 
 
-def advance(sandbox, seconds: float) -> None:
-    requests.post(f"{sandbox.url}/_sandbox/clock", json={"advance": seconds}, timeout=5)
-
 
 def test_a_conversation_started_on_one_instance_continues_on_the_other(instances, sandbox):
     a, b = instances
@@ -220,8 +217,7 @@ def test_a_conversation_started_on_one_instance_continues_on_the_other(instances
     # Ending on A ends it everywhere.
     visitor.post(a, "/w/default/end")
     assert 'action="/w/default/start"' in Browser().get(b, "/w/default").text
-    assert requests.get(f"{sandbox.url}/_sandbox/stats", timeout=5).json()["requests"][
-        "create_contact"] == 1
+    assert stats(sandbox)["create_contact"] == 1
 
 
 def test_rate_limits_are_shared_between_instances(instances):

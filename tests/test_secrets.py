@@ -15,8 +15,7 @@ import logging
 from pathlib import Path
 
 import pytest
-import requests
-from conftest import CHANNEL_TOKEN, SECRET_KEY, widget_settings
+from conftest import CHANNEL_TOKEN, SECRET_KEY, advance, faults, heal, widget_settings
 
 API_KEY = "api_key_s3cr3t_0123456789abcdef"
 SAME = {"Sec-Fetch-Site": "same-origin"}
@@ -83,14 +82,6 @@ class Recorder:
         return self.request("POST", path, data=data or {}, **kwargs)
 
 
-def faults(sandbox, **config):
-    url = f"{sandbox.url}/_sandbox/faults"
-    if config:
-        requests.put(url, json=config, timeout=5).raise_for_status()
-    else:
-        requests.delete(url, timeout=5).raise_for_status()
-
-
 def crawl(app, sandbox, visitor: Recorder) -> None:
     """Every route in every state; asserts only that nothing is a server error."""
     widget = "/w/default"
@@ -113,7 +104,7 @@ def crawl(app, sandbox, visitor: Recorder) -> None:
     visitor.post(f"{widget}/start", {"page_url": "https://host.example/p"})
     visitor.get(widget)
     visitor.post(f"{widget}/send", {"text": "all"})
-    requests.post(f"{sandbox.url}/_sandbox/clock", json={"advance": 30}, timeout=5)
+    advance(sandbox, 30)
     visitor.get(widget)
     visitor.get(widget, htmx=True)
     visitor.get(f"{widget}/messages?v=stale", htmx=True)
@@ -142,9 +133,9 @@ def crawl(app, sandbox, visitor: Recorder) -> None:
         visitor.get(f"{widget}/messages?v=x", htmx=True)
         visitor.post(f"{widget}/send", {"text": "during trouble"}, htmx=True)
         visitor.post(f"{widget}/send", {"text": "during trouble"})
-        faults(sandbox)
+        heal(sandbox)
     # Token expiry: the renewal path (newWebToken) runs.
-    requests.post(f"{sandbox.url}/_sandbox/clock", json={"advance": 700}, timeout=5)
+    advance(sandbox, 700)
     visitor.get(widget)
 
     # Session store down.

@@ -11,34 +11,17 @@ import dataclasses
 import json
 import re
 import sqlite3
-from html.parser import HTMLParser
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-import requests
-from conftest import HOST_ORIGIN, Visitor, https_client, widget_settings
+from conftest import HOST_ORIGIN, Visitor, https_client, make_app, parse_html, stats
 from werkzeug.http import parse_cookie
 
 ROOT = Path(__file__).resolve().parent.parent
 OWN_ORIGIN = "https://localhost"
 UPSTREAM_WRITES = ("create_contact", "create_conversation", "send_message")
 
-
-def stats(sandbox) -> dict[str, int]:
-    """Requests that reached each upstream operation."""
-    return requests.get(f"{sandbox.url}/_sandbox/stats", timeout=5).json()["requests"]
-
-
-def make_app(sandbox, tmp_path, store_url=None, **overrides):
-    """A widget app on the sandbox (SQLite sessions unless told otherwise)."""
-    from webwidget import create_app
-
-    store_url = store_url or f"sqlite:///{tmp_path / 'sessions.sqlite3'}"
-    app = create_app(
-        settings=widget_settings(sandbox.url, store_url, **overrides), instance_path=str(tmp_path)
-    )
-    app.config["TESTING"] = True
-    return app
 
 
 @pytest.fixture
@@ -309,35 +292,28 @@ def test_settings_refuse_wildcard_and_malformed_origins_at_start_up(value, says)
 # --- 3. Our pages -----------------------------------------------------------------------
 
 
-class Markup(HTMLParser):
-    """Collects inline event handlers and scripts without src from HTML."""
+@dataclass
+class Scripting:
+    """Inline event handlers, javascript: values, and the scripts of a page."""
 
-    def __init__(self) -> None:
-        super().__init__()
-        self.handlers: list[str] = []
-        self.inline_scripts: list[dict[str, str | None]] = []
-        self.script_urls: list[str] = []
-
-    def handle_starttag(self, tag, attrs):
-        found = dict(attrs)
-        self.handlers += [f"<{tag} {name}=" for name, _ in attrs if name.startswith("on")]
-        self.handlers += [
-            f"<{tag} {name}=javascript:"
-            for name, value in attrs
-            if value and re.match(r"\s*javascript:", value, re.I)
-        ]
-        if tag == "script":
-            if found.get("src"):
-                self.script_urls.append(found["src"])
-            else:
-                self.inline_scripts.append(found)
+    handlers: list[str]
+    inline_scripts: list[dict[str, str | None]]
+    script_urls: list[str]
 
 
-def scan(html: str) -> Markup:
-    parser = Markup()
-    parser.feed(html)
-    parser.close()
-    return parser
+def scan(html: str) -> Scripting:
+    elements = parse_html(html).elements
+    handlers = []
+    for e in elements:
+        handlers += [f"<{e.tag} {name}=" for name in e.attrs if name.startswith("on")]
+        handlers += [f"<{e.tag} {name}=javascript:" for name, value in e.attrs.items()
+                     if value and re.match(r"\s*javascript:", value, re.I)]
+    scripts = [e.attrs for e in elements if e.tag == "script"]
+    return Scripting(
+        handlers=handlers,
+        inline_scripts=[attrs for attrs in scripts if not attrs.get("src")],
+        script_urls=[attrs["src"] for attrs in scripts if attrs.get("src")],
+    )
 
 
 def test_no_template_has_inline_handlers_or_inline_script():
@@ -623,7 +599,8 @@ def test_idle_and_absolute_timeouts_end_the_chat(sandbox, tmp_path, store, reque
     if store_url:
         store_url = store_url.rsplit("/", 1)[0] + "/15"
     app = make_app(
-        sandbox, tmp_path, store_url, SESSION_IDLE_TIMEOUT=120, SESSION_ABSOLUTE_TIMEOUT=600
+        sandbox, tmp_path, store_url=store_url, SESSION_IDLE_TIMEOUT=120,
+        SESSION_ABSOLUTE_TIMEOUT=600
     )
     clock = Clock()
     app.session_interface.clock = clock

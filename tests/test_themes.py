@@ -7,23 +7,13 @@ import re
 from pathlib import Path
 
 import pytest
-from conftest import CHANNEL_TOKEN, Visitor, https_client, widget_settings
+from conftest import CHANNEL_TOKEN, Visitor, https_client, make_app
 
-from webwidget import create_app
 from webwidget.settings import SettingsError
 from webwidget.themes import Theme, ThemeError, contrast_ratio, theme_from_mapping
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "examples" / "theme-harbour"
-
-
-def make_app(sandbox, tmp_path, **overrides):
-    app = create_app(
-        settings=widget_settings(sandbox.url, f"sqlite:///{tmp_path / 's.sqlite3'}", **overrides),
-        instance_path=str(tmp_path),
-    )
-    app.config["TESTING"] = True
-    return app
 
 
 def test_contrast_ratio_matches_wcag_reference_values():

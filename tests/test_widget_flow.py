@@ -3,45 +3,27 @@
 from __future__ import annotations
 
 import re
-from html.parser import HTMLParser
+from dataclasses import dataclass
 
-import requests
-from conftest import HOST_ORIGIN, https_client
-
-
-def advance(sandbox, seconds: float) -> None:
-    """Let the sandbox's bot reply and its delivery statuses move on."""
-    requests.post(f"{sandbox.url}/_sandbox/clock", json={"advance": seconds}, timeout=5)
+from conftest import HOST_ORIGIN, advance, faults, heal, https_client, parse_html, stats
 
 
-def stats(sandbox) -> dict[str, int]:
-    """How many requests reached each sandbox operation."""
-    return requests.get(f"{sandbox.url}/_sandbox/stats", timeout=5).json()["requests"]
+@dataclass
+class Hooks:
+    """The design's page hooks: role=log elements, the data-message-id order, the forms."""
 
-
-class Hooks(HTMLParser):
-    """The design's page hooks: the role=log element and the data-message-id order."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.logs = 0
-        self.message_ids: list[str] = []
-        self.forms: list[dict[str, str]] = []
-
-    def handle_starttag(self, tag, attrs):
-        attrs = dict(attrs)
-        if attrs.get("role") == "log":
-            self.logs += 1
-        if "data-message-id" in attrs:
-            self.message_ids.append(attrs["data-message-id"])
-        if tag == "form":
-            self.forms.append(attrs)
+    logs: int
+    message_ids: list[str]
+    forms: list[dict[str, str | None]]
 
 
 def hooks(html: str) -> Hooks:
-    parser = Hooks()
-    parser.feed(html)
-    return parser
+    elements = parse_html(html).elements
+    return Hooks(
+        logs=sum(e.attrs.get("role") == "log" for e in elements),
+        message_ids=[e.attrs["data-message-id"] for e in elements if "data-message-id" in e.attrs],
+        forms=[e.attrs for e in elements if e.tag == "form"],
+    )
 
 
 def test_welcome_page_offers_a_start_form_and_creates_nothing_upstream(visitor, sandbox):
@@ -189,13 +171,11 @@ def test_cross_site_post_is_refused_and_reaches_nothing_upstream(visitor, sandbo
 
 def test_upstream_down_gives_a_friendly_page_and_keeps_the_session(visitor, sandbox):
     visitor.start()
-    requests.put(
-        f"{sandbox.url}/_sandbox/faults", json={"error_status": 503, "error_rate": 1.0}, timeout=5
-    )
+    faults(sandbox, error_status=503, error_rate=1.0)
     down = visitor.get("/w/default")
     assert down.status_code == 503
     assert "Reconnecting" in down.get_data(as_text=True)
-    requests.delete(f"{sandbox.url}/_sandbox/faults", timeout=5)
+    heal(sandbox)
     back = visitor.get("/w/default")
     assert back.status_code == 200
     assert len(hooks(back.get_data(as_text=True)).message_ids) >= 1
@@ -203,9 +183,7 @@ def test_upstream_down_gives_a_friendly_page_and_keeps_the_session(visitor, sand
 
 def test_poll_during_an_outage_is_a_status_htmx_understands(visitor, sandbox):
     visitor.start()
-    requests.put(
-        f"{sandbox.url}/_sandbox/faults", json={"error_status": 500, "error_rate": 1.0}, timeout=5
-    )
+    faults(sandbox, error_status=500, error_rate=1.0)
     poll = visitor.get("/w/default/messages?v=x", headers={"HX-Request": "true"})
     assert poll.status_code in (502, 503, 504)
     assert 'id="ww-status"' in poll.get_data(as_text=True)
