@@ -89,7 +89,8 @@ def test_the_sample_conversation_holds_every_content_kind(demo_app):
     )
     assert html.count("data-message-id=") >= 20
     # No visitor session was made to show it.
-    assert "set-cookie" not in {k.lower() for k, _ in client.get("/demo/themes").headers}
+    for path in ("/demo/themes", "/demo/themes/default?view=conversation&mode=dark&lang=ar"):
+        assert "set-cookie" not in {k.lower() for k, _ in client.get(path).headers}
     with demo_app.test_request_context("/demo/themes/default"):
         messages = demo_app.extensions["webwidget.gallery"]()
         kinds = {kind for view in build_message_views(messages) for kind in view.kinds}

@@ -152,6 +152,16 @@ def test_an_owner_catalog_may_add_a_language_we_do_not_ship(sandbox, tmp_path):
     assert 'lang="en"' in default
 
 
+def test_the_loaders_words_come_from_the_widgets_catalog_too(sandbox, tmp_path):
+    site = owner_site(tmp_path)
+    po = site / "acme-templates" / "translations" / "de" / "LC_MESSAGES" / "messages.po"
+    po.write_text(GERMAN + '\nmsgid "Open chat"\nmsgstr "Acme fragen"\n', encoding="utf-8")
+    client = https_client(site_app(sandbox, tmp_path, site))
+    assert client.get("/embed/acme.json?lang=de").get_json()["strings"]["open"] == "Acme fragen"
+    other = client.get("/embed/default.json?lang=de").get_json()["strings"]["open"]
+    assert other != "Acme fragen" and other != "Open chat"
+
+
 def test_the_shared_template_dir_may_bring_catalogs_for_every_widget(sandbox, tmp_path):
     shared = tmp_path / "shared"
     (shared / "widget").mkdir(parents=True)

@@ -186,8 +186,10 @@ def page_language() -> dict[str, str]:
 
 def use_widget_catalogs() -> None:
     """A widget whose overrides bring catalogs translates with them (and only that widget)."""
-    widget = current_widget()
-    domain = current_app.extensions["webwidget.domains"].get(widget.id) if widget else None
+    args = request.view_args or {}
+    # Pages name it `widget`; the loader's config and the theme files `widget_id`.
+    widget_id = args.get("widget") or args.get("widget_id")
+    domain = current_app.extensions["webwidget.domains"].get(widget_id)
     if domain is not None:
         domain.as_default()
 
