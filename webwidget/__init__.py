@@ -21,6 +21,7 @@ from . import (
     logs,
     metrics,
     overrides,
+    renewal,
     security,
     themes,
     upstream,
@@ -132,6 +133,11 @@ def create_app(
     metrics.init_app(app)
     health.init_app(app)
     register_template_helpers(app)
+    renewal.init_app(
+        app,
+        settings.SESSION_STORE_URL,
+        getattr(app.extensions["webwidget.sessions"], "path", None),
+    )
     coalesce.init_app(app, settings.SESSION_STORE_URL, settings.UPSTREAM_REFRESH_CALLS)
     assets.init_app(app)
     app.register_blueprint(views.bp)

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from flask import session
 
+from . import renewal
 from .chatcaptain.errors import ContractViolation, TokenExpired, TokenInvalid, UpstreamRejected
 from .chatcaptain.models import (
     CreateWidgetContactRequestDto,
@@ -111,16 +112,23 @@ def renew_token(widget: WidgetConfig, chat: Chat) -> Chat:
 
     The token belongs to the contact, so the new one also reads the old conversation;
     the conversation created on the way is a side effect of the only call that rotates.
+    One renewal per expired token, whichever tabs, workers and instances meet it
+    (renewal.py); each of them keeps the new token in the session.
     """
-    created = get_client().create_conversation(
-        widget.chatbot_id,
-        CreateWidgetConversationRequestDto(
-            widgetToken=chat.widget_token, channelId=widget.channel_id, language=chat.language
-        ),
-    )
-    if not created.newWebToken:
-        raise TokenExpired(401, "the upstream offered no new widget token")
-    chat.widget_token = created.newWebToken
+
+    def renew() -> str:
+        created = get_client().create_conversation(
+            widget.chatbot_id,
+            CreateWidgetConversationRequestDto(
+                widgetToken=chat.widget_token, channelId=widget.channel_id, language=chat.language
+            ),
+        )
+        if not created.newWebToken:
+            raise TokenExpired(401, "the upstream offered no new widget token")
+        return created.newWebToken
+
+    key = renewal.renewal_key(widget.chatbot_id, chat.contact_id, chat.widget_token)
+    chat.widget_token = renewal.get_renewals().renew_once(key, renew)
     session[session_key(widget)] = chat.to_session()
     return chat
 
