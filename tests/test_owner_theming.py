@@ -201,12 +201,13 @@ def test_a_malformed_catalog_stops_start_up_with_one_line_naming_the_file(
     assert message.startswith(f"{po}: widget 'acme': ") and why in message, message
 
 
-def test_a_catalog_folder_that_is_no_language_stops_start_up(sandbox, tmp_path):
+@pytest.mark.parametrize("name", ["german", "xx", "DE"])
+def test_a_catalog_folder_that_is_no_language_stops_start_up(sandbox, tmp_path, name):
     site = owner_site(tmp_path)
-    folder = site / "acme-templates" / "translations" / "german" / "LC_MESSAGES"
+    folder = site / "acme-templates" / "translations" / name / "LC_MESSAGES"
     folder.mkdir(parents=True)
     (folder / "messages.po").write_text(GERMAN, encoding="utf-8")
-    with pytest.raises(SettingsError, match="'german' is not a two-letter language code"):
+    with pytest.raises(SettingsError, match=f"'{name}' is not a two-letter language code"):
         site_app(sandbox, tmp_path, site)
 
 
@@ -251,6 +252,31 @@ def test_an_existing_local_avatar_and_a_remote_one_start(sandbox, tmp_path, capl
         "WIDGET_AVATAR (widget 'default'): /brand/logo.png is not under /static/" in r.getMessage()
         for r in caplog.records
     )
+
+
+def test_what_the_csp_would_block_in_the_owner_stylesheet_is_warned_about(
+    sandbox, tmp_path, caplog
+):
+    site = owner_site(tmp_path)
+    (site / "acme.css").write_text(
+        "/* @import in a comment is fine */\n"
+        '@import url("https://fonts.example/css");\n'
+        "@font-face { font-family: Acme; src: url(/static/acme.woff2); }\n"
+        ".a { background: url(waves.png); }\n"
+        ".b { background: url('/static/ok.png'), url(data:image/png;base64,AA==); }\n",
+        encoding="utf-8",
+    )
+    with caplog.at_level(logging.WARNING, logger="webwidget.themes"):
+        site_app(sandbox, tmp_path, site)
+    lines = [r.getMessage() for r in caplog.records if r.name == "webwidget.themes"]
+    prefix = f"{site / 'acme.css'}: widget 'acme': "
+    assert lines == [
+        f"{prefix}line 2: @import from another origin is blocked by the CSP",
+        f"{prefix}line 3: @font-face: the CSP loads no web fonts; use the theme's `font` with "
+        "installed fonts",
+        f"{prefix}line 4: url(waves.png) resolves under /themes/, where nothing is served; use "
+        "/static/... or https://",
+    ]
 
 
 def test_an_override_file_nothing_uses_is_warned_about_with_the_closest_name(

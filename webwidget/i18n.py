@@ -80,21 +80,23 @@ def compile_catalog(path: Path, language: str) -> Translations:
     return Translations(fp=compiled)
 
 
-def owner_catalogs(folder: str | Path) -> dict[str, tuple[Path, Translations]]:
-    """The catalogs in an override folder, by language: `de` -> (path, compiled)."""
-    found: dict[str, tuple[Path, Translations]] = {}
+def is_language_code(name: str) -> bool:
+    """Whether `name` is a two-letter code Babel knows (`de`, `pl`), as a folder name."""
+    try:
+        return bool(re.fullmatch(r"[a-z]{2}", name)) and bool(Locale.parse(name))
+    except (UnknownLocaleError, ValueError):
+        return False
+
+
+def owner_catalogs(folder: str | Path) -> dict[str, Translations]:
+    """The catalogs in an override folder, compiled, by language; CatalogError names the file."""
+    found: dict[str, Translations] = {}
     for path in sorted(Path(folder).glob("translations/*/LC_MESSAGES/messages.po")):
         language = path.parent.parent.name
+        if not is_language_code(language):
+            raise CatalogError(f"{path}: {language!r} is not a two-letter language code such as de")
         try:
-            if not re.fullmatch(r"[a-z]{2}", language):
-                raise UnknownLocaleError(language)
-            Locale.parse(language)
-        except (UnknownLocaleError, ValueError):
-            raise CatalogError(
-                f"{path}: {language!r} is not a two-letter language code such as de"
-            ) from None
-        try:
-            found[language] = (path, compile_catalog(path, language))
+            found[language] = compile_catalog(path, language)
         except CatalogError as exc:
             raise CatalogError(f"{path}: {exc}") from None
     return found
@@ -104,7 +106,7 @@ class WidgetDomain(Domain):
     """The project's catalogs with a widget's own catalogs merged over them, per language."""
 
     def __init__(self, overlays: Sequence[Mapping[str, Translations]]) -> None:
-        super().__init__(translation_directories=[str(TRANSLATIONS)])
+        super().__init__()
         self.overlays = list(overlays)
         self.languages = tuple(sorted({lang for overlay in overlays for lang in overlay}))
         self._merged: dict[str, Translations] = {}
@@ -207,7 +209,7 @@ def widget_domains(
             return {}
         if folder not in compiled:
             try:
-                compiled[folder] = {k: v for k, (_, v) in owner_catalogs(folder).items()}
+                compiled[folder] = owner_catalogs(folder)
             except CatalogError as exc:
                 where = f"widget {widget.id!r}" if widget is not None else "WIDGET_TEMPLATE_DIR"
                 path, _, why = str(exc).partition(": ")

@@ -463,10 +463,46 @@ def check_local_avatars(app: Flask, widgets: Mapping[str, object]) -> None:
             )
 
 
+_CSS_COMMENT = re.compile(r"/\*.*?\*/", re.S)
+_CSS_URL = re.compile(r"""url\(\s*["']?([^"')\s]*)""")
+
+
+def stylesheet_problems(text: str) -> list[str]:
+    """What in an owner's CSS the page's CSP or our URL layout would silently break."""
+    # Blank out comments but keep their newlines, so line numbers stay true.
+    text = _CSS_COMMENT.sub(lambda m: re.sub(r"[^\n]", " ", m.group(0)), text)
+    problems = []
+    for number, line in enumerate(text.splitlines(), 1):
+        if re.search(r"@import\s+(?:url\()?\s*[\"']?(?:https?:)?//", line):
+            problems.append(f"line {number}: @import from another origin is blocked by the CSP")
+        if "@font-face" in line:
+            problems.append(
+                f"line {number}: @font-face: the CSP loads no web fonts; use the theme's "
+                "`font` with installed fonts"
+            )
+        for target in _CSS_URL.findall(line):
+            if target and not target.startswith(("/", "https:", "http:", "data:", "#")):
+                problems.append(
+                    f"line {number}: url({target}) resolves under /themes/, where nothing "
+                    "is served; use /static/... or https://"
+                )
+    return problems
+
+
+def warn_about_stylesheets(widgets: Mapping[str, object]) -> None:
+    """Log one warning per problem in each owner stylesheet, naming the file and the widget."""
+    for widget_id, widget in widgets.items():
+        owned = widget.theme.stylesheet  # type: ignore[attr-defined]
+        if owned is not None:
+            for problem in stylesheet_problems(owned.text):
+                log.warning("%s: widget %r: %s", owned.path, widget_id, problem)
+
+
 def init_app(app: Flask) -> None:
     """Serve the theme stylesheets; check every local avatar and every theme's contrast once."""
     app.register_blueprint(bp)
     app.context_processor(theme_context)
     widgets = app.extensions["webwidget.widgets"]
     check_local_avatars(app, widgets)
+    warn_about_stylesheets(widgets)
     warn_low_contrast(widgets)
