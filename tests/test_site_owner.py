@@ -47,3 +47,26 @@ def test_hosting_docs_name_the_sending_setting_and_what_it_means():
         text = (ROOT / "docs" / "hosting" / page).read_text()
         assert "CHATCAPTAIN_SENDING_ENABLED" in text, page
         assert "read-only" in text.lower(), page
+
+
+def test_the_host_pages_query_and_fragment_never_go_upstream(sandbox, tmp_path, monkeypatch):
+    from conftest import HOST_ORIGIN
+
+    from webwidget import conversation
+
+    sent = []
+    real = conversation.start_chat
+    monkeypatch.setattr(
+        conversation,
+        "start_chat",
+        lambda widget, *, origin_url, language: sent.append(origin_url)
+        or real(widget, origin_url=origin_url, language=language),
+    )
+    visitor = visitor_for(sandbox, tmp_path)
+    page = visitor.get(
+        "/w/default", query_string={"page": f"{HOST_ORIGIN}/account?reset_token=s3cret#x"}
+    ).get_data(as_text=True)
+    assert f'value="{HOST_ORIGIN}/account"' in page and "s3cret" not in page
+    # An old loader (cached) or a crafted form still cannot send them upstream.
+    visitor.start(page_url=f"{HOST_ORIGIN}/account?email=a%40b.example#frag")
+    assert sent == [f"{HOST_ORIGIN}/account"]

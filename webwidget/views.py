@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 
 from flask import (
     Blueprint,
@@ -69,11 +69,21 @@ def page_origin_allowed(widget: WidgetConfig, url: str) -> bool:
 
 
 def embedding_page_url(widget: WidgetConfig) -> str:
-    """The host page's URL as the loader or the iframe's referrer tells it, if allowed."""
+    """The host page's origin and path as the loader or the referrer tells it, if allowed.
+
+    Never its query or fragment: they may hold the host's secrets (reset tokens, e-mail
+    addresses), and this URL goes upstream as `originUrl`.
+    """
     for candidate in (request.args.get("page"), request.referrer):
         if candidate and len(candidate) <= 2048 and page_origin_allowed(widget, candidate):
-            return candidate
+            return origin_and_path(candidate)
     return ""
+
+
+def origin_and_path(url: str) -> str:
+    """`url` without its query string and fragment."""
+    parts = urlsplit(url)
+    return urlunsplit((parts.scheme, parts.netloc, parts.path, "", ""))
 
 
 # The title a widget has when its owner set none: shown in the visitor's language.
@@ -184,7 +194,7 @@ def start(widget: str):
     """Start a chat: create the contact and the conversation upstream."""
     widget = get_widget(widget)
     if chats.current_chat(widget) is None:
-        page_url = request.form.get("page_url", "")[:2048]
+        page_url = origin_and_path(request.form.get("page_url", "")[:2048])
         if page_url and not page_origin_allowed(widget, page_url):
             abort(400, N_("This page may not start a chat with this widget."))
         origin_url = page_url or (widget.allowed_origins or (own_origin(),))[0] + "/"

@@ -145,3 +145,35 @@ def test_first_screen_invites_with_an_icon_and_a_wide_action(page, fresh_site):
     # The card sits in the middle of the panel, not in its top corner.
     box = greeting.bounding_box()
     assert 150 < box["y"] < 450
+
+
+def test_end_chat_sits_in_the_header_and_confirms_without_javascript(browser, fresh_site):
+    context = browser.new_context(java_script_enabled=False, viewport={"width": 390, "height": 700})
+    page = context.new_page()
+    page.goto(f"{fresh_site.widget}/w/default")
+    page.get_by_role("button", name="Start chat").click()
+    expect(page.locator(MESSAGE).first).to_be_visible(timeout=WAIT * 1000)
+    toggle = page.locator(".ww-header .ww-end summary")
+    expect(toggle).to_have_text("End chat")
+    # Not under Send any more: nothing to end the chat by accident next to the composer.
+    expect(page.locator("#ww-composer ~ form, #ww-conversation .ww-end")).to_have_count(0)
+    confirm = page.get_by_role("button", name="Yes, end chat")
+    expect(confirm).to_be_hidden()
+    toggle.click()
+    expect(page.get_by_text("End this chat?")).to_be_visible()
+    confirm.click()
+    # A plain form post and its 303: back to the welcome view, the chat gone.
+    expect(page.get_by_role("button", name="Start chat")).to_be_visible(timeout=WAIT * 1000)
+    expect(page.locator(MESSAGE)).to_have_count(0)
+    expect(page.locator(".ww-header .ww-end")).to_have_count(0)
+    context.close()
+
+
+def test_end_chat_with_htmx_keeps_the_header_in_step(page, fresh_site):
+    start(page, fresh_site)
+    page.locator(".ww-header .ww-end summary").click()
+    page.get_by_role("button", name="Yes, end chat").click()
+    expect(page.locator(".ww-notice--ended")).to_be_visible(timeout=WAIT * 1000)
+    expect(page.locator(".ww-header .ww-end")).to_have_count(0)
+    page.get_by_role("button", name="Start chat").click()
+    expect(page.locator(".ww-header .ww-end summary")).to_be_visible(timeout=WAIT * 1000)
