@@ -99,6 +99,13 @@
 
   document.addEventListener("htmx:oobAfterSwap", function (event) {
     var log = document.getElementById("ww-log");
+    // A send's answer and a poll that crossed it can both append the same new messages
+    // (each saw the same version): keep the first copy of each.
+    var seen = {};
+    if (log) log.querySelectorAll("[data-message-id]").forEach(function (el) {
+      var id = el.getAttribute("data-message-id");
+      if (seen[id]) el.remove(); else seen[id] = true;
+    });
     if (log && (event.detail.target === log || log.contains(event.detail.target))) log.scrollTop = log.scrollHeight;
   });
 
