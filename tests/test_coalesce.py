@@ -126,16 +126,24 @@ def test_a_failed_call_is_not_cached(app, sandbox, clock):
 
 def test_a_long_running_process_keeps_a_bounded_number_of_lists(monkeypatch):
     from webwidget import coalesce
-    from webwidget.coalesce import Coalescer, Listing
+    from webwidget.coalesce import Coalescer
 
     monkeypatch.setattr(coalesce, "LISTINGS_KEPT", 3)
-    coalescer = Coalescer()
+    coalescer = Coalescer(clock=lambda: 1000.0)
+    fetched: list[int] = []
+
+    def read(n: int) -> None:
+        coalescer.get(f"conversation-{n}", lambda: fetched.append(n) or [], max_age=60)
+
     for n in range(10):
         coalescer.invalidate(f"conversation-{n}")
-        coalescer._store(f"conversation-{n}", 1, Listing(version="v", fetched_at=0.0))
-    assert len(coalescer._cache) == 3
-    assert len(coalescer._generations) == 3
-    assert set(coalescer._cache) == {"conversation-7", "conversation-8", "conversation-9"}
+        read(n)
+    assert fetched == list(range(10))
+    for n in (9, 8, 7):  # the three most recent lists are still kept
+        read(n)
+    assert fetched == list(range(10))
+    read(0)  # an older one was let go: reading it fetches again
+    assert fetched == [*range(10), 0]
 
 
 def _message(message_id: str, text: str, *, status: str = "sent"):
