@@ -30,6 +30,7 @@ from . import (
 from .chatcaptain.client import ChatCaptainClient
 from .clock import Clock
 from .clock import init_app as init_clock
+from .current import init_app as init_current_widget
 from .i18n import N_
 from .limits import init_app as init_limits
 from .rendering import register_template_helpers
@@ -97,6 +98,7 @@ def create_app(
 
     init_clock(app, clock)
     app.extensions["webwidget.widgets"] = widgets_from_settings(settings, demo=demo)
+    init_current_widget(app)
     overrides.warn_about_overrides(
         app.extensions["webwidget.widgets"], settings.WIDGET_TEMPLATE_DIR, HOME / "templates"
     )

@@ -8,6 +8,7 @@ from flask import Blueprint, abort, current_app, jsonify, request, send_from_dir
 from flask_babel import force_locale, gettext
 
 from .conversation import current_chat
+from .current import current_widget
 from .i18n import ui_language
 from .settings import parse_origin
 from .themes import SHADOWS
@@ -57,9 +58,9 @@ def favicon():
 
 def host_origin() -> str:
     """The embedding page's origin from the iframe URL's `page`, only if it may embed us."""
-    if request.endpoint != "widget.page" or not request.view_args:
+    if request.endpoint != "widget.page":
         return ""
-    widget = current_app.extensions["webwidget.widgets"].get(request.view_args.get("widget"))
+    widget = current_widget()
     page = request.args.get("page", "")
     if widget is None or not page or len(page) > 2048 or not page_origin_allowed(widget, page):
         return ""

@@ -26,6 +26,7 @@ from flask import Flask, current_app, has_request_context, request
 from flask_babel import Babel, Domain, get_locale
 from werkzeug.exceptions import RequestEntityTooLarge
 
+from .current import current_widget
 from .languages import upstream_code
 
 TRANSLATIONS = Path(__file__).resolve().parent / "translations"
@@ -131,13 +132,6 @@ def widget_languages(widget) -> tuple[str, ...]:
     if domain is None:
         return SUPPORTED
     return SUPPORTED + tuple(lang for lang in domain.languages if lang not in SUPPORTED)
-
-
-def current_widget():
-    """The widget this request is for, or None."""
-    if not has_request_context() or not request.view_args:
-        return None
-    return current_app.extensions.get("webwidget.widgets", {}).get(request.view_args.get("widget"))
 
 
 def _chat_language(widget) -> str | None:

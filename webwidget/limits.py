@@ -26,6 +26,7 @@ from flask import Flask, current_app, request, session
 from flask_limiter import Limiter
 
 from . import limit_storage
+from .current import current_widget
 from .sessions import SessionStoreUnavailable
 
 log = logging.getLogger(__name__)
@@ -53,9 +54,8 @@ def client_ip() -> str:
 
 def widget_key() -> str:
     """All visitors of one widget share this key; unknown ids share one bucket."""
-    widget_id = (request.view_args or {}).get("widget")
-    known = current_app.extensions["webwidget.widgets"]
-    return "widget:" + (widget_id if widget_id in known else "?")
+    widget = current_widget()
+    return "widget:" + (widget.id if widget is not None else "?")
 
 
 def session_key() -> str:

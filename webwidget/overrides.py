@@ -18,9 +18,11 @@ import re
 from collections.abc import Mapping
 from pathlib import Path
 
-from flask import Flask, current_app, has_request_context, request
+from flask import Flask
 from flask.templating import Environment
 from jinja2 import ChoiceLoader, FileSystemLoader
+
+from .current import current_widget
 
 log = logging.getLogger(__name__)
 
@@ -40,11 +42,7 @@ class WidgetEnvironment(Environment):
         return super()._load_template(name, globals)
 
     def _widget_overlay(self) -> Environment | None:
-        if not has_request_context() or not request.view_args:
-            return None
-        widget_id = request.view_args.get("widget")
-        widget = current_app.extensions.get("webwidget.widgets", {}).get(widget_id)
-        folder = getattr(widget, "template_dir", None)
+        folder = getattr(current_widget(), "template_dir", None)
         if not folder:
             return None
         overlays = self.__dict__.setdefault("_overlays", {})

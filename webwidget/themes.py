@@ -21,6 +21,8 @@ from urllib.parse import urlsplit
 from flask import Blueprint, Flask, abort, current_app, make_response, request, url_for
 from werkzeug.security import safe_join
 
+from .current import current_widget
+
 log = logging.getLogger(__name__)
 
 bp = Blueprint("theme", __name__)
@@ -406,8 +408,6 @@ def owner_stylesheet(widget_id: str):
 
 def theme_context() -> dict[str, object]:
     """The current widget's theme for templates (base.html, widget/_header.html, ...)."""
-    from .i18n import current_widget
-
     widget = current_widget()
     if widget is None:
         return {}
