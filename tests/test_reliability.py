@@ -328,29 +328,34 @@ def test_a_poll_on_a_refused_renewal_swaps_the_welcome_into_the_frame(chatting, 
     assert "previous chat has expired" in answer.get_data(as_text=True)
 
 
-def start_sandbox_process(port: int) -> subprocess.Popen:
+def start_sandbox_process(port: int, log: Path) -> subprocess.Popen:
     """The sandbox as its own process with in-memory state, ready on `port`."""
-    process = subprocess.Popen(
-        [sys.executable, "-m", "webwidget.cli", "sandbox", "--host", "127.0.0.1",
-         "--port", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    deadline = time.monotonic() + 15
+    with log.open("ab") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "webwidget.cli", "sandbox", "--host", "127.0.0.1",
+             "--port", str(port)],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    # A cold Python start takes seconds when four test workers share two cores.
+    deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"sandbox exited: {log.read_text(errors='replace')[-1000:]}")
         try:
             requests.get(f"http://127.0.0.1:{port}/_sandbox/stats", timeout=0.5)
             return process
         except requests.RequestException:
             time.sleep(0.1)
     process.kill()
+    process.wait()  # reaped here, not in some later test's garbage collection
     raise RuntimeError("sandbox did not start")
 
 
 def test_an_upstream_that_lost_all_state_starts_the_chat_over(tmp_path, clock):
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    first = start_sandbox_process(port)
+    first = start_sandbox_process(port, tmp_path / "sandbox.log")
     try:
         app = short_timeout_app(url, tmp_path, clock, UPSTREAM_DEADLINE=3.0,
                                 UPSTREAM_READ_TIMEOUT=2.0)
@@ -361,7 +366,7 @@ def test_an_upstream_that_lost_all_state_starts_the_chat_over(tmp_path, clock):
     finally:
         first.terminate()
         first.wait(timeout=10)
-    second = start_sandbox_process(port)  # a fresh upstream that knows nobody
+    second = start_sandbox_process(port, tmp_path / "sandbox.log")  # it knows nobody
     try:
         answer = poll_through(visitor, poller_url(html), clock)
         assert answer.status_code == 200
