@@ -25,6 +25,7 @@ from .sandbox import bot, create_sandbox_app
 from .sandbox.config import SandboxConfig
 from .sandbox.files import build_files
 from .sandbox.server import BackgroundServer
+from .startup_lock import startup_lock
 
 log = logging.getLogger(__name__)
 
@@ -57,13 +58,15 @@ def start_demo_upstream(instance_path: str) -> DemoUpstream:
 def demo_secret_key(instance_path: str) -> str:
     """A random signing key kept in the instance folder, shared by every worker."""
     path = Path(instance_path) / "demo-secret-key"
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
+    # Under the lock a worker never reads the file between its creation and its first byte.
+    with startup_lock(path):
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            return path.read_text().strip()
+        with os.fdopen(fd, "w") as handle:
+            handle.write(secrets.token_urlsafe(48))
         return path.read_text().strip()
-    with os.fdopen(fd, "w") as handle:
-        handle.write(secrets.token_urlsafe(48))
-    return path.read_text().strip()
 
 
 @bp.get("/")

@@ -24,6 +24,8 @@ from pathlib import Path
 
 from limits.storage import MovingWindowSupport, Storage
 
+from .startup_lock import startup_lock
+
 SCHEME = "webwidget+sqlite"
 
 _SCHEMA = """
@@ -67,7 +69,8 @@ class SQLiteLimitStorage(Storage, MovingWindowSupport):
         self._calls = itertools.count(1)
         self._local = threading.local()
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        with self._transaction() as conn:
+        # Workers boot together; their set-up of the shared file goes one at a time.
+        with startup_lock(self.path), self._transaction() as conn:
             conn.execute("PRAGMA journal_mode=WAL")
             conn.executescript(_SCHEMA)
 

@@ -13,6 +13,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from ..startup_lock import startup_lock
+
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS contacts (
     id TEXT PRIMARY KEY, chatbot_id TEXT NOT NULL, channel_id TEXT NOT NULL,
@@ -42,7 +44,14 @@ class Store:
         )
         self._db.row_factory = sqlite3.Row
         if path:
-            self._db.execute("PRAGMA journal_mode=WAL")
+            # Demo workers share one state file and boot together: one set-up at a time.
+            with startup_lock(path):
+                self._db.execute("PRAGMA journal_mode=WAL")
+                self._create_schema()
+        else:
+            self._create_schema()
+
+    def _create_schema(self) -> None:
         with self.transaction() as db:
             for statement in SCHEMA.split(";"):
                 if statement.strip():

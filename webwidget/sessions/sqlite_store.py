@@ -13,6 +13,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from ..startup_lock import startup_lock
 from .errors import CorruptSessionRecord, SessionStoreUnavailable
 from .store import SessionRecord
 
@@ -40,11 +41,12 @@ class SQLiteSessionStore:
         self._local = threading.local()
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
+            # Workers booting together on a fresh file would fail the WAL switch at random.
+            with startup_lock(self.path), self._connect() as conn:
+                conn.execute("PRAGMA journal_mode=WAL")
+                conn.executescript(_SCHEMA)
         except OSError as exc:
-            raise SessionStoreUnavailable(f"cannot create {self.path.parent}: {exc}") from exc
-        with self._connect() as conn:
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.executescript(_SCHEMA)
+            raise SessionStoreUnavailable(f"cannot create {self.path}: {exc}") from exc
 
     @contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:
