@@ -72,8 +72,10 @@
     open = true;
     unread = 0;
     render();
+    // Focus the frame itself first: a script inside may move focus within a frame that
+    // has it, not pull it in from the host page.
+    frame.focus();
     if (ready) post({ type: "ww:focus" });
-    else frame.focus();
     fire("open");
   }
   function hide() {

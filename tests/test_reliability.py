@@ -181,6 +181,9 @@ def test_send_during_a_fault_says_so_and_the_message_is_not_pretended(chatting, 
     plain = visitor.send("are you there?")  # no JavaScript: a friendly page, no redirect
     assert plain.status_code in status
     assert "could not be sent" in plain.get_data(as_text=True)
+    # The words come back in the box, so nothing the visitor typed is lost.
+    assert re.search(r"<textarea[^>]*>are you there\?</textarea>", plain.get_data(as_text=True))
+    assert re.search(r'name="client_id" value="[0-9a-f]{24}"', plain.get_data(as_text=True))
 
     heal(sandbox)
     page = visitor.get("/w/default").get_data(as_text=True)
@@ -378,3 +381,22 @@ def test_an_upstream_that_lost_all_state_starts_the_chat_over(tmp_path, clock):
     finally:
         second.terminate()
         second.wait(timeout=10)
+
+
+def test_a_retried_send_with_the_same_client_id_is_stored_once(chatting, sandbox):
+    """The send reached the upstream but its answer failed: the retry adds no second copy."""
+    visitor, _html = chatting
+    form = {"text": "just once", "client_id": "retry-0123456789"}
+    # Stored upstream, but the list call that makes the htmx answer fails: "not sent".
+    faults(sandbox, operations=["list_messages"], error_status=503)
+    failed = visitor.post("/w/default/send", form, htmx=True)
+    assert failed.status_code == 503
+    assert "could not be sent" not in failed.get_data(as_text=True)  # it says: reconnecting
+    heal(sandbox)
+    assert visitor.post("/w/default/send", form).status_code == 303
+    page = visitor.get("/w/default").get_data(as_text=True)
+    assert page.count(">just once<") == 1
+    assert reached(sandbox, "send_message") == 2
+    # A new id is a new message, even with the same words.
+    visitor.post("/w/default/send", {**form, "client_id": "retry-abcdefghij"})
+    assert visitor.get("/w/default").get_data(as_text=True).count(">just once<") == 2

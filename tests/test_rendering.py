@@ -40,7 +40,8 @@ SEND_ACTION = "/w/default/send"
 
 # Every tag and attribute the partials may emit; anything else came from upstream data.
 ALLOWED = {
-    "article": {"class", "id", "data-message-id"},  # id: dom_id(), a delta target
+    # id: dom_id(), a delta target; data-delay-ms (digits only) and data-stream: widget.js
+    "article": {"class", "id", "data-message-id", "data-delay-ms", "data-stream"},
     "header": {"class"},
     "footer": {"class"},
     "div": {"class", "role"},
@@ -100,6 +101,7 @@ def assert_allowlisted(fragment: str) -> Html:
                 assert value in FIXED_VALUES[name], (tag, name, value)
         for token in (attrs.get("class") or "").split():
             assert token.startswith("ww-"), token
+        assert (attrs.get("data-delay-ms") or "0").isdigit()
         if tag == "a":
             assert attrs["rel"] == "noopener noreferrer"
             assert safe_url(attrs["href"]) == attrs["href"], attrs["href"]
@@ -318,7 +320,8 @@ def test_persona_avatar_time_and_status(render):
     assert "Ava" in out and "Eve" in out
     times = [a["datetime"] for t, a in doc.tags if t == "time"]
     assert times[0] == "2024-05-01T10:00:00+00:00"
-    assert ">10:00 AM</time>" in out and ">Apr 30, 8:05 AM</time>" in out
+    # UTC without script (widget.js shows the visitor's own clock), and said so.
+    assert ">10:00 AM UTC</time>" in out and ">Apr 30, 8:05 AM UTC</time>" in out
     assert out.count('class="ww-status ') == 2  # visitor messages only
     assert "ww-status--delivered" in out and "ww-status--read" in out
 

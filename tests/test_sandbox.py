@@ -230,6 +230,24 @@ def test_buttons_selected_button_and_echo(sandbox):
     assert "You said: hello there" in texts
 
 
+def test_a_repeated_client_message_id_is_stored_once(sandbox):
+    visitor = Visitor(sandbox.url)
+    conversation_id = visitor.start()["conversation"]["id"]
+    body = {"text": "only once", "clientMessageId": "c0ffee-0001"}
+    first = visitor.send(conversation_id, body)
+    again = visitor.send(conversation_id, body)
+    assert (first.status_code, again.status_code) == (201, 200)
+    assert again.json()["message"]["id"] == first.json()["message"]["id"]
+    # Another id (or none) is another message; the id is per conversation.
+    assert visitor.send(conversation_id, {**body, "clientMessageId": "c0ffee-0002"}).status_code == 201
+    other = visitor.start()["conversation"]["id"]
+    assert visitor.send(other, body).status_code == 201
+    advance(sandbox.url, 5)
+    texts = [m["content"].get("text", "") for m in visitor.messages(conversation_id)]
+    assert texts.count("only once") == 2
+    assert texts.count("You said: only once") == 2  # the repeat got no second reply
+
+
 def test_bot_replies_appear_after_their_delay(sandbox):
     visitor = Visitor(sandbox.url)
     conversation_id = visitor.start()["conversation"]["id"]

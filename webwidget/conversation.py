@@ -196,14 +196,20 @@ def message_listing(
     )
 
 
-def send_text(widget: WidgetConfig, chat: Chat, text: str) -> MessageDto:
-    """Post the visitor's text through the upstream's sending capability."""
+def send_text(
+    widget: WidgetConfig, chat: Chat, text: str, client_id: str | None = None
+) -> MessageDto:
+    """Post the visitor's text; the same `client_id` again never stores it twice."""
     try:
         return with_fresh_token(
             widget,
             chat,
             lambda c: get_client().send_message(
-                widget.chatbot_id, c.conversation_id, c.widget_token, text=text
+                widget.chatbot_id,
+                c.conversation_id,
+                c.widget_token,
+                text=text,
+                client_message_id=client_id,
             ),
         )
     finally:
@@ -211,7 +217,9 @@ def send_text(widget: WidgetConfig, chat: Chat, text: str) -> MessageDto:
         get_coalescer().invalidate(listing_key(widget, chat))
 
 
-def send_button(widget: WidgetConfig, chat: Chat, label: str, value: str) -> MessageDto:
+def send_button(
+    widget: WidgetConfig, chat: Chat, label: str, value: str, client_id: str | None = None
+) -> MessageDto:
     """Post the visitor's button choice."""
     try:
         return with_fresh_token(
@@ -223,6 +231,7 @@ def send_button(widget: WidgetConfig, chat: Chat, label: str, value: str) -> Mes
                 c.widget_token,
                 button_label=label,
                 button_value=value,
+                client_message_id=client_id,
             ),
         )
     finally:

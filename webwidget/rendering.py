@@ -134,6 +134,7 @@ class MessageView:
     group_continues: bool = False  # joined to the previous message's bubble
     group_end: bool = True  # last of its stream group (or not grouped)
     kinds: list[str] = field(default_factory=list)  # content kinds of ``parts``, same order
+    delay_ms: int | None = None  # the bot says more follows after this long (typing indicator)
 
     @property
     def created_iso(self) -> str | None:
@@ -299,6 +300,14 @@ def stream_flags(messages: Sequence[MessageDto]) -> list[tuple[bool, bool, bool]
     return [(start, continues, end) for start, continues, end in flags]
 
 
+def announced_delay(msg: MessageDto) -> int | None:
+    """Milliseconds the bot announces before its next message (`delay`), if any."""
+    value = msg.delay if msg.delay is not None else (msg.content.delay if msg.content else None)
+    if value is None or not 0 < value <= 600_000:
+        return None
+    return int(value)
+
+
 def visitor_status(msg: MessageDto) -> str | None:
     """The delivery status shown on the visitor's own messages (None on the bot's)."""
     if msg.outgoing:
@@ -351,6 +360,7 @@ def build_message_views(
                 group_start=group_start,
                 group_continues=group_continues,
                 group_end=group_end,
+                delay_ms=announced_delay(msg),
             )
         )
     return views

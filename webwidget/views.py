@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import re
+import secrets
 from urllib.parse import urlsplit, urlunsplit
 
 from flask import (
@@ -39,6 +41,14 @@ log = logging.getLogger(__name__)
 bp = Blueprint("widget", __name__)
 
 MAX_MESSAGE_CHARS = 2000
+# The composer's id for one message (see _composer.html); anything else is ignored.
+CLIENT_ID = re.compile(r"[A-Za-z0-9_-]{8,64}")
+
+
+@bp.app_template_global()
+def new_client_id() -> str:
+    """A fresh id for the next message the composer sends (random, not a secret)."""
+    return secrets.token_hex(12)
 
 
 def get_widget(widget_id: str) -> WidgetConfig:
@@ -249,21 +259,39 @@ def send(widget: str):
         abort(400, f"A message can have at most {MAX_MESSAGE_CHARS} characters.")
     if not text and not value:
         abort(400, N_("Type a message first."))
+    client_id = request.form.get("client_id", "")
+    client_id = client_id if CLIENT_ID.fullmatch(client_id) else None
     try:
         if value:
-            chats.send_button(widget, chat, label or value, value)
+            chats.send_button(widget, chat, label or value, value, client_id)
         else:
-            chats.send_text(widget, chat, text)
+            chats.send_text(widget, chat, text, client_id)
     except SendingUnsupported:
         abort(405)
     except TokenInvalid:
         return restart_notice(widget)
     except UpstreamError as error:
         log.warning("send failed: %s", error.kind)
-        return upstream_trouble(widget, error, "send_failed", update=is_htmx())
+        if is_htmx():
+            # The words stay in the visitor's box (widget.js keeps them on a failed send).
+            return upstream_trouble(widget, error, "send_failed", update=True)
+        return send_failed_page(widget, chat, error, draft=text, client_id=client_id)
     if is_htmx():
         return messages(widget.id)
     return redirect(url_for("widget.page", widget=widget.id), 303)
+
+
+def send_failed_page(
+    widget: WidgetConfig, chat: chats.Chat, error: UpstreamError, *, draft: str,
+    client_id: str | None,
+):
+    """Without script: the conversation again, the words back in the box with their id."""
+    try:
+        context = conversation_context(widget, chat)
+    except UpstreamError:
+        context = page_context(widget, messages=[], version="")
+    context.update(notice="send_failed", draft=draft, client_id=client_id)
+    return render_view("widget/_conversation.html", upstream_status(error), **context)
 
 
 @bp.post("/w/<widget>/end")

@@ -107,9 +107,14 @@ def site(sandbox_server, tmp_path_factory):
         CHATCAPTAIN_SENDING_ENABLED=True,
         WIDGET_ALLOWED_ORIGINS=f"http://127.0.0.1:{host_port}",
         WIDGET_POLL_SECONDS=1,
+        # Every test starts its own chat from 127.0.0.1; the limits have their own tests.
+        RATE_LIMIT_START_PER_IP="1000/minute",
         SESSION_STORE_URL=f"sqlite:///{instance / 'sessions.sqlite3'}",
     )
-    widget = BackgroundServer(create_app(settings=settings, instance_path=str(instance))).start()
+    app = create_app(settings=settings, instance_path=str(instance))
+    # As in demo mode: the sandbox serves its media over http on loopback.
+    app.config["WEBWIDGET_MEDIA_ORIGINS"] = (sandbox_server.url,)
+    widget = BackgroundServer(app).start()
     widget_url = f"http://localhost:{widget.port}"
     host = BackgroundServer(host_app(widget_url), port=host_port).start()
     foreign = BackgroundServer(host_app(widget_url)).start()

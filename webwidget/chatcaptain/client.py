@@ -289,8 +289,12 @@ class ChatCaptainClient:
         text: str | None = None,
         button_label: str | None = None,
         button_value: str | None = None,
+        client_message_id: str | None = None,
     ) -> MessageDto:
-        """Post the visitor's text or button choice (sandbox extension); sent at most once."""
+        """Post the visitor's text or button choice (sandbox extension); sent at most once.
+
+        `client_message_id` makes a retry idempotent: the upstream stores one message per id.
+        """
         if not self._sending_enabled:
             raise SendingUnsupported()
         has_button = button_label is not None or button_value is not None
@@ -300,10 +304,11 @@ class ChatCaptainClient:
             if button_label is None or button_value is None:
                 raise ValueError("a button needs both button_label and button_value")
             body = SandboxSendMessageRequest(
-                selectedButton=SandboxSelectedButton(label=button_label, value=button_value)
+                selectedButton=SandboxSelectedButton(label=button_label, value=button_value),
+                clientMessageId=client_message_id,
             )
         else:
-            body = SandboxSendMessageRequest(text=text)
+            body = SandboxSendMessageRequest(text=text, clientMessageId=client_message_id)
         path = (
             f"/v1/widget/{_segment(chatbot_id)}/conversations/{_segment(conversation_id)}"
             "/messages"

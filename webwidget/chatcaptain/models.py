@@ -409,3 +409,6 @@ class SandboxSendMessageRequest(ContractModel):
 
     text: str | None = None
     selectedButton: SandboxSelectedButton | None = None
+    # The sender's own id for this message: a repeat with the same id (a retry after a
+    # lost answer) returns the stored message instead of storing it again.
+    clientMessageId: str | None = None

@@ -321,7 +321,12 @@ def send_message(
         id=new_id("msg_"), sender="user", type=bot.message_type(content), status="sent",
         created=iso(now), sent=iso(now), outgoing=False, content=content, tags=[],
     )
-    state.store.add_messages(conversation_id, [(now, dump(message))])
+    body_json = dump(message)
+    stored = state.store.add_visitor_message(conversation_id, now, body_json,
+                                             body.clientMessageId)
+    if stored != body_json:
+        # A repeat of a message already stored (its sender retried): no second copy.
+        return jsonify({"message": with_status(stored, now)}), 200
     chatbot = find_chatbot(state, chatbot_id, None)
     store_replies(state, conversation_id, bot.respond(bot_context(state, chatbot), said), now)
-    return jsonify({"message": dump(message)}), 201
+    return jsonify({"message": body_json}), 201

@@ -28,6 +28,9 @@ CREATE TABLE IF NOT EXISTS messages (
     seq INTEGER PRIMARY KEY AUTOINCREMENT, conversation_id TEXT NOT NULL,
     visible_at REAL NOT NULL, body TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS messages_by_conversation ON messages (conversation_id, visible_at);
+CREATE TABLE IF NOT EXISTS client_ids (
+    conversation_id TEXT NOT NULL, client_id TEXT NOT NULL, body TEXT NOT NULL,
+    PRIMARY KEY (conversation_id, client_id));
 CREATE TABLE IF NOT EXISTS counters (op TEXT PRIMARY KEY, n INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS control (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
@@ -132,6 +135,28 @@ class Store:
                 "INSERT INTO messages (conversation_id, visible_at, body) VALUES (?, ?, ?)",
                 [(conversation_id, at, json.dumps(body)) for at, body in messages],
             )
+
+    def add_visitor_message(
+        self, conversation_id: str, at: float, body: dict[str, Any], client_id: str | None
+    ) -> dict[str, Any]:
+        """Store a visitor's message once per `client_id`; returns the one stored."""
+        with self.transaction() as db:
+            if client_id:
+                row = db.execute(
+                    "SELECT body FROM client_ids WHERE conversation_id = ? AND client_id = ?",
+                    (conversation_id, client_id),
+                ).fetchone()
+                if row is not None:
+                    return json.loads(row["body"])
+                db.execute(
+                    "INSERT INTO client_ids VALUES (?, ?, ?)",
+                    (conversation_id, client_id, json.dumps(body)),
+                )
+            db.execute(
+                "INSERT INTO messages (conversation_id, visible_at, body) VALUES (?, ?, ?)",
+                (conversation_id, at, json.dumps(body)),
+            )
+        return body
 
     def messages(self, conversation_id: str, until: float) -> list[dict[str, Any]]:
         """Message bodies visible at time ``until``, in chronological order."""

@@ -1,0 +1,380 @@
+"""The visitor's journey in Chromium: the newest message in view, focus in the composer,
+words that survive a failed send, recovery that keeps the embedding, local times, the
+typing indicator, a composer that grows, and no CSP violation on the way."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+import requests
+from conftest import CHANNEL_TOKEN
+from playwright.sync_api import expect
+
+from .conftest import MESSAGE, WAIT
+
+LAUNCHER = "#webwidget-default button.l"
+PANEL = "#webwidget-default .p"
+FRAME = "#webwidget-default iframe"
+VISITOR = f".ww-msg--visitor{MESSAGE}"
+BOT = f".ww-msg--bot{MESSAGE}"
+TYPING_ON = re.compile(r"\bww-typing--on\b")
+
+
+def until(page, check, what: str, site=None, seconds: float = WAIT):
+    """Wait (in the browser's own time) until `check()` is truthy; advance the sandbox
+    clock on the way when `site` is given, so bot replies fall due."""
+    for _ in range(int(seconds * 4)):
+        value = check()
+        if value:
+            return value
+        if site is not None:
+            site.advance_clock()
+        page.wait_for_timeout(250)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def set_faults(site, **config) -> None:
+    requests.put(f"{site.sandbox}/_sandbox/faults", json=config, timeout=5).raise_for_status()
+
+
+def heal(site) -> None:
+    requests.delete(f"{site.sandbox}/_sandbox/faults", timeout=5).raise_for_status()
+
+
+def newest_in_view(scope) -> bool:
+    """The last message's bottom edge is inside the log's visible box."""
+    log = scope.locator("#ww-log").bounding_box()
+    last = scope.locator(MESSAGE).last.bounding_box()
+    if not log or not last:
+        return False
+    return log["y"] <= last["y"] + last["height"] <= log["y"] + log["height"] + 2
+
+
+def open_loader(page, site):
+    """The host page with the loader, opened, the frame's script running."""
+    page.goto(f"{site.host}/loader")
+    page.locator(LAUNCHER).click()
+    frame = page.frame_locator(FRAME)
+    expect(frame.locator("html[data-ww-ready]")).to_have_count(1, timeout=WAIT * 1000)
+    return frame
+
+
+def start(scope):
+    """Start the chat and wait for the greeting (scope: a page or the loader's frame)."""
+    expect(scope.locator("html[data-ww-ready]")).to_have_count(1, timeout=WAIT * 1000)
+    scope.get_by_role("button", name="Start chat").click()
+    expect(scope.locator(MESSAGE).first).to_be_visible(timeout=WAIT * 1000)
+
+
+def send(scope, text: str) -> None:
+    scope.get_by_label("Your message").fill(text)
+    scope.get_by_label("Your message").press("Enter")
+
+
+def said(scope, text: str):
+    """The visitor's messages with exactly this text (the optimistic copy has no id)."""
+    bodies = scope.locator(f"{VISITOR} .ww-msg__body")
+    return bodies.filter(has_text=re.compile(rf"^\s*{re.escape(text)}\s*$"))
+
+
+def test_newest_message_in_view_after_a_burst_a_reload_a_reopen_and_the_badge(page, fresh_site):
+    site = fresh_site
+    frame = open_loader(page, site)
+    start(frame)
+    send(frame, "all")
+    # The burst: every content kind, images and media included.
+    until(page, lambda: frame.locator(BOT).count() >= 15, "the burst", site)
+    until(page, lambda: newest_in_view(frame), "the newest message in view after the burst")
+
+    page.reload()
+    page.locator(LAUNCHER).click()
+    until(page, lambda: frame.locator(BOT).count() >= 15, "the conversation after a reload")
+    until(page, lambda: newest_in_view(frame), "the newest message in view after a reload")
+
+    page.evaluate("WebWidget.close()")
+    page.locator(LAUNCHER).click()
+    until(page, lambda: newest_in_view(frame), "the newest message in view after reopening")
+
+    # A reply that arrives while closed raises the badge; opening shows it.
+    send(frame, "later")
+    expect(said(frame, "later")).to_have_count(1, timeout=WAIT * 1000)
+    page.evaluate("WebWidget.close()")
+    badge = page.locator("#webwidget-default .b")
+    until(page, lambda: badge.is_visible(), "the unread badge", site)
+    page.locator(LAUNCHER).click()
+    expect(frame.locator(BOT).last).to_contain_text("a minute later", timeout=WAIT * 1000)
+    until(page, lambda: newest_in_view(frame), "the newest message in view after the badge")
+
+
+def test_a_visitor_reading_further_up_keeps_the_place_and_gets_a_way_down(page, fresh_site):
+    site = fresh_site
+    page.goto(f"{site.widget}/w/default")
+    start(page)
+    send(page, "all")
+    until(page, lambda: page.locator(BOT).count() >= 15, "the burst", site)
+    # `later`: the reply is due a minute later on the sandbox clock, which `until` advances.
+    send(page, "later")
+    expect(said(page, "later")).to_have_count(1, timeout=WAIT * 1000)
+    until(page, lambda: newest_in_view(page), "the newest message in view")
+    jump = page.get_by_role("button", name="New messages")
+    expect(jump).to_be_hidden()
+
+    page.locator("#ww-log").hover()
+    page.mouse.wheel(0, -5000)
+    until(page, lambda: not newest_in_view(page), "the log scrolled up")
+    first = page.locator(MESSAGE).first
+    top = first.bounding_box()["y"]
+    late = page.locator(BOT).filter(has_text="a minute later")
+    until(page, lambda: late.count(), "the late reply", site)
+    expect(jump).to_be_visible()
+    assert abs(first.bounding_box()["y"] - top) < 2, "the visitor's place moved"
+    assert not newest_in_view(page)
+    jump.click()
+    until(page, lambda: newest_in_view(page), "the newest message after the button")
+    expect(jump).to_be_hidden()
+
+
+def test_keyboard_start_and_reopen_put_focus_in_the_composer(page, fresh_site):
+    page.goto(f"{fresh_site.host}/loader")
+    page.keyboard.press("Tab")
+    page.keyboard.press("Enter")
+    frame = page.frame_locator(FRAME)
+    start_button = frame.get_by_role("button", name="Start chat")
+    expect(start_button).to_be_focused(timeout=WAIT * 1000)
+    expect(frame.locator("html[data-ww-ready]")).to_have_count(1, timeout=WAIT * 1000)
+    page.keyboard.press("Enter")
+    box = frame.get_by_label("Your message")
+    expect(box).to_be_focused(timeout=WAIT * 1000)
+    page.keyboard.type("hello from the keyboard")
+    page.keyboard.press("Enter")
+    expect(said(frame, "hello from the keyboard")).to_have_count(1, timeout=WAIT * 1000)
+    assert said(frame, "help").count() == 0
+
+    page.keyboard.press("Escape")
+    expect(page.locator(PANEL)).to_be_hidden()
+    expect(page.locator(LAUNCHER)).to_be_focused()
+    page.keyboard.press("Enter")
+    expect(box).to_be_focused(timeout=WAIT * 1000)
+    page.keyboard.type("x")
+    expect(box).to_have_value("x")
+
+
+def test_a_failed_send_keeps_the_words_and_retry_sends_them_once(page, fresh_site):
+    site = fresh_site
+    page.goto(f"{site.widget}/w/default")
+    start(page)
+    set_faults(site, error_status=503, operations=["send_message"])
+    send(page, "my important question")
+    notice = page.locator("#ww-status")
+    expect(notice).to_contain_text("could not be sent", timeout=WAIT * 1000)
+    box = page.get_by_label("Your message")
+    expect(box).to_have_value("my important question")
+    expect(box).to_be_focused()
+    # Polls come and go; the words stay, and nothing pretends they were sent.
+    page.wait_for_timeout(2500)
+    expect(box).to_have_value("my important question")
+    assert said(page, "my important question").count() == 0
+
+    heal(site)
+    page.get_by_role("button", name="Retry now").click()
+    expect(said(page, "my important question")).to_have_count(1, timeout=WAIT * 1000)
+    expect(box).to_have_value("")
+    echo = page.locator(BOT).filter(has_text="You said: my important question")
+    until(page, lambda: echo.count(), "the bot's echo", site)
+    page.wait_for_timeout(2500)  # a few more polls: still one message, one echo
+    assert said(page, "my important question").count() == 1
+    assert echo.count() == 1
+
+
+def test_a_retry_after_the_upstream_stored_the_message_makes_no_duplicate(page, fresh_site):
+    site = fresh_site
+    page.goto(f"{site.widget}/w/default")
+    start(page)
+    # The send reaches the upstream, but the widget's answer fails (its list call does).
+    set_faults(site, error_status=503, operations=["list_messages"])
+    send(page, "only once please")
+    box = page.get_by_label("Your message")
+    expect(page.locator("#ww-status")).to_contain_text("trouble", timeout=WAIT * 1000)
+    expect(box).to_have_value("only once please")
+    heal(site)
+    page.get_by_role("button", name="Send").click()
+    expect(said(page, "only once please")).to_have_count(1, timeout=WAIT * 1000)
+    echo = page.locator(BOT).filter(has_text="You said: only once please")
+    until(page, lambda: echo.count(), "the bot's echo", site)
+    page.wait_for_timeout(2500)
+    assert said(page, "only once please").count() == 1
+    assert echo.count() == 1
+    stats = requests.get(f"{site.sandbox}/_sandbox/stats", timeout=5).json()["requests"]
+    assert stats["send_message"] == 2  # it was sent twice, and stored once
+
+
+def test_retry_now_recovers_in_place_and_keeps_the_embedding(page, fresh_site):
+    site = fresh_site
+    frame = open_loader(page, site)
+    start(frame)
+    before = frame.locator(MESSAGE).count()
+    set_faults(site, error_status=503, operations=["list_messages"])
+    # The next poll that reaches the upstream fails.
+    frame.locator("#ww-poller").dispatch_event("ww:visible")
+    retry = frame.get_by_role("link", name="Retry now")
+    expect(retry).to_be_visible(timeout=WAIT * 1000)
+    heal(site)
+    widget_frame = next(f for f in page.frames if "/w/default" in f.url)
+    url = widget_frame.url
+    assert "page=" in url and "lang=en" in url
+    retry.click()
+    expect(frame.locator("#ww-status")).to_have_text("", timeout=WAIT * 1000)
+    expect(frame.locator(MESSAGE)).to_have_count(before)
+    assert widget_frame.url == url  # recovered in place: no navigation
+    expect(frame.get_by_label("Your message")).to_be_focused()
+    # The embedding still works: the close button and Escape reach the loader.
+    expect(frame.get_by_role("button", name="Close chat")).to_be_visible()
+    page.keyboard.press("Escape")
+    expect(page.locator(PANEL)).to_be_hidden()
+
+
+def test_without_script_the_retry_link_keeps_page_and_lang(browser, fresh_site):
+    site = fresh_site
+    context = browser.new_context(java_script_enabled=False)
+    page = context.new_page()
+    query = f"?page={site.host}/loader&lang=de"
+    page.goto(f"{site.widget}/w/default{query}")
+    page.get_by_role("button", name="Chat starten").click()
+    expect(page.locator(MESSAGE).first).to_be_visible(timeout=WAIT * 1000)
+    set_faults(site, error_status=503, operations=["list_messages"])
+    page.goto(f"{site.widget}/w/default{query}")
+    href = page.locator("a.ww-retry").get_attribute("href")
+    assert "page=" in href and "lang=de" in href
+    heal(site)
+    context.close()
+
+
+def expected_clock(iso: str, zone: str) -> str:
+    local = datetime.fromisoformat(iso).astimezone(ZoneInfo(zone))
+    return f"{local.hour % 12 or 12}:{local.minute:02d} {'AM' if local.hour < 12 else 'PM'}"
+
+
+def test_times_are_the_visitors_own_and_say_utc_without_script(browser, fresh_site):
+    site = fresh_site
+    context = browser.new_context(timezone_id="America/New_York", locale="en-US")
+    page = context.new_page()
+    page.goto(f"{site.widget}/w/default")
+    start(page)
+    send(page, "help")
+    until(page, lambda: page.locator(f"{BOT} time").count() >= 2, "the reply", site)
+    times = page.locator("#ww-log time[datetime]")
+    for index in range(times.count()):
+        el = times.nth(index)
+        text = el.text_content().replace("\u202f", " ")
+        assert text == expected_clock(el.get_attribute("datetime"), "America/New_York")
+    context.close()
+
+    plain = browser.new_context(java_script_enabled=False, timezone_id="America/New_York")
+    page = plain.new_page()
+    page.goto(f"{site.widget}/w/default")
+    page.get_by_role("button", name="Start chat").click()
+    first = page.locator("#ww-log time[datetime]").first
+    expect(first).to_have_text(re.compile(r"^\d{1,2}:\d\d [AP]M UTC$"), timeout=WAIT * 1000)
+    plain.close()
+
+
+def watch_typing(page) -> None:
+    """Record what the typing live region says, each time it changes."""
+    page.locator("#ww-typing").evaluate(
+        """el => { window.spoken = [];
+        new MutationObserver(() => spoken.push(el.textContent.trim()))
+          .observe(el, {subtree: true, childList: true, characterData: true}); }"""
+    )
+
+
+def poll_often(page, check, what: str):
+    """Poll every 200 ms (the poller listens for ww:visible) until `check()` holds."""
+    for _ in range(WAIT * 5):
+        if check():
+            return
+        page.locator("#ww-poller").dispatch_event("ww:visible")
+        page.wait_for_timeout(200)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def test_typing_indicator_waits_for_the_reply_honours_delay_and_streams(page, fresh_site):
+    page.goto(f"{fresh_site.widget}/w/default")
+    start(page)
+    typing = page.locator("#ww-typing")
+    expect(typing).not_to_have_class(TYPING_ON)  # the greeting is there: nobody types
+    watch_typing(page)
+
+    send(page, "help")
+    expect(typing).to_have_class(TYPING_ON, timeout=WAIT * 1000)
+    expect(typing).to_have_text("Typing…")
+    expect(typing).to_have_attribute("role", "status")
+    poll_often(page, lambda: page.locator(BOT).count() >= 2, "the reply")
+    expect(typing).not_to_have_class(TYPING_ON, timeout=1000)
+    assert page.evaluate("spoken") == ["Typing…", ""]  # announced once
+
+    # `delay`: "Thinking..." announces 1.5 s until the rest; typing goes on until it lands.
+    page.evaluate("spoken.length = 0")
+    send(page, "delay")
+    thinking = page.locator(BOT).filter(has_text="Thinking...")
+    done = page.locator(BOT).filter(has_text="1.5 s later")
+    poll_often(page, lambda: thinking.count(), "the first part")
+    assert done.count() == 0, "both parts came in one poll: the test could not look between"
+    expect(typing).to_have_class(TYPING_ON)
+    poll_often(page, lambda: done.count(), "the second part")
+    expect(typing).not_to_have_class(TYPING_ON, timeout=1000)
+    assert page.evaluate("spoken") == ["Typing…", ""]  # still once, across both parts
+
+    # A stream: typing stays while parts may still come, then times out by itself.
+    send(page, "stream")
+    parts = page.locator(f"{BOT}[data-stream]")
+    poll_often(page, lambda: parts.count() >= 3, "the stream")
+    expect(typing).to_have_class(TYPING_ON)
+    expect(typing).not_to_have_class(TYPING_ON, timeout=8000)
+
+
+def test_the_composer_grows_and_is_16px_on_a_phone(browser, fresh_site):
+    context = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True)
+    page = context.new_page()
+    page.goto(f"{fresh_site.widget}/w/default")
+    start(page)
+    box = page.get_by_label("Your message")
+    assert box.evaluate("el => getComputedStyle(el).fontSize") == "16px"
+    one_line = box.bounding_box()["height"]
+    box.press_sequentially("first line")
+    for line in ("second line", "third line"):
+        box.press("Shift+Enter")
+        box.press_sequentially(line)
+    grown = box.bounding_box()["height"]
+    assert grown > one_line * 1.8
+    # Nothing clipped: the box shows all of its text, and the newest message stays in view.
+    assert box.evaluate("el => el.scrollHeight <= el.clientHeight + 1")
+    until(page, lambda: newest_in_view(page), "the newest message above the grown box")
+    box.press("Enter")
+    sent = page.locator(f"{VISITOR} .ww-msg__body").filter(has_text="third line")
+    expect(sent).to_have_count(1, timeout=WAIT * 1000)
+    expect(box).to_have_value("")
+    assert box.bounding_box()["height"] < grown
+    context.close()
+
+
+def test_the_core_journey_has_no_csp_violation_and_no_secret(page, fresh_site):
+    site = fresh_site
+    console = []
+    page.on("console", lambda message: console.append(f"{message.type}: {message.text}"))
+    frame = open_loader(page, site)
+    start(frame)
+    send(frame, "help")
+    until(page, lambda: frame.locator(BOT).count() >= 2, "the reply", site)
+    page.reload()
+    page.locator(LAUNCHER).click()
+    until(page, lambda: frame.locator(BOT).count() >= 2, "the conversation after a reload")
+    until(page, lambda: newest_in_view(frame), "the newest message in view")
+    html = next(f for f in page.frames if "/w/default" in f.url).content()
+    assert CHANNEL_TOKEN not in html
+    # No widget token, contact or conversation id (the sandbox's prefixes).
+    assert not re.search(r"(?<![A-Za-z])(wt|ct|cv)_[\w-]{16,}", html)
+    violations = [line for line in console if "Content Security Policy" in line
+                  or "violates" in line]
+    assert violations == []
