@@ -1,0 +1,160 @@
+"""The core visitor journey in Firefox (WebDriver BiDi) and WebKit (WebKitGTK WebDriver).
+
+A host page on another site embeds the widget with the script tag; the visitor starts,
+sends, sees the reply, reloads the host page, and finds the conversation with the newest
+message in view; no secret is in the widget's page. scripts/test.sh installs firefox-esr,
+webkit2gtk-driver, xvfb and the npm packages (`npm ci` in tests/browser/engines).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+from conftest import CHANNEL_TOKEN, free_port
+from selenium import webdriver
+from selenium.webdriver.common.by import By
+from selenium.webdriver.common.keys import Keys
+from selenium.webdriver.support.ui import WebDriverWait
+from selenium.webdriver.webkitgtk.options import Options
+from selenium.webdriver.webkitgtk.service import Service
+
+ENGINES = Path(__file__).parent / "engines"
+FIREFOX = "/usr/bin/firefox-esr"
+WEBKIT_DRIVER = "/usr/bin/WebKitWebDriver"
+MINIBROWSER = "/usr/lib/x86_64-linux-gnu/webkit2gtk-4.1/MiniBrowser"
+WAIT = 30  # seconds for one step in a browser that shares 2 cores with the rest
+UPSTREAM_ID = re.compile(r"(?<![A-Za-z])(wt|ct|cv)_[\w-]{16,}")
+
+MESSAGE = "[data-message-id]"
+REPLY = ".ww-msg--visitor[data-message-id] ~ .ww-msg--bot[data-message-id]"
+
+
+def test_core_journey_in_firefox(fresh_site):
+    node = shutil.which("node")
+    assert node, "Node.js is needed (scripts/test.sh installs it with apt when missing)"
+    assert Path(FIREFOX).exists(), "firefox-esr is not installed: run scripts/test.sh"
+    assert (ENGINES / "node_modules" / "puppeteer-core").is_dir(), (
+        "puppeteer-core is not installed: run `npm ci` in tests/browser/engines (scripts/test.sh)"
+    )
+    run = subprocess.run(
+        [node, str(ENGINES / "firefox_journey.mjs"), f"{fresh_site.host}/loader",
+         fresh_site.sandbox, CHANNEL_TOKEN],
+        capture_output=True, text=True, timeout=180, cwd=ENGINES,
+    )
+    lines = [line for line in run.stdout.splitlines() if line.startswith("{")]
+    assert lines, f"no result from the Firefox run:\n{run.stdout}\n{run.stderr}"
+    result = json.loads(lines[-1])
+    assert result["ok"], result.get("error")
+    assert run.returncode == 0
+    assert "firefox" in result["browser"].lower()
+    assert result["messages"] >= 3  # greeting, the visitor's message, the reply
+
+
+@pytest.fixture(scope="module")
+def display():
+    """A virtual X display for WebKitGTK's MiniBrowser."""
+    assert shutil.which("Xvfb"), "Xvfb is not installed: run scripts/test.sh"
+    number = free_port() % 1000 + 100
+    server = subprocess.Popen(
+        ["Xvfb", f":{number}", "-screen", "0", "1280x900x24", "-nolisten", "tcp"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    socket = Path(f"/tmp/.X11-unix/X{number}")
+    try:
+        # Xvfb is ready once its socket exists; waiting on the process bounds the wait.
+        for _ in range(100):
+            if socket.exists():
+                break
+            try:
+                server.wait(timeout=0.1)
+            except subprocess.TimeoutExpired:
+                continue
+            raise AssertionError("Xvfb exited at start")
+        assert socket.exists(), "Xvfb did not start"
+        yield f":{number}"
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+
+
+@pytest.fixture
+def webkit(display):
+    """WebKitGTK's MiniBrowser under WebDriver; it blocks third-party cookies."""
+    assert Path(WEBKIT_DRIVER).exists() and Path(MINIBROWSER).exists(), (
+        "webkit2gtk-driver is not installed: run scripts/test.sh"
+    )
+    options = Options()
+    options.binary_location = MINIBROWSER
+    options.add_argument("--automation")
+    service = Service(WEBKIT_DRIVER, env={**os.environ, "DISPLAY": display})
+    driver = webdriver.WebKitGTK(options=options, service=service)
+    driver.set_window_size(1024, 800)
+    yield driver
+    driver.quit()
+
+
+def open_widget(driver):
+    """Click the launcher in the loader's shadow root and switch into its iframe."""
+    wait = WebDriverWait(driver, WAIT)
+    host = wait.until(lambda d: d.find_element(By.CSS_SELECTOR, "#webwidget-default"))
+    root = host.shadow_root
+    wait.until(lambda d: root.find_element(By.CSS_SELECTOR, "button.l")).click()
+    frame = wait.until(lambda d: root.find_element(By.CSS_SELECTOR, "iframe"))
+    driver.switch_to.frame(frame)
+    wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "html[data-ww-ready]"))
+    return wait
+
+
+def ids(driver) -> list[str]:
+    return [el.get_attribute("data-message-id")
+            for el in driver.find_elements(By.CSS_SELECTOR, MESSAGE)]
+
+
+def newest_in_view(driver) -> bool:
+    log = driver.find_element(By.ID, "ww-log").rect
+    messages = driver.find_elements(By.CSS_SELECTOR, MESSAGE)
+    if not messages:
+        return False
+    last = messages[-1].rect
+    bottom = last["y"] + last["height"]
+    return log["y"] < bottom <= log["y"] + log["height"] + 2
+
+
+# Selenium's own WebKitGTK driver class still builds its connection the deprecated way.
+@pytest.mark.filterwarnings("ignore:setting remote_server_addr:DeprecationWarning")
+def test_core_journey_in_webkit(webkit, fresh_site):
+    driver = webkit
+    driver.get(f"{fresh_site.host}/loader")
+    wait = open_widget(driver)
+    wait.until(lambda d: d.find_element(By.CSS_SELECTOR, "#ww-main .ww-button--primary")).click()
+    wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, MESSAGE))
+    box = wait.until(lambda d: d.find_element(By.ID, "ww-text"))
+    box.send_keys("help")
+    box.send_keys(Keys.ENTER)
+
+    def replied(d):
+        fresh_site.advance_clock()
+        return d.find_elements(By.CSS_SELECTOR, REPLY)
+
+    wait.until(replied)
+    before = ids(driver)
+    assert len(before) >= 3
+
+    driver.switch_to.default_content()
+    driver.refresh()
+    wait = open_widget(driver)
+    wait.until(lambda d: ids(d) == before)
+    wait.until(newest_in_view)
+    html = driver.page_source
+    assert CHANNEL_TOKEN not in html and not UPSTREAM_ID.search(html)
+    # WebKit keeps no third-party cookie: the handle came back through the loader's storage.
+    driver.switch_to.default_content()
+    assert driver.execute_script(
+        "return Object.keys(localStorage).some(k => k.startsWith('webwidget:'))"
+    )
