@@ -240,10 +240,18 @@
       keep(value);
     }
     var form = event.detail.elt;
-    if (!form || form.id !== "ww-composer") return;
+    var ok = xhr.status >= 200 && xhr.status < 300;
+    var config = event.detail.requestConfig || {};
+    if (!form || form.id !== "ww-composer") {
+      // A quick reply (a boosted form in the log) is a send too: the bot is on it.
+      if (ok && config.verb === "post" && /\/send$/.test(config.path || "") && awaitingReply()) {
+        expectReply(TYPING_TIMEOUT);
+      }
+      return;
+    }
     // The real message (or nothing) replaces the optimistic copy.
     document.querySelectorAll(".ww-msg--sending").forEach(function (el) { el.remove(); });
-    if (xhr.status >= 200 && xhr.status < 300) {
+    if (ok) {
       // Sent: clear the box and give the next message its own id.
       form.reset();
       form.elements.client_id.value = newClientId();
@@ -298,9 +306,10 @@
   });
 
   document.addEventListener("htmx:oobAfterSwap", function (event) {
+    // Every swapped message (a replaced one too: its old element is gone) gets local times.
+    localTimes();
     var el = log();
     if (!el || !(event.detail.target === el || el.contains(event.detail.target))) return;
-    localTimes();
     if (newestBot) {
       var bot = el.querySelector('[data-message-id="' + CSS.escape(newestBot) + '"]');
       newestBot = null;

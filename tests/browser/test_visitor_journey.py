@@ -266,6 +266,8 @@ def test_times_are_the_visitors_own_and_say_utc_without_script(browser, fresh_si
     start(page)
     send(page, "help")
     until(page, lambda: page.locator(f"{BOT} time").count() >= 2, "the reply", site)
+    # A message replaced in place (its status moved on) gets the local time too.
+    expect(page.locator(VISITOR).last).to_contain_text("Read", timeout=WAIT * 1000)
     times = page.locator("#ww-log time[datetime]")
     for index in range(times.count()):
         el = times.nth(index)
@@ -315,6 +317,13 @@ def test_typing_indicator_waits_for_the_reply_honours_delay_and_streams(page, fr
     poll_often(page, lambda: page.locator(BOT).count() >= 2, "the reply")
     expect(typing).not_to_have_class(TYPING_ON, timeout=1000)
     assert page.evaluate("spoken") == ["Typing…", ""]  # announced once
+
+    # A quick reply is a send too.
+    bots = page.locator(BOT).count()
+    page.locator(BOT).first.get_by_role("button", name="Help").click()
+    expect(typing).to_have_class(TYPING_ON, timeout=WAIT * 1000)
+    poll_often(page, lambda: page.locator(BOT).count() > bots, "the quick reply's answer")
+    expect(typing).not_to_have_class(TYPING_ON, timeout=1000)
 
     # `delay`: "Thinking..." announces 1.5 s until the rest; typing goes on until it lands.
     page.evaluate("spoken.length = 0")
