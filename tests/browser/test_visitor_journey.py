@@ -138,7 +138,9 @@ def test_a_visitor_reading_further_up_keeps_the_place_and_gets_a_way_down(page, 
 
 def test_keyboard_start_and_reopen_put_focus_in_the_composer(page, fresh_site):
     page.goto(f"{fresh_site.host}/loader")
+    expect(page.locator(LAUNCHER)).to_be_visible(timeout=WAIT * 1000)
     page.keyboard.press("Tab")
+    expect(page.locator(LAUNCHER)).to_be_focused()
     page.keyboard.press("Enter")
     frame = page.frame_locator(FRAME)
     start_button = frame.get_by_role("button", name="Start chat")
