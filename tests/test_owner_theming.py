@@ -238,6 +238,51 @@ def test_a_missing_local_avatar_stops_start_up_naming_file_and_widget(sandbox, t
         make_app(sandbox, tmp_path, WIDGET_AVATAR="/static/x.png")
 
 
+def test_an_avatar_image_next_to_the_widgets_file_is_served_under_its_fingerprint(
+    sandbox, tmp_path
+):
+    from webwidget.sandbox.files import png
+
+    site = owner_site(tmp_path, theme='avatar = "brand/acme.png"')
+    (site / "brand").mkdir()
+    (site / "brand" / "acme.png").write_bytes(png(rgb=(200, 30, 90)))
+    # The built-in header shows the avatar (this site's header override does not).
+    (site / "acme-templates" / "widget" / "_header.html").unlink()
+    client = https_client(site_app(sandbox, tmp_path, site))
+    src = re.search(
+        r'<img class="ww-brand__avatar" src="(/themes/acme/avatar\?v=[0-9a-f]{12})"',
+        client.get("/w/acme").get_data(as_text=True),
+    ).group(1)
+    served = client.get(src)
+    assert served.status_code == 200 and served.mimetype == "image/png"
+    assert served.data == (site / "brand" / "acme.png").read_bytes()
+    assert "immutable" in served.headers["Cache-Control"]
+    assert client.get("/themes/default/avatar").status_code == 404
+
+
+@pytest.mark.parametrize(
+    "value, why",
+    [
+        ("brand/missing.png", "brand/missing.png' does not exist"),
+        ("brand/logo.svg", "must be a PNG, JPEG, GIF or WebP image"),
+        ("ftp://cdn.example/a.png", "must be an https:// URL"),
+        ("//cdn.example/a.png", "must be an https:// URL"),
+    ],
+)
+def test_an_unusable_avatar_file_stops_start_up_naming_file_and_widget(
+    sandbox, tmp_path, value, why
+):
+    site = owner_site(tmp_path, theme=f'avatar = "{value}"')
+    (site / "brand").mkdir()
+    (site / "brand" / "logo.svg").write_text("<svg/>", encoding="utf-8")
+    with pytest.raises(SettingsError) as caught:
+        site_app(sandbox, tmp_path, site)
+    message = str(caught.value)
+    assert "\n" not in message
+    assert message.startswith(f"{site / 'widgets.toml'}: widget 'acme': theme.avatar: ")
+    assert why in message, message
+
+
 def test_an_existing_local_avatar_and_a_remote_one_start(sandbox, tmp_path, caplog):
     static = Path(__file__).resolve().parent.parent / "static"
     real = next(p for p in static.rglob("*") if p.is_file())

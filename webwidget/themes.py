@@ -46,8 +46,17 @@ SHADOWS = {
     "soft": "0 8px 30px rgba(0, 0, 0, 0.3)",
     "strong": "0 16px 48px rgba(0, 0, 0, 0.55), 0 2px 8px rgba(0, 0, 0, 0.35)",
 }
-# An owner's stylesheet is theirs to write, but it is read into memory: keep it small.
+# An owner's stylesheet and avatar are theirs to choose, but they are kept in memory.
 MAX_STYLESHEET_BYTES = 256 * 1024
+MAX_IMAGE_BYTES = 512 * 1024
+# Raster images only: an SVG opened from our origin could run script.
+IMAGE_TYPES = {
+    ".png": "image/png",
+    ".jpg": "image/jpeg",
+    ".jpeg": "image/jpeg",
+    ".gif": "image/gif",
+    ".webp": "image/webp",
+}
 
 
 class ThemeError(ValueError):
@@ -70,26 +79,57 @@ class OwnerStylesheet:
         return hashlib.sha256(self.text.encode()).hexdigest()[:12]
 
 
-def read_stylesheet(value: object, base_dir: Path | None) -> OwnerStylesheet:
-    """Read the theme's `stylesheet` (a path, relative to `base_dir`); ThemeError if unusable."""
-    if not isinstance(value, str) or not value.strip():
-        raise ThemeError("stylesheet: use the path of a .css file, e.g. 'acme.css'")
-    path = Path(value.strip()).expanduser()
+def _owner_file(name: str, value: object, base_dir: Path | None, limit: int) -> Path:
+    """The existing file a theme key names (relative to `base_dir`), or a ThemeError."""
+    path = Path(str(value).strip()).expanduser()
     if not path.is_absolute():
         path = (base_dir or Path.cwd()) / path
     path = path.resolve()
     if not path.is_file():
-        raise ThemeError(f"stylesheet: {str(path)!r} does not exist")
-    data = path.read_bytes()
-    if len(data) > MAX_STYLESHEET_BYTES:
-        raise ThemeError(f"stylesheet: {str(path)!r} is over {MAX_STYLESHEET_BYTES // 1024} KB")
+        raise ThemeError(f"{name}: {str(path)!r} does not exist")
+    if path.stat().st_size > limit:
+        raise ThemeError(f"{name}: {str(path)!r} is over {limit // 1024} KB")
+    return path
+
+
+def read_stylesheet(value: object, base_dir: Path | None) -> OwnerStylesheet:
+    """Read the theme's `stylesheet` (a path, relative to `base_dir`); ThemeError if unusable."""
+    if not isinstance(value, str) or not value.strip():
+        raise ThemeError("stylesheet: use the path of a .css file, e.g. 'acme.css'")
+    path = _owner_file("stylesheet", value, base_dir, MAX_STYLESHEET_BYTES)
     try:
-        text = data.decode("utf-8")
+        text = path.read_bytes().decode("utf-8")
     except UnicodeDecodeError as exc:
         raise ThemeError(
             f"stylesheet: {str(path)!r} is not UTF-8 text (byte {exc.start})"
         ) from None
     return OwnerStylesheet(str(path), text)
+
+
+@dataclass(frozen=True)
+class OwnerImage:
+    """A site owner's image file (the avatar), read once at start-up."""
+
+    path: str
+    data: bytes = field(repr=False)
+    mimetype: str
+
+    @property
+    def fingerprint(self) -> str:
+        """The cache key in its URL: changes whenever the file's content does."""
+        return hashlib.sha256(self.data).hexdigest()[:12]
+
+
+def read_avatar_file(value: str, base_dir: Path | None) -> OwnerImage:
+    """Read an avatar image next to the widgets file; raster formats only (no SVG scripts)."""
+    mimetype = IMAGE_TYPES.get(Path(value).suffix.lower())
+    if mimetype is None:
+        raise ThemeError(
+            f"avatar: {value!r} must be a PNG, JPEG, GIF or WebP image, an https:// URL "
+            "or a path like /static/..."
+        )
+    path = _owner_file("avatar", value, base_dir, MAX_IMAGE_BYTES)
+    return OwnerImage(str(path), path.read_bytes(), mimetype)
 
 
 def localized(value: Localized | None, lang: str, fallback: str = "") -> str:
@@ -187,6 +227,8 @@ class Theme:
     shadow: str = "soft"
     # The owner's own CSS, linked after every built-in stylesheet.
     stylesheet: OwnerStylesheet | None = None
+    # An avatar image next to the widgets file (instead of a URL in `avatar`).
+    avatar_file: OwnerImage | None = None
 
     @property
     def on_primary(self) -> str:
@@ -338,13 +380,18 @@ def theme_from_mapping(values: Mapping[str, object], *, base_dir: Path | None = 
     if avatar:
         parts = urlsplit(str(avatar))
         # https or a path on this server: the page's CSP allows images from nowhere else.
-        if not (parts.scheme == "https" and parts.hostname) and not (
+        if (parts.scheme == "https" and parts.hostname) or (
             not parts.scheme and str(avatar).startswith("/") and not str(avatar).startswith("//")
         ):
+            kwargs["avatar"] = str(avatar)
+        elif not parts.scheme and not parts.netloc:
+            # A file of the owner's, relative to the widgets file: served from /themes/.
+            kwargs["avatar_file"] = read_avatar_file(str(avatar), base_dir)
+        else:
             raise ThemeError(
-                f"avatar: {avatar!r} must be an https:// URL or a path like /static/..."
+                f"avatar: {avatar!r} must be an https:// URL, a path like /static/... "
+                "or an image file next to the widgets file"
             )
-        kwargs["avatar"] = str(avatar)
     font = values.get("font")
     if font:
         if not isinstance(font, str) or not FONT_STACK.match(font):
@@ -406,6 +453,18 @@ def owner_stylesheet(widget_id: str):
     return response
 
 
+@bp.get("/themes/<widget_id>/avatar")
+def owner_avatar(widget_id: str):
+    """The site owner's avatar image for the widget, as read at start-up."""
+    owned = _widget_or_404(widget_id).theme.avatar_file
+    if owned is None:
+        abort(404)
+    response = make_response(owned.data)
+    response.mimetype = owned.mimetype
+    response.headers["Cache-Control"] = _cache_for(owned.fingerprint)
+    return response
+
+
 def theme_context() -> dict[str, object]:
     """The current widget's theme for templates (base.html, widget/_header.html, ...)."""
     widget = current_widget()
@@ -427,7 +486,12 @@ def theme_context() -> dict[str, object]:
         "theme_mode": theme.mode,
         "widget_position": theme.position,
         "subtitle": localized(theme.subtitle, lang),
-        "avatar": theme.avatar,
+        "avatar": theme.avatar
+        or (
+            url_for("theme.owner_avatar", widget_id=widget.id, v=theme.avatar_file.fingerprint)
+            if theme.avatar_file
+            else None
+        ),
         "greeting": localized(theme.greeting, lang),
     }
 
