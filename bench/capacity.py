@@ -18,11 +18,13 @@ the per-IP limit), which is stopped before anything is measured. Then it prints:
       normal poll sees meanwhile;
   (6) RSS per worker (peak and current).
 
-Worker settings come from the environment as gunicorn.conf.py reads them, so other
-mechanisms can be measured with the same script (see bench/README.md). Needs wrk
-(`apt-get install -y wrk`). Loopback only; stops every process it started.
+`--compare wait,gevent,...` also measures (1) in the same run with other mechanisms
+(polls that wait on the upstream, gunicorn's gevent worker): same machine, same load.
+Worker settings come from the environment as gunicorn.conf.py reads them. Needs wrk
+(`apt-get install -y wrk`); nginx for the second half of (5). Loopback only; stops
+every process it started.
 
-    .venv/bin/python bench/capacity.py [--conversations 2000] [--seconds 8] [--visitors 2000]
+    .venv/bin/python bench/capacity.py [--conversations 2000] [--visitors 2000] [--compare wait]
 """
 
 from __future__ import annotations
@@ -151,6 +153,14 @@ http {{
 """
 
 
+# Other mechanisms the table can be measured with in the same run (--compare).
+COMPARE = {
+    "wait": {"UPSTREAM_REFRESH_CALLS": "0"},
+    "gevent": {"GUNICORN_WORKER_CLASS": "gevent"},
+    "gevent-wait": {"GUNICORN_WORKER_CLASS": "gevent", "UPSTREAM_REFRESH_CALLS": "0"},
+}
+
+
 def children(parent: int) -> list[int]:
     found = []
     for stat in Path("/proc").glob("[0-9]*/stat"):
@@ -200,7 +210,7 @@ request = function()
   n = n + 1
   local p = polls[(n % #polls) + 1]
   return wrk.format("GET", p[1] .. "&t=" .. os.time(),
-    {{["HX-Request"] = "true", ["Cookie"] = "ww_session=" .. p[2]}})
+    {{["HX-Request"] = "true", ["Cookie"] = "__Host-ww_session-default=" .. p[2]}})
 end
 """
 
@@ -301,7 +311,9 @@ class Bench:
         def current(handle_url: tuple[str, str]) -> tuple[str, str]:
             handle = handle_url[0]
             page = requests.get(
-                base + "/w/default", headers={"Cookie": f"ww_session={handle}"}, timeout=60
+                base + "/w/default",
+                headers={"Cookie": f"__Host-ww_session-default={handle}"},
+                timeout=60,
             )
             page.raise_for_status()
             return handle, POLLER.search(page.text).group(1).replace("&amp;", "&")
@@ -311,12 +323,14 @@ class Bench:
         self.stop(setup)
         return chats
 
-    def start_widget(self) -> None:
+    def start_widget(self, **extra: str) -> None:
         port = free_port()
         self.widget_port = port
-        self.widget = self.spawn(procfile_command(), self.widget_env(port), name="widget")
+        self.widget = self.spawn(procfile_command(), self.widget_env(port, **extra), name="widget")
         self.base = f"http://127.0.0.1:{port}"
         wait_http(self.base + "/healthz")
+
+    def start_bare(self) -> None:
         bport = free_port()
         (self.work / "bare.py").write_text(BARE)
         bare_env = {
@@ -358,7 +372,7 @@ class Bench:
         lua.write_text(
             f"""request = function()
   return wrk.format("GET", "{url}&t=" .. os.time(),
-    {{["HX-Request"] = "true", ["Cookie"] = "ww_session={handle}"}})
+    {{["HX-Request"] = "true", ["Cookie"] = "__Host-ww_session-default={handle}"}})
 end
 """
         )
@@ -382,7 +396,10 @@ end
                     fresh = re.sub(r"t=\d+", f"t={int(time.time())}", url)
                     s.get(
                         self.base + fresh,
-                        headers={"HX-Request": "true", "Cookie": f"ww_session={handle}"},
+                        headers={
+                            "HX-Request": "true",
+                            "Cookie": f"__Host-ww_session-default={handle}",
+                        },
                         timeout=30,
                     )
                     time.sleep(1.5)
@@ -484,7 +501,10 @@ end
                 try:
                     r = probe.get(
                         f"http://127.0.0.1:{port}" + fresh,
-                        headers={"HX-Request": "true", "Cookie": f"ww_session={handle}"},
+                        headers={
+                            "HX-Request": "true",
+                            "Cookie": f"__Host-ww_session-default={handle}",
+                        },
                         timeout=10,
                     )
                     if r.status_code not in (200, 204):
@@ -536,6 +556,11 @@ def main() -> int:
     parser.add_argument("--slow-clients", type=int, default=1000)
     parser.add_argument("--slow-seconds", type=float, default=20)
     parser.add_argument(
+        "--compare",
+        default="wait",
+        help=f"also measure (1) with these mechanisms, comma-separated: {', '.join(COMPARE)}",
+    )
+    parser.add_argument(
         "--only",
         default="table,ceiling,tabs,visitors,slow,memory",
         help="comma-separated sections to run",
@@ -559,12 +584,13 @@ def main() -> int:
             flush=True,
         )
         bench.start_widget()
-        if "table" in only:
+
+        def print_table(label: str) -> None:
             table = bench.latency_table(chats[: args.conversations])
             zero = table[0]["rps"] or float("nan")
             print(
-                f"(1) polls/s over {args.conversations} conversations, wrk -c{args.connections}"
-                f" -d{args.seconds:g}s (load average {load_average()}):"
+                f"(1) {label}: polls/s over {args.conversations} conversations,"
+                f" wrk -c{args.connections} -d{args.seconds:g}s (load average {load_average()}):"
             )
             print("    latency  polls/s  ratio  p50 ms   p99 ms  errors  upstream calls/s  wrk CPU")
             for ms, r in table.items():
@@ -574,6 +600,18 @@ def main() -> int:
                     f"  {r['cpu']:>6.0%}",
                     flush=True,
                 )
+
+        bench.start_bare()
+        if "table" in only:
+            print_table("as configured")
+        for mode in filter(None, args.compare.split(",")):
+            # The same table for another mechanism, in the same run: same machine, same load.
+            bench.stop(bench.widget)
+            bench.start_widget(**COMPARE[mode])
+            print_table(f"{mode} ({' '.join(f'{k}={v}' for k, v in COMPARE[mode].items())})")
+        if args.compare:
+            bench.stop(bench.widget)
+            bench.start_widget()
         if "ceiling" in only:
             poll, bare = bench.ceiling(chats[0])
             print(

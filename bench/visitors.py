@@ -100,7 +100,7 @@ class Connection:
 
 async def visitor(n, handle, args, stats: Stats, stop_at: float) -> None:
     await asyncio.sleep(n * args.ramp / max(args.count, 1))
-    cookie = f"Cookie: ww_session={handle}\r\n".encode()
+    cookie = f"Cookie: __Host-ww_session-default={handle}\r\n".encode()
     host = f"Host: 127.0.0.1:{args.port}\r\n".encode()
     conn = Connection(args.port, stats)
     try:

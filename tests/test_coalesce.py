@@ -307,3 +307,16 @@ def test_a_list_too_old_or_invalidated_is_not_answered_stale():
     run_all(tasks)
     listing = coalescer.get("k", upstream, max_age=1, refresh=upstream)
     assert upstream.calls == 4 and listing.messages[0].content.text == "after the send"
+
+
+def test_a_poll_of_a_list_this_process_never_saw_need_not_wait_for_it():
+    coalescer, now, tasks = background_coalescer()
+    upstream = Upstream()
+    assert coalescer.get("k", upstream, max_age=1, refresh=upstream, cold_ok=True) is None
+    assert upstream.calls == 0 and len(tasks) == 1
+    run_all(tasks)
+    listing = coalescer.get("k", upstream, max_age=1, refresh=upstream, cold_ok=True)
+    assert listing is not None and upstream.calls == 1
+    # Without cold_ok (a page load, a send) the first read fetches in the request.
+    assert coalescer.get("other", upstream, max_age=1, refresh=upstream).messages
+    assert upstream.calls == 2 and tasks == []

@@ -115,6 +115,9 @@ def create_app(
             read_timeout=settings.UPSTREAM_READ_TIMEOUT,
             deadline=settings.UPSTREAM_DEADLINE,
             sending_enabled=bool(demo) or settings.CHATCAPTAIN_SENDING_ENABLED,
+            # Room for every background refresh plus the request threads' own calls, so
+            # no connection is opened per call and thrown away when the pool is full.
+            pool_maxsize=settings.UPSTREAM_REFRESH_CALLS + 32,
         ),
     )
     init_sessions(

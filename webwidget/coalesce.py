@@ -267,16 +267,22 @@ class Coalescer:
         *,
         max_age: float = 0.0,
         refresh: Callable[[], list[MessageDto]] | None = None,
-    ) -> Listing:
+        cold_ok: bool = False,
+    ) -> Listing | None:
         """The list for `key` no older than `max_age`, fetched at most once at a time.
 
         With `refresh` (an upstream call that needs no request: it runs in the background)
         and a refresher, a cached list that is too old is answered at once and refreshed
-        in the background; the caller then sees the new list on its next read.
+        in the background; the caller then sees the new list on its next read. With
+        `cold_ok` as well, no list cached at all answers None (a refresh was asked for)
+        instead of waiting: a poll of a page that shows a list already.
         """
         max_age = min(max(max_age, 0.0), MAX_AGE_CAP)
         started = self.clock()
         generation, cached = self._cached(key)
+        if cached is None and cold_ok and refresh is not None:
+            if self._refresh_later(key, refresh, generation):
+                return None
         if cached is not None:
             age = started - cached.fetched_at
             if age <= max_age:

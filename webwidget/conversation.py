@@ -174,14 +174,20 @@ def listing_key(widget: WidgetConfig, chat: Chat) -> str:
 
 
 def message_listing(
-    widget: WidgetConfig, chat: Chat, *, max_age: float = 0.0, background: bool = False
-) -> Listing:
+    widget: WidgetConfig,
+    chat: Chat,
+    *,
+    max_age: float = 0.0,
+    background: bool = False,
+    cold_ok: bool = False,
+) -> Listing | None:
     """The messages and their version, sharing one upstream call with concurrent polls.
 
     `max_age` accepts a list another tab or instance fetched that many seconds ago.
     With `background` (polls) an older cached list answers at once and is refreshed
     in the background, by a call that needs no request (so it cannot renew the token:
-    a failed refresh makes the next poll fetch in the foreground, which can).
+    a failed refresh makes the next poll fetch in the foreground, which can); with
+    `cold_ok` too, None when nothing is cached yet (a refresh was asked for).
     """
     refresh = None
     if background:
@@ -193,6 +199,7 @@ def message_listing(
         lambda: fetch_messages(widget, chat),
         max_age=max_age,
         refresh=refresh,
+        cold_ok=cold_ok,
     )
 
 

@@ -155,7 +155,17 @@ def poll(
     base = current_app.config["WEBWIDGET_SETTINGS"].WIDGET_POLL_SECONDS
     state = read_state(now)
     max_age = 0.0 if activity else state.interval * SHARE_OF_INTERVAL
-    listing = chats.message_listing(widget, chat, max_age=max_age, background=not activity)
+    listing = chats.message_listing(
+        widget,
+        chat,
+        max_age=max_age,
+        background=not activity,
+        # A page that shows a version has a list: this worker's first poll of it (the page
+        # came from another worker, or this one restarted) need not wait for one either.
+        cold_ok=state.version is not None and not activity,
+    )
+    if listing is None:
+        return "", 204
     if listing.version == state.version and not activity:
         wanted = interval_for(now - state.changed_at, base)
         # A poll without `i` (an older page) keeps its interval: nothing to hint.
