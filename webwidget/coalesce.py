@@ -497,7 +497,11 @@ class Coalescer:
                     break
             except RedisError:
                 break
-        return self._fetch(key, fetch, self._cached(key)[0])
+        # The lock may have gone between our two reads because the list just arrived.
+        current, listing = self._cached(key)
+        if listing is not None and listing.fetched_at >= started - max_age:
+            return listing
+        return self._fetch(key, fetch, current)
 
 
 _RELEASE = """
