@@ -5,14 +5,15 @@ background refresh (UPSTREAM_REFRESH_CALLS at once per worker), so a worker's th
 are busy only for CPU work whatever ChatCaptain's latency; page loads, starts and sends
 still wait on their call, which is what the threads are for. Chosen by measurement
 against gevent and against polls that wait (bench/capacity.py, figures in
-bench/README.md): with the gevent worker the client's per-thread HTTP sessions would be
-per greenlet (a session and a connection per request), SQLite's busy wait would stall
-the whole worker, and it measured slower here.
+bench/README.md): the gevent worker measured far slower here, and under it SQLite (the
+session store and the rate-limit counters) blocks the worker's whole event loop during
+each call and opens a connection per request (its connections are per thread).
 
 Slow clients: a gthread worker gives a connection a thread once its first bytes arrive,
 and the thread then waits for the complete headers, so connections that send their
-headers a byte at a time can hold every thread. Run nginx (docs/hosting/) in front: it
-reads and buffers whole requests before passing them on (measured in bench/README.md).
+headers a byte at a time can hold every thread. Never expose gunicorn directly: nginx
+(docs/hosting/nginx.md) reads whole requests before passing them on (measured there and
+in bench/README.md).
 
 Metrics: set PROMETHEUS_MULTIPROC_DIR (e.g. /tmp/webwidget-metrics) so /metrics adds
 up every worker; the hooks below empty it at start and drop a dead worker's gauges.
