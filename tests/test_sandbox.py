@@ -239,7 +239,8 @@ def test_a_repeated_client_message_id_is_stored_once(sandbox):
     assert (first.status_code, again.status_code) == (201, 200)
     assert again.json()["message"]["id"] == first.json()["message"]["id"]
     # Another id (or none) is another message; the id is per conversation.
-    assert visitor.send(conversation_id, {**body, "clientMessageId": "c0ffee-0002"}).status_code == 201
+    another = {**body, "clientMessageId": "c0ffee-0002"}
+    assert visitor.send(conversation_id, another).status_code == 201
     other = visitor.start()["conversation"]["id"]
     assert visitor.send(other, body).status_code == 201
     advance(sandbox.url, 5)
