@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 from conftest import CHANNEL_TOKEN, free_port
 from selenium import webdriver
+from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support.ui import WebDriverWait
@@ -101,7 +102,7 @@ def webkit(display):
 
 def open_widget(driver):
     """Click the launcher in the loader's shadow root and switch into its iframe."""
-    wait = WebDriverWait(driver, WAIT)
+    wait = WebDriverWait(driver, WAIT, ignored_exceptions=(StaleElementReferenceException,))
     host = wait.until(lambda d: d.find_element(By.CSS_SELECTOR, "#webwidget-default"))
     root = host.shadow_root
     wait.until(lambda d: root.find_element(By.CSS_SELECTOR, "button.l")).click()
@@ -112,8 +113,11 @@ def open_widget(driver):
 
 
 def ids(driver) -> list[str]:
-    return [el.get_attribute("data-message-id")
-            for el in driver.find_elements(By.CSS_SELECTOR, MESSAGE)]
+    """Read in one script call: htmx replaces messages between two WebDriver calls."""
+    return driver.execute_script(
+        "return Array.from(document.querySelectorAll('[data-message-id]'),"
+        " function (el) { return el.getAttribute('data-message-id'); });"
+    )
 
 
 def newest_in_view(driver) -> bool:
@@ -151,6 +155,23 @@ def test_core_journey_in_webkit(webkit, fresh_site):
     wait = open_widget(driver)
     wait.until(lambda d: ids(d) == before)
     wait.until(newest_in_view)
+    # Another exchange after the reload, watched for any Content-Security-Policy violation.
+    driver.execute_script(
+        "window.cspViolations = [];"
+        "document.addEventListener('securitypolicyviolation', function (e) {"
+        "  window.cspViolations.push(e.violatedDirective + ' ' + e.blockedURI); });"
+    )
+    box = wait.until(lambda d: d.find_element(By.ID, "ww-text"))
+    box.click()
+    box.send_keys("text")
+    box.send_keys(Keys.ENTER)
+
+    def answered(d):
+        fresh_site.advance_clock()
+        return len(ids(d)) >= len(before) + 2
+
+    wait.until(answered)
+    assert driver.execute_script("return window.cspViolations") == []
     html = driver.page_source
     assert CHANNEL_TOKEN not in html and not UPSTREAM_ID.search(html)
     # WebKit keeps no third-party cookie: the handle came back through the loader's storage.

@@ -77,6 +77,20 @@ try {
   await until(async () => JSON.stringify(await ids(frame)) === JSON.stringify(before),
     "the same conversation after the reload");
   await until(() => newestInView(frame), "the newest message in view after the reload");
+  // Another exchange after the reload, watched for any Content-Security-Policy violation
+  // (an htmx that injected its indicator styles would cause one on every swap).
+  await frame.evaluate(() => {
+    window.cspViolations = [];
+    document.addEventListener("securitypolicyviolation", (e) => {
+      window.cspViolations.push(`${e.violatedDirective} ${e.blockedURI}`);
+    });
+  });
+  const again = await frame.waitForSelector("#ww-text", { timeout: WAIT });
+  await again.type("text");
+  await again.press("Enter");
+  await until(async () => (await ids(frame)).length >= before.length + 2, "the second reply");
+  const violations = await frame.evaluate(() => window.cspViolations);
+  if (violations.length) throw new Error(`CSP violations: ${violations.join("; ")}`);
   const html = await frame.content();
   for (const secret of secrets) {
     if (html.includes(secret)) throw new Error("a secret is in the widget's page");
