@@ -411,9 +411,9 @@ end
             t.join()
         return (self.list_calls() - before) * 60 / seconds
 
-    def visitors(self, chats, latency_ms: int) -> dict:
+    def visitors(self, chats, latency_ms: int, open_pages: bool) -> dict:
         handles = self.work / "handles.json"
-        handles.write_text(json.dumps([h for h, _ in chats]))
+        handles.write_text(json.dumps([h for h, _ in chats] if open_pages else chats))
         self.latency(latency_ms)
         before = self.list_calls()
         out = subprocess.run(
@@ -631,20 +631,24 @@ def main() -> int:
                 flush=True,
             )
         if "visitors" in only:
-            v = bench.visitors(chats, args.visitor_latency)
-            print(
-                f"(4) {v['visitors']} visitors at the hinted interval, {args.visitor_latency} ms"
-                f" upstream, arriving over {args.ramp:g} s, {v['seconds']:.0f} s: "
-                f"{v['polls']} polls ({v['polls_per_s']:.0f}/s) p50 {v['poll_p50_ms']:.0f} ms"
-                f" p99 {v['poll_p99_ms']:.0f} ms max {v['poll_max_ms']:.0f} ms; page p99 "
-                f"{v['page_p99_ms']:.0f} ms; errors {sum(v['errors'].values())}"
-                f" {v['errors'] or ''}; statuses {v['statuses']}; keep-alive reconnects"
-                f" {v['reconnects']}; upstream list calls"
-                f" {v['upstream_per_s'] * 60 / v['visitors']:.1f} per visitor per minute = "
-                f"{v['upstream_per_s']:.0f}/s; generator CPU {v['cpu_seconds']:.1f} s ="
-                f" {v['cpu_share_of_one_core']:.0%} of one core (load average {load_average()})",
-                flush=True,
-            )
+            for open_pages in (False, True):
+                v = bench.visitors(chats, args.visitor_latency, open_pages)
+                print(
+                    f"(4) {v['visitors']} visitors at the hinted interval,"
+                    f" {args.visitor_latency} ms"
+                    f" upstream, {'each opening the page first' if open_pages else 'pages open'},"
+                    f" arriving over {args.ramp:g} s, {v['seconds']:.0f} s: "
+                    f"{v['polls']} polls ({v['polls_per_s']:.0f}/s) p50 {v['poll_p50_ms']:.0f} ms"
+                    f" p99 {v['poll_p99_ms']:.0f} ms max {v['poll_max_ms']:.0f} ms; page p99 "
+                    f"{v['page_p99_ms']:.0f} ms; errors {sum(v['errors'].values())}"
+                    f" {v['errors'] or ''}; statuses {v['statuses']}; keep-alive reconnects"
+                    f" {v['reconnects']}; upstream list calls"
+                    f" {v['upstream_per_s'] * 60 / v['visitors']:.1f} per visitor per minute = "
+                    f"{v['upstream_per_s']:.0f}/s; generator CPU {v['cpu_seconds']:.1f} s ="
+                    f" {v['cpu_share_of_one_core']:.0%} of one core"
+                    f" (load average {load_average()})",
+                    flush=True,
+                )
         if "slow" in only:
             targets = [("gunicorn directly", None)]
             nginx = bench.start_nginx()

@@ -98,21 +98,27 @@ class Connection:
         self.reader = self.writer = None
 
 
-async def visitor(n, handle, args, stats: Stats, stop_at: float) -> None:
+async def visitor(n, chat, args, stats: Stats, stop_at: float) -> None:
+    """`chat` is a session handle (the visitor opens the page first) or [handle, poller
+    URL] (the page is open already: the visitor starts polling, its last change now)."""
     await asyncio.sleep(n * args.ramp / max(args.count, 1))
+    handle, url = (chat, None) if isinstance(chat, str) else chat
     cookie = f"Cookie: __Host-ww_session-default={handle}\r\n".encode()
     host = f"Host: 127.0.0.1:{args.port}\r\n".encode()
     conn = Connection(args.port, stats)
     try:
-        started = time.perf_counter()
-        status, body = await conn.get(b"GET /w/default HTTP/1.1\r\n" + host + cookie + b"\r\n")
-        stats.page_ms.append((time.perf_counter() - started) * 1000)
-        stats.count("page", status)
-        found = POLLER.search(body)
-        if status != 200 or not found:
-            stats.error(f"page {status} without a poller")
-            return
-        url = found.group(1).decode().replace("&amp;", "&")
+        if url is None:
+            started = time.perf_counter()
+            status, body = await conn.get(b"GET /w/default HTTP/1.1\r\n" + host + cookie + b"\r\n")
+            stats.page_ms.append((time.perf_counter() - started) * 1000)
+            stats.count("page", status)
+            found = POLLER.search(body)
+            if status != 200 or not found:
+                stats.error(f"page {status} without a poller")
+                return
+            url = found.group(1).decode().replace("&amp;", "&")
+        else:
+            url = re.sub(r"t=\d+", f"t={int(time.time())}", url)
         while True:
             wait = interval_of(url)
             if time.perf_counter() + wait >= stop_at:
@@ -178,7 +184,11 @@ async def main_async(args) -> dict:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--port", type=int, required=True)
-    parser.add_argument("--handles", required=True, help="JSON list of session handles")
+    parser.add_argument(
+        "--handles",
+        required=True,
+        help="JSON list of session handles, or of [handle, poller URL] pairs",
+    )
     parser.add_argument("--count", type=int, default=2000)
     parser.add_argument("--seconds", type=float, default=90)
     parser.add_argument("--ramp", type=float, default=30)
