@@ -195,3 +195,26 @@ def test_a_poll_crossing_a_send_never_shows_a_message_twice(page, fresh_site):
         )
     ids = [el.get_attribute("data-message-id") for el in page.locator(MESSAGE).all()]
     assert len(ids) == len(set(ids)), ids
+
+
+@pytest.mark.parametrize("scheme", ["light", "dark"])
+def test_end_chat_confirmation_and_error_notice_pass_axe(browser, fresh_site, scheme):
+    from .test_accessibility import violations
+
+    context = browser.new_context(color_scheme=scheme)
+    page = context.new_page()
+    start(page, fresh_site)
+    page.locator(".ww-header .ww-end summary").click()
+    expect(page.get_by_role("button", name="Yes, end chat")).to_be_visible()
+    assert violations(page) == []
+    page.get_by_role("button", name="Yes, end chat").click()
+    expect(page.locator(".ww-notice--ended")).to_be_visible(timeout=WAIT * 1000)
+    requests.put(
+        f"{fresh_site.sandbox}/_sandbox/faults",
+        json={"error_status": 503, "operations": ["create_contact", "create_conversation"]},
+        timeout=5,
+    ).raise_for_status()
+    page.get_by_role("button", name="Start chat").click()
+    expect(page.locator(".ww-notice--start_failed")).to_be_visible(timeout=WAIT * 1000)
+    assert violations(page) == []
+    context.close()
