@@ -79,6 +79,12 @@ def themed(sandbox_server, tmp_path_factory):
         widget.stop()
 
 
+@pytest.fixture(autouse=True)
+def clean_sandbox(sandbox):
+    """Faults and clock reset before each test: other modules share the sandbox."""
+    return sandbox
+
+
 def background(locator) -> str:
     return locator.evaluate("e => getComputedStyle(e).backgroundColor")
 
