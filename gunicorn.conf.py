@@ -48,7 +48,7 @@ access_log_format = (
 )
 
 
-def on_starting(server):
+def empty_metrics_directory():
     """Start from an empty metrics directory: files of an earlier run would add up."""
     directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
     if directory:
@@ -60,6 +60,20 @@ def on_starting(server):
                 else:
                     child.unlink()
         path.mkdir(parents=True, exist_ok=True)
+
+
+def on_starting(server):
+    """Build the app once before forking workers: a bad setting stops start-up here,
+    once, in one line per setting (webwidget/preflight.py)."""
+    from webwidget.preflight import check_app_builds
+
+    empty_metrics_directory()
+    status = check_app_builds()
+    if status:
+        if server.pidfile is not None:
+            server.pidfile.unlink()
+        raise SystemExit(status)
+    empty_metrics_directory()  # the trial build's files
 
 
 def child_exit(server, worker):

@@ -27,7 +27,7 @@ def demo_env(instance: Path, port: int) -> dict[str, str]:
     return env
 
 
-def wait_until_up(url: str, proc: subprocess.Popen, seconds: float = 20) -> None:
+def wait_until_up(url: str, proc: subprocess.Popen, seconds: float = 60) -> None:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         assert proc.poll() is None, "the server exited early"
@@ -70,7 +70,7 @@ def gunicorn_demo(request, tmp_path):
         yield url, log
     finally:
         proc.terminate()
-        proc.wait(timeout=20)
+        proc.wait(timeout=40)  # gunicorn allows requests in flight graceful_timeout (20 s)
 
 
 def test_demo_under_gunicorn_converses_with_the_bundled_sandbox(gunicorn_demo):

@@ -35,7 +35,7 @@ from .i18n import N_
 from .limits import init_app as init_limits
 from .rendering import register_template_helpers
 from .sessions import SessionStoreUnavailable, init_sessions
-from .settings import Settings, load_settings
+from .settings import Settings, SettingsError, load_settings
 from .widgets import widgets_from_settings
 
 log = logging.getLogger(__name__)
@@ -57,7 +57,9 @@ def create_app(
     `clock` replaces the wall clock (tests move time with it instead of sleeping).
     """
     if not (HOME / "templates").is_dir():
-        raise RuntimeError(f"templates/ not found under {HOME}: set WEBWIDGET_HOME to the checkout")
+        raise SettingsError(
+            f"WEBWIDGET_HOME: no templates/ under {HOME}; point it at a webwidget checkout"
+        )
     settings = settings or load_settings()
     app = Flask(
         __name__,
@@ -66,7 +68,13 @@ def create_app(
         instance_relative_config=True,
         instance_path=instance_path or os.environ.get("WEBWIDGET_INSTANCE_PATH") or None,
     )
-    Path(app.instance_path).mkdir(parents=True, exist_ok=True)
+    try:
+        Path(app.instance_path).mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise SettingsError(
+            f"WEBWIDGET_INSTANCE_PATH: cannot create {app.instance_path} ({exc.strerror});"
+            " point it at a folder this user can write"
+        ) from None
     # Before anything creates the Jinja environment: owners' templates shadow ours.
     overrides.init_app(app, settings.WIDGET_TEMPLATE_DIR)
     app.config.from_mapping(
@@ -120,18 +128,25 @@ def create_app(
             pool_maxsize=settings.UPSTREAM_REFRESH_CALLS + 32,
         ),
     )
-    init_sessions(
-        app,
-        store_url=settings.SESSION_STORE_URL
-        or f"sqlite:///{Path(app.instance_path) / 'sessions.sqlite3'}",
-        secret_keys=[
-            secret_key,
-            *(key.get_secret_value() for key in settings.SECRET_KEY_FALLBACKS),
-        ],
-        idle_timeout=settings.SESSION_IDLE_TIMEOUT,
-        absolute_timeout=settings.SESSION_ABSOLUTE_TIMEOUT,
-        scope_of=security.session_scope,
-    )
+    try:
+        init_sessions(
+            app,
+            store_url=settings.SESSION_STORE_URL
+            or f"sqlite:///{Path(app.instance_path) / 'sessions.sqlite3'}",
+            secret_keys=[
+                secret_key,
+                *(key.get_secret_value() for key in settings.SECRET_KEY_FALLBACKS),
+            ],
+            idle_timeout=settings.SESSION_IDLE_TIMEOUT,
+            absolute_timeout=settings.SESSION_ABSOLUTE_TIMEOUT,
+            scope_of=security.session_scope,
+        )
+    except SessionStoreUnavailable as exc:
+        # Only SQLite opens its file at start-up (Redis connects on first use).
+        raise SettingsError(
+            f"SESSION_STORE_URL: the SQLite session store cannot be opened ({exc}); use a "
+            "writable path, or set WEBWIDGET_INSTANCE_PATH to a writable folder"
+        ) from None
     security.init_app(app)
     i18n.init_app(app, settings.WIDGET_TEMPLATE_DIR)
     themes.init_app(app)

@@ -18,7 +18,7 @@ def serve(args: argparse.Namespace) -> int:
     try:
         app = create_app()
     except SettingsError as error:
-        print(error, file=sys.stderr)
+        print(error.report(), file=sys.stderr)
         return 2
     logging.getLogger(__name__).warning(
         "webwidget on http://%s:%s/  (open it in a browser)", args.host, args.port

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import re
-from typing import Annotated
+from collections.abc import Mapping
+from typing import Annotated, Any
 from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
@@ -12,8 +13,36 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 LANGUAGE_CODE = re.compile(r"^[A-Za-z]{2}$")
 
 
+# What to do about a required setting that is missing in production.
+MISSING_FIXES = {
+    "SECRET_KEY": "set it to 32 or more random characters, e.g. the output of "
+    "python3 -c 'import secrets; print(secrets.token_urlsafe(48))'",
+    "CHATCAPTAIN_CHATBOT_ID": "set it to the chatbot id from ChatCaptain "
+    "(or list widgets in WIDGETS_FILE)",
+    "CHATCAPTAIN_CHANNEL_ID": "set it to the widget channel's id from ChatCaptain",
+    "CHATCAPTAIN_CHANNEL_TOKEN": "set it to the widget channel's token from ChatCaptain",
+    "WIDGET_ALLOWED_ORIGINS": "list the sites that embed the widget, e.g. https://www.example.com",
+}
+
+# Headers older messages put before their "NAME: why" lines; the lines alone are kept.
+_HEADER = re.compile(r"^webwidget cannot start(; fix th(is|ese) settings?:|: )\s*")
+
+
 class SettingsError(RuntimeError):
-    """A setting is missing or malformed; the message says what to set."""
+    """Settings that are missing or malformed: one line each, naming it and the fix."""
+
+    def __init__(self, *messages: str) -> None:
+        self.problems = [
+            _HEADER.sub("", line.strip())
+            for message in messages
+            for line in str(message).splitlines()
+            if _HEADER.sub("", line.strip())
+        ]
+        super().__init__("\n".join(self.problems))
+
+    def report(self) -> str:
+        """What start-up prints: one line per problem, nothing else."""
+        return "\n".join(f"webwidget cannot start: {problem}" for problem in self.problems)
 
 
 def parse_origin(value: str) -> str:
@@ -219,12 +248,16 @@ class Settings(BaseSettings):
             )
             if not getattr(self, name)
         ]
-        if missing:
-            raise ValueError(
-                "CHATCAPTAIN_BASE_URL is set, so these must be set too: " + ", ".join(missing)
-            )
-        if len(self.SECRET_KEY.get_secret_value()) < 32:  # type: ignore[union-attr]
-            raise ValueError("SECRET_KEY must be at least 32 characters of random text")
+        problems = [
+            f"{name}: not set (required once CHATCAPTAIN_BASE_URL is set); {MISSING_FIXES[name]}"
+            for name in missing
+        ]
+        if self.SECRET_KEY and len(self.SECRET_KEY.get_secret_value()) < 32:
+            fix = MISSING_FIXES["SECRET_KEY"]
+            problems.append(f"SECRET_KEY: shorter than 32 characters; {fix}")
+        if problems:
+            # One ValueError for the model; load_settings splits it back into its lines.
+            raise ValueError("\n".join(problems))
         return self
 
     @property
@@ -234,14 +267,17 @@ class Settings(BaseSettings):
 
 
 def load_settings(**overrides: object) -> Settings:
-    """Read and validate the settings, turning validation errors into one clear message."""
+    """Read and validate the settings; SettingsError has one line per bad setting."""
     try:
         return Settings(**overrides)  # type: ignore[arg-type]
     except ValidationError as exc:
-        lines = []
-        for error in exc.errors():
-            name = ".".join(str(part) for part in error["loc"]) or "settings"
-            lines.append(f"  {name}: {error['msg']}")
-        raise SettingsError(
-            "webwidget cannot start; fix these settings:\n" + "\n".join(lines)
-        ) from None
+        raise SettingsError(*(_problem(error) for error in exc.errors())) from None
+
+
+def _problem(error: Mapping[str, Any]) -> str:
+    """One pydantic error as "NAME: why", without pydantic's "Value error, " prefix."""
+    cause = error.get("ctx", {}).get("error")
+    why = str(cause) if error["type"] == "value_error" and cause is not None else error["msg"]
+    name = ".".join(str(part) for part in error["loc"])
+    # A model-level error (no loc) already names its settings, one per line.
+    return f"{name}: {why}" if name else why

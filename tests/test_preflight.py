@@ -1,0 +1,82 @@
+"""Start-up errors: a bad setting stops every documented way of starting with one line
+per setting (naming it and the fix), no traceback, a non-zero status, and under
+gunicorn once, not once per worker."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import free_port
+from test_scale_out import instance_env
+
+ROOT = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+
+
+def start(command: list[str], env: dict[str, str]) -> subprocess.CompletedProcess:
+    """Run a start-up command that must end by itself; its combined output."""
+    return subprocess.run(
+        command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        text=True, timeout=120,
+    )
+
+
+def bad_env(tmp_path: Path, **changes: str | None) -> dict[str, str]:
+    """A production environment with some settings changed (None: removed)."""
+    env = instance_env("https://api.example.invalid", f"sqlite:///{tmp_path / 's.sqlite3'}",
+                       WEB_CONCURRENCY="2", PORT=str(free_port()),
+                       WEBWIDGET_INSTANCE_PATH=str(tmp_path / "instance"))
+    for name, value in changes.items():
+        if value is None:
+            env.pop(name, None)
+        else:
+            env[name] = value
+    return env
+
+
+GUNICORN = [str(BIN / "gunicorn"), "-c", "gunicorn.conf.py", "--no-control-socket", "wsgi:app"]
+CLI = [str(BIN / "webwidget"), "serve", "--port", "0"]
+
+
+@pytest.mark.parametrize("command", [GUNICORN, CLI], ids=["gunicorn", "webwidget-serve"])
+def test_a_missing_secret_key_is_one_line_naming_it_and_the_fix(command, tmp_path):
+    result = start(command, bad_env(tmp_path, SECRET_KEY=None))
+    assert result.returncode == 2, result.stdout
+    errors = [line for line in result.stdout.splitlines() if "cannot start" in line]
+    assert errors == [
+        "webwidget cannot start: SECRET_KEY: not set (required once CHATCAPTAIN_BASE_URL is"
+        " set); set it to 32 or more random characters, e.g. the output of python3 -c"
+        " 'import secrets; print(secrets.token_urlsafe(48))'"
+    ], result.stdout
+    assert "Traceback" not in result.stdout and "Value error" not in result.stdout
+    # gunicorn never forked a worker for it.
+    assert "Booting worker" not in result.stdout
+
+
+@pytest.mark.parametrize("command", [GUNICORN, CLI], ids=["gunicorn", "webwidget-serve"])
+def test_each_bad_setting_gets_its_own_line(command, tmp_path):
+    env = bad_env(tmp_path, WIDGET_LANGUAGE="german", WIDGET_ALLOWED_ORIGINS="*",
+                  SESSION_STORE_URL="postgres://db/widget")
+    result = start(command, env)
+    assert result.returncode == 2, result.stdout
+    errors = sorted(line for line in result.stdout.splitlines() if "cannot start" in line)
+    assert [line.split(": ")[1] for line in errors] == [
+        "SESSION_STORE_URL", "WIDGET_ALLOWED_ORIGINS", "WIDGET_LANGUAGE"
+    ], result.stdout
+    assert "Traceback" not in result.stdout
+
+
+def test_an_unwritable_session_store_names_the_setting(tmp_path):
+    blocked = tmp_path / "file-not-folder"
+    blocked.write_text("")
+    env = bad_env(tmp_path, SESSION_STORE_URL=f"sqlite:///{blocked}/sessions.sqlite3")
+    result = start(GUNICORN, env)
+    assert result.returncode == 2, result.stdout
+    errors = [line for line in result.stdout.splitlines() if "cannot start" in line]
+    assert len(errors) == 1 and errors[0].startswith(
+        "webwidget cannot start: SESSION_STORE_URL: the SQLite session store cannot be opened"
+    ), result.stdout
+    assert "Traceback" not in result.stdout
