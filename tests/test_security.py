@@ -581,42 +581,28 @@ def test_when_cookie_and_header_both_arrive_a_live_cookie_wins(app):
     assert "header chat" in page
 
 
-class Clock:
-    """A controlled clock for the session interface."""
-
-    def __init__(self) -> None:
-        import time
-
-        self.now = time.time()
-
-    def __call__(self) -> float:
-        return self.now
-
-
 @pytest.mark.parametrize("store", ["sqlite", "redis"])
-def test_idle_and_absolute_timeouts_end_the_chat(sandbox, tmp_path, store, request):
+def test_idle_and_absolute_timeouts_end_the_chat(sandbox, tmp_path, store, request, clock):
     store_url = request.getfixturevalue("redis_url") if store == "redis" else None
     if store_url:
         store_url = store_url.rsplit("/", 1)[0] + "/15"
     app = make_app(
-        sandbox, tmp_path, store_url=store_url, SESSION_IDLE_TIMEOUT=120,
+        sandbox, tmp_path, store_url=store_url, clock=clock, SESSION_IDLE_TIMEOUT=120,
         SESSION_ABSOLUTE_TIMEOUT=600
     )
-    clock = Clock()
-    app.session_interface.clock = clock
     visitor = Visitor(https_client(app))
 
     visitor.start()
-    clock.now += 119
+    clock.advance(119)
     assert 'role="log"' in visitor.get("/w/default").get_data(as_text=True)
-    clock.now += 121  # idle for longer than 120 s
+    clock.advance(121)  # idle for longer than 120 s
     assert "ww-welcome" in visitor.get("/w/default").get_data(as_text=True)
 
     handle = handle_of(visitor.start())
     for _ in range(5):  # active every 100 s: never idle, but past 600 s in the end
-        clock.now += 100
+        clock.advance(100)
         assert 'role="log"' in visitor.get("/w/default").get_data(as_text=True)
-    clock.now += 101
+    clock.advance(101)
     assert "ww-welcome" in visitor.get("/w/default").get_data(as_text=True)
     assert store_of(app).load(sid_of(handle)) is None
 

@@ -28,7 +28,7 @@ from . import (
     views,
 )
 from .chatcaptain.client import ChatCaptainClient
-from .clock import Clock
+from .clock import Clock, get_clock
 from .clock import init_app as init_clock
 from .current import init_app as init_current_widget
 from .i18n import N_
@@ -140,6 +140,7 @@ def create_app(
             idle_timeout=settings.SESSION_IDLE_TIMEOUT,
             absolute_timeout=settings.SESSION_ABSOLUTE_TIMEOUT,
             scope_of=security.session_scope,
+            clock=get_clock(app),
         )
     except SessionStoreUnavailable as exc:
         # Only SQLite opens its file at start-up (Redis connects on first use).

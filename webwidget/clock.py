@@ -1,8 +1,8 @@
 """The app's clock: wall-clock seconds, passed to create_app so tests move time, not wait.
 
-The breaker, the list cache and the poller's idle time all read this one clock. It is
-wall time (not monotonic) because cached lists and poll parameters are shared between
-processes and with the browser.
+The breaker, the list cache, the poller's idle time and the session timeouts read this
+one clock. It is wall time (not monotonic) because cached lists, poll parameters and
+sessions are shared between processes and with the browser.
 """
 
 from __future__ import annotations

@@ -28,6 +28,7 @@ from .chatcaptain.errors import (
     UpstreamTimeout,
     UpstreamUnavailable,
 )
+from .current import current_widget
 from .i18n import N_
 from .languages import choose_language
 from .rendering import build_message_views
@@ -52,9 +53,10 @@ def new_client_id() -> str:
 
 
 def get_widget(widget_id: str) -> WidgetConfig:
-    """The configured widget, or a 404 for an unknown one."""
-    widget = current_app.extensions["webwidget.widgets"].get(widget_id)
-    if widget is None:
+    """The request's widget (resolved once, when its URL matched), or the 404 for an id
+    no widget has."""
+    widget = current_widget()
+    if widget is None or widget.id != widget_id:
         abort(404)
     return widget
 

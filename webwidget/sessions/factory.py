@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -46,10 +47,12 @@ def init_sessions(
     idle_timeout: float,
     absolute_timeout: float,
     scope_of: Callable[[Request], str | None] | None = None,
+    clock: Callable[[], float] = time.time,
 ) -> ServerSessionInterface:
     """Install server-side sessions on app; the store lands in app.extensions.
 
-    `scope_of` names the scope (widget) of a request: one session per scope.
+    `scope_of` names the scope (widget) of a request: one session per scope; `clock`
+    (seconds since the epoch) is what the idle and absolute timeouts are measured on.
     """
     store = store_from_url(store_url, base_dir=app.instance_path)
     interface = ServerSessionInterface(
@@ -58,6 +61,7 @@ def init_sessions(
         idle_timeout=idle_timeout,
         absolute_timeout=absolute_timeout,
         scope_of=scope_of,
+        clock=clock,
     )
     app.session_interface = interface
     # Every store method may raise SessionStoreUnavailable: the app answers it (a 503).
