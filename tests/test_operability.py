@@ -54,16 +54,17 @@ def test_healthz_answers_without_dependencies_or_a_session(tmp_path):
     assert "Set-Cookie" not in answer.headers
 
 
-def test_readyz_checks_the_session_store_and_the_upstream(app):
-    answer = https_client(app).get("/readyz")
+def test_readyz_checks_the_session_store_and_the_upstream(sandbox, tmp_path):
+    app = make_app(sandbox, tmp_path, METRICS_TOKEN=METRICS_TOKEN)
+    answer = https_client(app).get("/readyz", headers=SCRAPE)
     assert answer.status_code == 200
     assert answer.get_json()["checks"] == {"session_store": "ok", "upstream": "ok"}
 
 
 def test_readyz_names_an_unreachable_upstream_without_its_address(tmp_path):
     port = free_port()
-    app = make_app(f"http://127.0.0.1:{port}", tmp_path)
-    answer = https_client(app).get("/readyz")
+    app = make_app(f"http://127.0.0.1:{port}", tmp_path, METRICS_TOKEN=METRICS_TOKEN)
+    answer = https_client(app).get("/readyz", headers=SCRAPE)
     assert answer.status_code == 503
     body = answer.get_json()
     assert body["status"] == "unavailable"

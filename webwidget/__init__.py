@@ -40,9 +40,18 @@ from .widgets import widgets_from_settings
 
 log = logging.getLogger(__name__)
 
-# templates/ and static/ sit at the top of the checkout (the design fixes that layout),
-# so webwidget runs from a checkout: `pip install -e .`, or WEBWIDGET_HOME for elsewhere.
-HOME = Path(os.environ.get("WEBWIDGET_HOME") or Path(__file__).resolve().parent.parent)
+
+def find_home() -> Path:
+    """The folder holding templates/ and static/: inside the installed package (the wheel
+    maps them there at build time), else the checkout's top (an editable install)."""
+    override = os.environ.get("WEBWIDGET_HOME")  # a checkout elsewhere, e.g. while developing
+    if override:
+        return Path(override)
+    package = Path(__file__).resolve().parent
+    return package if (package / "templates").is_dir() else package.parent
+
+
+HOME = find_home()
 
 
 def create_app(
@@ -58,7 +67,8 @@ def create_app(
     """
     if not (HOME / "templates").is_dir():
         raise SettingsError(
-            f"WEBWIDGET_HOME: no templates/ under {HOME}; point it at a webwidget checkout"
+            f"WEBWIDGET_HOME: no templates/ under {HOME}; unset it to use the installed"
+            " package's, or point it at a webwidget checkout"
         )
     settings = settings or load_settings()
     app = Flask(

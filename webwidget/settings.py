@@ -118,6 +118,9 @@ class Settings(BaseSettings):
     WIDGET_TEMPLATE_DIR: str | None = None
 
     SESSION_STORE_URL: str | None = None
+    # PaaS Redis add-ons (Heroku, Render, Railway, ...) set REDIS_URL: with SESSION_STORE_URL
+    # unset it holds the sessions, and so the rate limits and shared caches too.
+    REDIS_URL: str | None = None
     SESSION_IDLE_TIMEOUT: int = Field(default=12 * 3600, ge=60)
     SESSION_ABSOLUTE_TIMEOUT: int = Field(default=7 * 24 * 3600, ge=60)
 
@@ -224,6 +227,21 @@ class Settings(BaseSettings):
         if not value.startswith(("sqlite:///", "redis://", "rediss://")):
             raise ValueError("use sqlite:///<path> or redis://host:port/db")
         return value.strip()
+
+    @field_validator("REDIS_URL")
+    @classmethod
+    def _redis_url(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        if not value.strip().startswith(("redis://", "rediss://")):
+            raise ValueError("use redis://host:port/db or rediss://host:port/db")
+        return value.strip()
+
+    @model_validator(mode="after")
+    def _sessions_on_paas_redis(self) -> Settings:
+        if self.SESSION_STORE_URL is None and self.REDIS_URL:
+            self.SESSION_STORE_URL = self.REDIS_URL
+        return self
 
     @model_validator(mode="after")
     def _production_needs(self) -> Settings:

@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 
 from flask import Flask, current_app
 
-from . import clock, metrics
+from . import clock, health, metrics
 from .breaker import Breaker, BreakerOpen
 from .chatcaptain.client import ChatCaptainClient
 from .chatcaptain.errors import (
@@ -137,11 +137,17 @@ class GuardedClient:
 def init_app(app: Flask, client: ChatCaptainClient) -> GuardedClient:
     """Wrap `client` in the app's breaker and attach it to `app`."""
     settings = app.config.get("WEBWIDGET_SETTINGS")
+    observers = (metrics.upstream_observer(app), health.upstream_observer(app))
+
+    def observe(operation: str, seconds: float, error: UpstreamError | None) -> None:
+        for observer in observers:
+            observer(operation, seconds, error)
+
     guarded = GuardedClient(
         client,
         fail_max=getattr(settings, "UPSTREAM_BREAKER_FAIL_MAX", 5),
         reset_timeout=getattr(settings, "UPSTREAM_BREAKER_RESET_SECONDS", 15.0),
-        observe=metrics.upstream_observer(app),
+        observe=observe,
         on_state=metrics.circuit_observer(app),
         clock=clock.get_clock(app),
     )
