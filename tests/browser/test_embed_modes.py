@@ -74,10 +74,17 @@ class CookieStripper:
             if k.lower() not in ("cookie", "accept-encoding", "content-length", "host")
         }
         # Not route.fetch(): it would store the cookies in the browser context anyway.
-        answer = requests.request(
-            req.method, req.url, headers=headers, data=req.post_data_buffer,
-            allow_redirects=False, timeout=10,
-        )
+        try:
+            answer = requests.request(
+                req.method, req.url, headers=headers, data=req.post_data_buffer,
+                allow_redirects=False, timeout=10,
+            )
+        except requests.ConnectionError:
+            # The widget server is gone (this test's teardown) while the page still polls:
+            # the browser sees a refused connection, as it would without the route. Raised
+            # here, the error would surface in whichever test Playwright dispatches next.
+            route.abort("connectionrefused")
+            return
         self.stripped += "set-cookie" in answer.headers
         drop = (
             "set-cookie", "content-encoding", "content-length", "transfer-encoding", "connection"
@@ -89,29 +96,39 @@ class CookieStripper:
         )
 
 
+def close_routed(context) -> None:
+    """Unroute, then close, even when the test failed: no handler outlives its test."""
+    context.unroute_all(behavior="ignoreErrors")
+    context.close()
+
+
 def test_c_every_set_cookie_stripped(browser, fresh_site):
     context = browser.new_context()
     stripper = CookieStripper()
     context.route(f"{fresh_site.widget}/**", stripper)
-    page = context.new_page()
-    frame, ids = loader_round_trip(page, fresh_site)
-    assert stripper.stripped > 0, "the widget set no cookie, so nothing was stripped"
-    assert not [c for c in context.cookies() if c["name"] == "__Host-ww_session-default"]
-    same_after_reload(page, frame, ids)
-    context.close()
+    try:
+        page = context.new_page()
+        frame, ids = loader_round_trip(page, fresh_site)
+        assert stripper.stripped > 0, "the widget set no cookie, so nothing was stripped"
+        assert not [c for c in context.cookies() if c["name"] == "__Host-ww_session-default"]
+        same_after_reload(page, frame, ids)
+    finally:
+        close_routed(context)
 
 
 def test_c_proof_a_cookie_only_widget_loses_the_conversation(browser, fresh_site):
     """Without the loader's hand-off (data-storage="none") the same setup forgets the chat."""
     context = browser.new_context()
     context.route(f"{fresh_site.widget}/**", CookieStripper())
-    page = context.new_page()
-    frame, ids = loader_round_trip(page, fresh_site, "?storage=none")
-    page.reload()
-    page.locator(LAUNCHER).click()
-    expect(frame.get_by_role("button", name="Start chat")).to_be_visible(timeout=WAIT * 1000)
-    assert message_ids(frame) == []
-    context.close()
+    try:
+        page = context.new_page()
+        frame, ids = loader_round_trip(page, fresh_site, "?storage=none")
+        page.reload()
+        page.locator(LAUNCHER).click()
+        expect(frame.get_by_role("button", name="Start chat")).to_be_visible(timeout=WAIT * 1000)
+        assert message_ids(frame) == []
+    finally:
+        close_routed(context)
 
 
 def test_d_javascript_disabled_plain_iframe(browser, fresh_site):
