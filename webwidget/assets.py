@@ -4,7 +4,11 @@
 file's current hash is answered with `Cache-Control: public, max-age=31536000, immutable`
 (a new file gets a new URL); any other request revalidates (`no-cache` + ETag). Text
 assets are compressed once per process, brotli or gzip by `Accept-Encoding`, with
-`Vary: Accept-Encoding`. The cache is keyed by the file a name resolves to, so aliases of
+`Vary: Accept-Encoding`. Our own scripts and stylesheets are minified as they are
+read (rjsmin, rcssmin): the repository keeps them readable, the wire gets them small, and
+the fingerprint is the hash of the bytes served, so a change to a source changes its URL
+and ETag. Files named `*.min.js`/`*.min.css` (vendored htmx, whose hash tests check) are
+served as they are. The cache is keyed by the file a name resolves to, so aliases of
 one file (`a/../x.js`, `./x.js`, `//x.js`, which a proxy forwards raw) share one entry and
 one compression, and it holds at most MAX_ASSETS files. Static requests skip the session
 store entirely: the session interface returns an empty session for the static path
@@ -22,6 +26,8 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 
 import brotli
+import rcssmin
+import rjsmin
 from flask import Flask, Response, abort, current_app, request
 from werkzeug.security import safe_join
 
@@ -30,6 +36,22 @@ IMMUTABLE = "public, max-age=31536000, immutable"
 # More files than the static folder ships; the least recently served go first beyond it.
 MAX_ASSETS = 256
 COMPRESSIBLE = {".css", ".js", ".mjs", ".svg", ".json", ".txt", ".html", ".map", ".xml"}
+
+
+def minified(filename: str, data: bytes) -> bytes:
+    """`data` minified if it is our own script or stylesheet, else unchanged.
+
+    A minifier is a parser of JavaScript and CSS syntax (regular expressions, strings,
+    comments, `calc()`): not code to write here. Already minified files stay byte for byte.
+    """
+    name = os.path.basename(filename).lower()
+    if name.endswith((".min.js", ".min.css")):
+        return data
+    if name.endswith((".js", ".mjs")):
+        return rjsmin.jsmin(data)
+    if name.endswith(".css"):
+        return rcssmin.cssmin(data)
+    return data
 
 
 @dataclass
@@ -89,7 +111,7 @@ class Assets:
                 self._assets.move_to_end(path)
                 return asset
         with open(path, "rb") as handle:
-            data = handle.read()
+            data = minified(path, handle.read())
         extension = os.path.splitext(path)[1].lower()
         asset = Asset(
             stamp=stamp,
@@ -126,12 +148,8 @@ def choose_encoding(accept: str, asset: Asset) -> str:
     return "identity"
 
 
-def serve_static(filename: str) -> Response:
-    """Flask's static endpoint, with fingerprint caching and pre-compressed bodies."""
-    assets: Assets = current_app.extensions[EXTENSION]
-    asset = assets.get(filename)
-    if asset is None:
-        abort(404)
+def asset_response(asset: Asset, cache_control: str) -> Response:
+    """`asset` in the request's best encoding, or 304 if the client's ETag is current."""
     encoding = choose_encoding(request.headers.get("Accept-Encoding", ""), asset)
     etag = f"{asset.digest}-{encoding}"
     if request.if_none_match.contains(etag):
@@ -143,10 +161,24 @@ def serve_static(filename: str) -> Response:
     response.set_etag(etag)
     if asset.compressible:
         response.vary.add("Accept-Encoding")
+    response.headers["Cache-Control"] = cache_control
+    return response
+
+
+def static_asset(filename: str) -> Asset:
+    """The asset served for a static filename (404 if there is none)."""
+    asset = current_app.extensions[EXTENSION].get(filename)
+    if asset is None:
+        abort(404)
+    return asset
+
+
+def serve_static(filename: str) -> Response:
+    """Flask's static endpoint, with fingerprint caching and pre-compressed bodies."""
+    asset = static_asset(filename)
     fingerprinted = request.args.get("v") == asset.digest
     # An old or missing fingerprint must not pin this content under that URL for a year.
-    response.headers["Cache-Control"] = IMMUTABLE if fingerprinted else "no-cache"
-    return response
+    return asset_response(asset, IMMUTABLE if fingerprinted else "no-cache")
 
 
 def init_app(app: Flask) -> Assets:

@@ -7,6 +7,7 @@ from urllib.parse import urlsplit
 from flask import Blueprint, abort, current_app, jsonify, request, send_from_directory
 from flask_babel import force_locale, gettext
 
+from .assets import asset_response, static_asset
 from .conversation import current_chat
 from .current import current_widget
 from .i18n import ui_language
@@ -23,10 +24,9 @@ LOADER_MAX_AGE = 300
 
 @bp.get("/embed.js")
 def loader():
-    """The loader script that host pages include with one script tag."""
-    response = send_from_directory(
-        current_app.static_folder, "embed.js", mimetype="text/javascript", max_age=LOADER_MAX_AGE
-    )
+    """The loader script that host pages include with one script tag (minified, compressed)."""
+    response = asset_response(static_asset("embed.js"), f"public, max-age={LOADER_MAX_AGE}")
+    response.mimetype = "text/javascript"
     # Host pages on any site load it, including ones that isolate themselves with COEP.
     response.headers["Cross-Origin-Resource-Policy"] = "cross-origin"
     return response
