@@ -71,6 +71,9 @@ def create_app(
             " package's, or point it at a webwidget checkout"
         )
     settings = settings or load_settings()
+    # JSON log lines from the first one on (the demo's line comes before the secrets to
+    # redact are known, and holds none of them).
+    logs.install_handler()
     app = Flask(
         __name__,
         template_folder=str(HOME / "templates"),

@@ -6,13 +6,24 @@ import argparse
 import logging
 import sys
 
+from werkzeug.serving import WSGIRequestHandler, make_server
+
 from .settings import SettingsError
+
+
+class PlainRequestLog(WSGIRequestHandler):
+    """werkzeug's request handler, logging each request line without ANSI colours (the
+    app's JSON log lines would carry the escape codes)."""
+
+    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+        """One plain line per request: method, path, status, size."""
+        line = f"{self.command} {self.path} {self.request_version}"
+        printable = "".join(ch if ch.isprintable() else f"\\x{ord(ch):02x}" for ch in line)
+        self.log("info", '"%s" %s %s', printable, code, size)
 
 
 def serve(args: argparse.Namespace) -> int:
     """Run the widget on a threaded development server (gunicorn for production)."""
-    from werkzeug.serving import run_simple
-
     from . import create_app
 
     try:
@@ -20,10 +31,19 @@ def serve(args: argparse.Namespace) -> int:
     except SettingsError as error:
         print(error.report(), file=sys.stderr)
         return 2
-    logging.getLogger(__name__).warning(
-        "webwidget on http://%s:%s/  (open it in a browser)", args.host, args.port
+    server = make_server(args.host, args.port, app, threaded=True, request_handler=PlainRequestLog)
+    logging.getLogger(__name__).info(
+        "webwidget on http://%s:%s/ (open it in a browser; a development server: use gunicorn"
+        " in production)",
+        args.host,
+        server.port,
     )
-    run_simple(args.host, args.port, app, threaded=True, use_reloader=False)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
     return 0
 
 
