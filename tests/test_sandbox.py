@@ -519,3 +519,15 @@ def test_sandbox_imports_only_the_contract_from_webwidget():
                 if node.module.startswith("webwidget"):
                     assert node.module.startswith(("webwidget.chatcaptain.models",
                                                    "webwidget.sandbox")), source
+
+
+def test_a_held_clock_moves_only_when_advanced(sandbox):
+    """A held clock stands still; advance moves it; release runs on from where it stood."""
+    control = f"{sandbox.url}/_sandbox/clock"
+    held = requests.post(control, json={"hold": True}, timeout=5).json()["now"]
+    assert requests.post(control, json={"advance": 0}, timeout=5).json()["now"] == held
+    assert requests.post(control, json={"advance": 2}, timeout=5).json()["now"] == held + 2
+    released = requests.post(control, json={"hold": False}, timeout=5).json()["now"]
+    assert held + 2 <= released < held + 2 + 5
+    assert requests.post(control, json={"hold": "yes"}, timeout=5).status_code == 400
+    assert requests.post(control, json={}, timeout=5).status_code == 400

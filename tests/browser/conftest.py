@@ -87,6 +87,11 @@ class Site:
         """Bot replies are due at once on the sandbox's clock."""
         requests.post(f"{self.sandbox}/_sandbox/clock", json={"advance": seconds}, timeout=5)
 
+    def hold_clock(self) -> None:
+        """Stop the sandbox's clock: a bot reply falls due only when the test advances it."""
+        answer = requests.post(f"{self.sandbox}/_sandbox/clock", json={"hold": True}, timeout=5)
+        answer.raise_for_status()
+
 
 @pytest.fixture(scope="module")
 def site(sandbox_server, tmp_path_factory):

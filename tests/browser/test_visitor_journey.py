@@ -306,16 +306,21 @@ def poll_often(page, check, what: str):
 
 
 def test_typing_indicator_waits_for_the_reply_honours_delay_and_streams(page, fresh_site):
-    page.goto(f"{fresh_site.widget}/w/default")
+    site = fresh_site
+    page.goto(f"{site.widget}/w/default")
     start(page)
     typing = page.locator("#ww-typing")
     expect(typing).not_to_have_class(TYPING_ON)  # the greeting is there: nobody types
     watch_typing(page)
+    # The sandbox's clock stands still from here: each reply falls due when the test says,
+    # so no reply can race the indicator however slow the machine is.
+    site.hold_clock()
 
     send(page, "help")
     expect(typing).to_have_class(TYPING_ON, timeout=WAIT * 1000)
     expect(typing).to_have_text("Typing…")
     expect(typing).to_have_attribute("role", "status")
+    site.advance_clock(1)
     poll_often(page, lambda: page.locator(BOT).count() >= 2, "the reply")
     expect(typing).not_to_have_class(TYPING_ON, timeout=1000)
     assert page.evaluate("spoken") == ["Typing…", ""]  # announced once
@@ -324,6 +329,7 @@ def test_typing_indicator_waits_for_the_reply_honours_delay_and_streams(page, fr
     bots = page.locator(BOT).count()
     page.locator(BOT).first.get_by_role("button", name="Help").click()
     expect(typing).to_have_class(TYPING_ON, timeout=WAIT * 1000)
+    site.advance_clock(1)
     poll_often(page, lambda: page.locator(BOT).count() > bots, "the quick reply's answer")
     expect(typing).not_to_have_class(TYPING_ON, timeout=1000)
 
@@ -332,9 +338,12 @@ def test_typing_indicator_waits_for_the_reply_honours_delay_and_streams(page, fr
     send(page, "delay")
     thinking = page.locator(BOT).filter(has_text="Thinking...")
     done = page.locator(BOT).filter(has_text="1.5 s later")
+    expect(typing).to_have_class(TYPING_ON, timeout=WAIT * 1000)
+    site.advance_clock(0.6)  # the first part is due, the second 1.5 s after it
     poll_often(page, lambda: thinking.count(), "the first part")
-    assert done.count() == 0, "both parts came in one poll: the test could not look between"
+    assert done.count() == 0
     expect(typing).to_have_class(TYPING_ON)
+    site.advance_clock(2)
     poll_often(page, lambda: done.count(), "the second part")
     expect(typing).not_to_have_class(TYPING_ON, timeout=1000)
     assert page.evaluate("spoken") == ["Typing…", ""]  # still once, across both parts
@@ -342,6 +351,8 @@ def test_typing_indicator_waits_for_the_reply_honours_delay_and_streams(page, fr
     # A stream: typing stays while parts may still come, then times out by itself.
     send(page, "stream")
     parts = page.locator(f"{BOT}[data-stream]")
+    expect(typing).to_have_class(TYPING_ON, timeout=WAIT * 1000)
+    site.advance_clock(2)
     poll_often(page, lambda: parts.count() >= 3, "the stream")
     expect(typing).to_have_class(TYPING_ON)
     expect(typing).not_to_have_class(TYPING_ON, timeout=8000)

@@ -13,6 +13,9 @@ def iso(ts: float) -> str:
     )
 
 
-def now(offset: float) -> float:
-    """The sandbox's current time: real time plus the control API's offset."""
-    return time.time() + offset
+def now(offset: float, held_at: float | None = None) -> float:
+    """The sandbox's current time: real time (or the instant it was held at) plus the offset.
+
+    A held clock lets a test decide when a bot reply falls due, instead of racing it.
+    """
+    return (time.time() if held_at is None else held_at) + offset

@@ -5,6 +5,8 @@ See README.md in this package for every endpoint.
 
 from __future__ import annotations
 
+import time
+
 from flask import Blueprint, Response, abort, jsonify, request
 from pydantic import ValidationError
 
@@ -55,16 +57,33 @@ def delete_faults() -> Response:
 
 @bp.post("/clock")
 def advance_clock() -> tuple[Response, int]:
-    """Move the sandbox clock forward by {"advance": seconds}."""
+    """Move the sandbox clock: {"advance": seconds >= 0} and/or {"hold": true|false}.
+
+    A held clock stands still until advanced or released, so a test decides when a bot
+    reply falls due.
+    """
     data = request.get_json(silent=True)
-    advance = data.get("advance") if isinstance(data, dict) else None
-    if not isinstance(advance, int | float) or isinstance(advance, bool) or advance < 0:
-        return jsonify({"error": "Send {\"advance\": seconds >= 0}."}), 400
+    data = data if isinstance(data, dict) else {}
+    advance = data.get("advance", 0)
+    hold = data.get("hold")
+    bad_advance = not isinstance(advance, int | float) or isinstance(advance, bool) or advance < 0
+    if bad_advance or (hold is not None and not isinstance(hold, bool)) or not (
+        "advance" in data or "hold" in data
+    ):
+        wanted = 'Send {"advance": seconds >= 0} and/or {"hold": true|false}.'
+        return jsonify({"error": wanted}), 400
     store = get_state().store
     with store.transaction() as db:
         offset = (store.get_control("clock_offset") or 0.0) + advance
         store.set_control("clock_offset", offset, db)
-    return jsonify({"offset": offset, "now": get_state().now()}), 200
+        if hold is True and store.get_control("clock_held_at") is None:
+            store.set_control("clock_held_at", time.time(), db)
+        elif hold is False and store.get_control("clock_held_at") is not None:
+            # Released where it stood: the offset keeps the clock from jumping forward.
+            held_at = store.get_control("clock_held_at")
+            store.set_control("clock_offset", offset - (time.time() - held_at), db)
+            store.set_control("clock_held_at", None, db)
+    return jsonify({"offset": store.get_control("clock_offset"), "now": get_state().now()}), 200
 
 
 @bp.get("/files/<name>")

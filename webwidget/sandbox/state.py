@@ -23,8 +23,10 @@ class SandboxState:
     files: dict[str, SandboxFile]
 
     def now(self) -> float:
-        """The sandbox clock (real time plus the control API's offset)."""
-        return clock.now(self.store.get_control("clock_offset") or 0.0)
+        """The sandbox clock (real time, or where it is held, plus the control API's offset)."""
+        store = self.store
+        offset = store.get_control("clock_offset") or 0.0
+        return clock.now(offset, store.get_control("clock_held_at"))
 
 
 def init_state(app: Flask, state: SandboxState) -> None:
