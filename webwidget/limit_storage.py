@@ -14,9 +14,7 @@ the base class requires are implemented.
 from __future__ import annotations
 
 import itertools
-import os
 import sqlite3
-import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -24,6 +22,7 @@ from pathlib import Path
 
 from limits.storage import MovingWindowSupport, Storage
 
+from .sqlite_connections import ThreadConnections
 from .startup_lock import startup_lock
 
 SCHEME = "webwidget+sqlite"
@@ -67,7 +66,7 @@ class SQLiteLimitStorage(Storage, MovingWindowSupport):
         self._busy_timeout = float(busy_timeout)
         self._purge_every = int(purge_every)
         self._calls = itertools.count(1)
-        self._local = threading.local()
+        self._connections = ThreadConnections(self.path, self._busy_timeout)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         # Workers boot together; their set-up of the shared file goes one at a time.
         with startup_lock(self.path), self._transaction() as conn:
@@ -80,14 +79,7 @@ class SQLiteLimitStorage(Storage, MovingWindowSupport):
         return sqlite3.Error
 
     def _connection(self) -> sqlite3.Connection:
-        # One connection per thread and process, as the session store does.
-        cached = getattr(self._local, "conn", None)
-        if cached is not None and cached[0] == os.getpid():
-            return cached[1]
-        conn = sqlite3.connect(self.path, timeout=self._busy_timeout, isolation_level=None)
-        conn.execute(f"PRAGMA busy_timeout={int(self._busy_timeout * 1000)}")
-        self._local.conn = (os.getpid(), conn)
-        return conn
+        return self._connections.get()
 
     @contextmanager
     def _transaction(self, immediate: bool = False) -> Iterator[sqlite3.Connection]:

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
 import sqlite3
 import threading
 import time
@@ -30,6 +29,7 @@ import redis
 from flask import Flask, current_app
 
 from .chatcaptain.errors import UpstreamTimeout
+from .sqlite_connections import ThreadConnections
 
 log = logging.getLogger(__name__)
 
@@ -119,19 +119,13 @@ class SQLiteBackend:
     def __init__(self, path: str | Path, busy_timeout: float = 5.0) -> None:
         self.path = Path(path)
         self._busy_timeout = busy_timeout
-        self._local = threading.local()
+        self._connections = ThreadConnections(self.path, self._busy_timeout)
         conn = self._connection()
         conn.execute("PRAGMA journal_mode=WAL")
         conn.executescript(_SCHEMA)
 
     def _connection(self) -> sqlite3.Connection:
-        cached = getattr(self._local, "conn", None)
-        if cached is not None and cached[0] == os.getpid():
-            return cached[1]
-        conn = sqlite3.connect(self.path, timeout=self._busy_timeout, isolation_level=None)
-        conn.execute(f"PRAGMA busy_timeout={int(self._busy_timeout * 1000)}")
-        self._local.conn = (os.getpid(), conn)
-        return conn
+        return self._connections.get()
 
     def result(self, key: str) -> str | None:
         row = (

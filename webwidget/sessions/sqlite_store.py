@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import itertools
 import json
-import os
 import sqlite3
-import threading
 import time
 from collections.abc import Collection, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from ..sqlite_connections import ThreadConnections
 from ..startup_lock import startup_lock
 from .errors import CorruptSessionRecord, SessionStoreUnavailable
 from .store import SessionRecord
@@ -38,7 +37,7 @@ class SQLiteSessionStore:
         self._purge_every = purge_every
         # Purging on every Nth write keeps the table small without a timer thread.
         self._writes = itertools.count(1)
-        self._local = threading.local()
+        self._connections = ThreadConnections(self.path, self._busy_timeout)
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             # Workers booting together on a fresh file would fail the WAL switch at random.
@@ -59,23 +58,10 @@ class SQLiteSessionStore:
             raise SessionStoreUnavailable(f"SQLite session store: {exc}") from exc
 
     def _connection(self) -> sqlite3.Connection:
-        cached = getattr(self._local, "conn", None)
-        if cached is not None and cached[0] == os.getpid():
-            return cached[1]
-        conn = sqlite3.connect(self.path, timeout=self._busy_timeout, isolation_level=None)
-        conn.execute(f"PRAGMA busy_timeout={int(self._busy_timeout * 1000)}")
-        self._local.conn = (os.getpid(), conn)
-        return conn
+        return self._connections.get()
 
     def _forget_connection(self) -> None:
-        """Drop this thread's connection after an error, so the next call starts clean."""
-        cached = getattr(self._local, "conn", None)
-        self._local.conn = None
-        if cached is not None and cached[0] == os.getpid():
-            try:
-                cached[1].close()
-            except sqlite3.Error:
-                pass
+        self._connections.forget()
 
     def load(self, sid: str) -> SessionRecord | None:
         """The record for sid, None if absent; CorruptSessionRecord if unreadable."""
