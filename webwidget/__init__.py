@@ -140,6 +140,8 @@ def create_app(
             # no connection is opened per call and thrown away when the pool is full.
             pool_maxsize=settings.UPSTREAM_REFRESH_CALLS + 32,
         ),
+        observers=(metrics.upstream_observer(app), health.upstream_observer(app)),
+        on_state=metrics.circuit_observer(app),
     )
     try:
         init_sessions(

@@ -1,4 +1,4 @@
-"""The per-app ChatCaptain client, behind a circuit breaker and instrumented for metrics.
+"""The per-app ChatCaptain client, behind a circuit breaker, observed through callbacks.
 
 Views call `get_client()` and get a `GuardedClient`: the same four operations as
 `ChatCaptainClient`, but every call first asks the app's circuit breaker. After
@@ -15,12 +15,12 @@ says the upstream is up and resets the count.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 from flask import Flask, current_app
 
-from . import clock, health, metrics
+from . import clock
 from .breaker import Breaker, BreakerOpen
 from .chatcaptain.client import ChatCaptainClient
 from .chatcaptain.errors import (
@@ -134,10 +134,19 @@ class GuardedClient:
             self._observe(operation, time.monotonic() - started, error)
 
 
-def init_app(app: Flask, client: ChatCaptainClient) -> GuardedClient:
-    """Wrap `client` in the app's breaker and attach it to `app`."""
+def init_app(
+    app: Flask,
+    client: ChatCaptainClient,
+    *,
+    observers: Sequence[Observer] = (),
+    on_state: Callable[[str], None] | None = None,
+) -> GuardedClient:
+    """Wrap `client` in the app's breaker and attach it to `app`.
+
+    `observers` hear of every upstream call and `on_state` of every breaker change; the
+    factory passes them in, so the client knows nothing of metrics or health.
+    """
     settings = app.config.get("WEBWIDGET_SETTINGS")
-    observers = (metrics.upstream_observer(app), health.upstream_observer(app))
 
     def observe(operation: str, seconds: float, error: UpstreamError | None) -> None:
         for observer in observers:
@@ -148,7 +157,7 @@ def init_app(app: Flask, client: ChatCaptainClient) -> GuardedClient:
         fail_max=getattr(settings, "UPSTREAM_BREAKER_FAIL_MAX", 5),
         reset_timeout=getattr(settings, "UPSTREAM_BREAKER_RESET_SECONDS", 15.0),
         observe=observe,
-        on_state=metrics.circuit_observer(app),
+        on_state=on_state,
         clock=clock.get_clock(app),
     )
     app.extensions[EXTENSION] = guarded
