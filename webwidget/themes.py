@@ -429,16 +429,21 @@ def _widget_or_404(widget_id: str):
     return config
 
 
+def _cached_asset(body: str | bytes, mimetype: str, fingerprint: str):
+    """A response for one of the widget's theme files, cached by its fingerprint."""
+    response = make_response(body)
+    response.mimetype = mimetype
+    response.headers["Cache-Control"] = _cache_for(fingerprint)
+    return response
+
+
 # Outside /w/<widget>: that prefix is per visitor and never cached (security.py); a theme
 # is the same for everyone, so its stylesheets live here and cache like static files.
 @bp.get("/themes/<widget_id>.css")
 def stylesheet(widget_id: str):
     """The widget's theme as CSS; cached for a year when asked for by its fingerprint."""
     theme = _widget_or_404(widget_id).theme
-    response = make_response(theme.css())
-    response.mimetype = "text/css"
-    response.headers["Cache-Control"] = _cache_for(theme.fingerprint)
-    return response
+    return _cached_asset(theme.css(), "text/css", theme.fingerprint)
 
 
 @bp.get("/themes/<widget_id>/stylesheet.css")
@@ -447,10 +452,7 @@ def owner_stylesheet(widget_id: str):
     owned = _widget_or_404(widget_id).theme.stylesheet
     if owned is None:
         abort(404)
-    response = make_response(owned.text)
-    response.mimetype = "text/css"
-    response.headers["Cache-Control"] = _cache_for(owned.fingerprint)
-    return response
+    return _cached_asset(owned.text, "text/css", owned.fingerprint)
 
 
 @bp.get("/themes/<widget_id>/avatar")
@@ -459,10 +461,7 @@ def owner_avatar(widget_id: str):
     owned = _widget_or_404(widget_id).theme.avatar_file
     if owned is None:
         abort(404)
-    response = make_response(owned.data)
-    response.mimetype = owned.mimetype
-    response.headers["Cache-Control"] = _cache_for(owned.fingerprint)
-    return response
+    return _cached_asset(owned.data, owned.mimetype, owned.fingerprint)
 
 
 def theme_context() -> dict[str, object]:
