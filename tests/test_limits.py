@@ -6,6 +6,7 @@ Tests use small limits through the settings.
 
 from __future__ import annotations
 
+import logging
 import time
 
 import pytest
@@ -134,6 +135,17 @@ def test_limits_are_shared_through_redis_between_instances(sandbox, tmp_path, re
     assert any(key.startswith(b"LIMITS:LIMITER/webwidget/ip:") for key in client.keys())
     client.flushdb()
     client.close()
+
+
+def test_limit_storage_down_lets_visitors_through_and_says_so(sandbox, tmp_path, caplog):
+    from conftest import free_port
+
+    dead = f"redis://127.0.0.1:{free_port()}/0"
+    app = make_app(sandbox, tmp_path, RATE_LIMIT_STORAGE_URL=dead, RATE_LIMIT_START_PER_IP="1/minute")
+    with caplog.at_level(logging.WARNING, logger="webwidget"):
+        assert [start_from(app).status_code for _ in range(3)] == [303, 303, 303]
+    assert stats(sandbox)["create_contact"] == 3
+    assert "rate-limit storage unavailable (ConnectionError): allowed" in caplog.text
 
 
 def test_a_body_over_the_cap_is_a_friendly_413(sandbox, tmp_path):

@@ -180,7 +180,7 @@ def test_no_secret_in_any_response_or_log(keyed_sandbox, tmp_path, caplog, trans
     )
     app = create_app(settings=settings, instance_path=str(tmp_path))
     caplog.set_level(logging.DEBUG)
-    for name in ("urllib3", "werkzeug", "webwidget", "flask_limiter", "requests"):
+    for name in ("urllib3", "werkzeug", "webwidget", "limits", "requests"):
         logging.getLogger(name).setLevel(logging.DEBUG)
 
     visitor = Recorder(app, transport)

@@ -75,7 +75,7 @@ class SQLiteLimitStorage(Storage, MovingWindowSupport):
 
     @property
     def base_exceptions(self) -> type[Exception]:
-        """What limits treats as storage trouble (Flask-Limiter then fails open)."""
+        """What limits treats as storage trouble (limits.py then fails open)."""
         return sqlite3.Error
 
     def _connection(self) -> sqlite3.Connection:

@@ -1,37 +1,42 @@
-"""Abuse limits (Flask-Limiter): chat starts per client IP and per widget, sends per session.
+"""Abuse limits: chat starts per client IP and per widget, sends per session.
 
-Each app gets its own Limiter, so limits and counters never leak between apps (tests
-build many). The counters must be shared by every worker and instance, or N workers
-allow N times the limit: storage is `RATE_LIMIT_STORAGE_URL`, else the session store's
-Redis (or `REDIS_URL`), else the session store's SQLite file (`limit_storage.py`).
-`memory://` is only ever used when set, and start-up then warns that it is per process.
-The client IP is `request.remote_addr`: X-Forwarded-For counts only through ProxyFix
-with `TRUSTED_PROXY_HOPS` configured, so a spoofed header cannot dodge the per-IP limit.
+The counters must be shared by every worker and instance, or N workers allow N times
+the limit: storage is `RATE_LIMIT_STORAGE_URL`, else the session store's Redis (or
+`REDIS_URL`), else the session store's SQLite file (`limit_storage.py`). `memory://` is
+only ever used when set, and start-up then warns that it is per process. The client IP
+is `request.remote_addr`: X-Forwarded-For counts only through ProxyFix with
+`TRUSTED_PROXY_HOPS` configured, so a spoofed header cannot dodge the per-IP limit.
 
-Limits are checked after the same-origin check and before the view, so a refused
-request costs nothing upstream. Limiter storage down fails open (logged): the limits
-protect the upstream, they must not take the widget down.
+Only the start and send views carry limits, checked by a wrapper around each of them
+(after the same-origin check, before the view, so a refused request costs nothing
+upstream), with `limits`' moving window. Nothing runs for any other request: Flask-
+Limiter's per-request hook cost every poll a fifth of its CPU time though polls have no
+limit. Limit storage down fails open (logged): the limits protect the upstream, they
+must not take the widget down.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import math
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
 
-from flask import Flask, current_app, request, session
-from flask_limiter import Limiter
+from flask import Flask, g, request, session
+from limits import RateLimitItem, parse_many
+from limits.storage import storage_from_string
+from limits.strategies import MovingWindowRateLimiter
+from werkzeug.exceptions import TooManyRequests
 
 from . import limit_storage
 from .current import current_widget
 from .sessions import SessionStoreUnavailable
 
 log = logging.getLogger(__name__)
-
-EXTENSION_KEY = "webwidget.limiter"
 
 
 def storage_url(settings, sqlite_path: str | Path | None = None) -> str:
@@ -69,26 +74,54 @@ def session_key() -> str:
     return "session:" + hashlib.sha256(handle.encode()).hexdigest()[:32]
 
 
-def _setting(name: str):
-    return lambda: getattr(current_app.config["WEBWIDGET_SETTINGS"], name)
+# Several apps may share one Redis: their counters must not mix.
+KEY_PREFIX = "webwidget"
+
+
+class Limit:
+    """One setting's limits (`10/minute;100/hour`) counted per key, in a moving window."""
+
+    def __init__(self, window: MovingWindowRateLimiter, rules: str, key: Callable[[], str]):
+        self.window = window
+        self.items: list[RateLimitItem] = parse_many(rules)
+        self.key = key
+
+    def check(self) -> None:
+        """Count this request; 429 (with when to retry) once any limit is used up."""
+        key = self.key()
+        for item in self.items:
+            try:
+                allowed = self.window.hit(item, KEY_PREFIX, key)
+                if not allowed:
+                    reset_at = self.window.get_window_stats(item, KEY_PREFIX, key).reset_time
+            except Exception as exc:  # noqa: BLE001 - any storage trouble: fail open, logged
+                log.warning("rate-limit storage unavailable (%s): allowed", type(exc).__name__)
+                return
+            if not allowed:
+                g.retry_after = max(1, math.ceil(reset_at - time.time()))
+                raise TooManyRequests()
+
+
+def limited(view: Callable, *limits: Limit) -> Callable:
+    """`view`, refused with a 429 when any of `limits` is used up."""
+
+    @functools.wraps(view)
+    def wrapper(*args, **kwargs):
+        for limit in limits:
+            limit.check()
+        return view(*args, **kwargs)
+
+    return wrapper
 
 
 def retry_after(response):
     """A 429 says when to come back, in whole seconds."""
     if response.status_code == 429 and "Retry-After" not in response.headers:
-        seconds = 60
-        limiter = current_app.extensions.get(EXTENSION_KEY)
-        current = limiter.current_limit if limiter is not None else None
-        if current is not None:
-            try:
-                seconds = max(1, math.ceil(current.reset_at - time.time()))
-            except Exception:  # noqa: BLE001 - storage trouble must not turn a 429 into a 500
-                seconds = 60
-        response.headers["Retry-After"] = str(seconds)
+        response.headers["Retry-After"] = str(g.get("retry_after", 60))
     return response
 
 
-def init_app(app: Flask) -> Limiter | None:
+def init_app(app: Flask) -> MovingWindowRateLimiter | None:
     """Put the limits on the start and send views; call after the views are registered."""
     settings = app.config["WEBWIDGET_SETTINGS"]
     app.after_request(retry_after)
@@ -103,22 +136,14 @@ def init_app(app: Flask) -> Limiter | None:
             "SQLite file, or set redis://host:port/db",
             os.environ.get("WEB_CONCURRENCY", "several"),
         )
-    limiter = Limiter(
-        key_func=client_ip,
-        app=app,
-        storage_uri=storage,
-        # Several apps may share one Redis: their counters must not mix.
-        key_prefix="webwidget",
-        strategy="moving-window",
-        swallow_errors=True,
-        headers_enabled=False,
+    window = MovingWindowRateLimiter(storage_from_string(storage))
+    views = app.view_functions
+    views["widget.start"] = limited(
+        views["widget.start"],
+        Limit(window, settings.RATE_LIMIT_START_PER_IP, client_ip),
+        Limit(window, settings.RATE_LIMIT_START_PER_WIDGET, widget_key),
     )
-    app.extensions[EXTENSION_KEY] = limiter
-    start = app.view_functions["widget.start"]
-    start = limiter.limit(_setting("RATE_LIMIT_START_PER_IP"), key_func=client_ip)(start)
-    start = limiter.limit(_setting("RATE_LIMIT_START_PER_WIDGET"), key_func=widget_key)(start)
-    app.view_functions["widget.start"] = start
-    app.view_functions["widget.send"] = limiter.limit(
-        _setting("RATE_LIMIT_SEND_PER_SESSION"), key_func=session_key
-    )(app.view_functions["widget.send"])
-    return limiter
+    views["widget.send"] = limited(
+        views["widget.send"], Limit(window, settings.RATE_LIMIT_SEND_PER_SESSION, session_key)
+    )
+    return window
