@@ -17,7 +17,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 # The promise of the lightest widget to load. Our scripts and stylesheets are served
-# minified (webwidget/assets.py), which is what keeps every feature inside these.
+# minified (webwidget/web/assets.py), which is what keeps every feature inside these.
 LOADER_BUDGET = 3 * 1024
 FIRST_OPEN_BUDGET = 30 * 1024  # htmx alone is about 17 KB of it
 LINKED = re.compile(r'<(?:script[^>]*\bsrc|link[^>]*\bhref)="([^"]+)"')

@@ -92,7 +92,7 @@ def test_static_responses_never_touch_the_session(app, visitor):
 
 def test_aliases_of_one_file_share_one_cache_entry_and_one_compression(app, visitor):
     """`a/../x`, `./x` and `//x` name the same file: one entry, compressed once, bounded."""
-    from webwidget import assets as assets_module
+    from webwidget.web import assets as assets_module
 
     cache = app.extensions[assets_module.EXTENSION]
     real = "vendor/htmx-2.0.11.min.js"
@@ -114,7 +114,7 @@ def test_aliases_of_one_file_share_one_cache_entry_and_one_compression(app, visi
 
 
 def test_the_asset_cache_is_bounded(app, tmp_path):
-    from webwidget.assets import Assets
+    from webwidget.web.assets import Assets
 
     for n in range(10):
         (tmp_path / f"f{n}.css").write_text("x" * 300)
@@ -150,7 +150,7 @@ def test_a_changed_source_gets_a_new_fingerprint_and_etag(app, tmp_path):
     """A one-character change to code changes the URL and the ETag; comments never ship."""
     from flask import Flask, url_for
 
-    from webwidget import assets
+    from webwidget.web import assets
 
     script = tmp_path / "app.js"
     script.write_text("/* why */\nfunction greet(name) {\n  return 'hi ' + name;\n}\n" * 20)

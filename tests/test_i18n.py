@@ -12,7 +12,7 @@ from babel.messages.pofile import read_po
 from conftest import Visitor, https_client, widget_settings
 
 from webwidget import create_app
-from webwidget.i18n import SUPPORTED, TRANSLATIONS, text_direction
+from webwidget.web.i18n import SUPPORTED, TRANSLATIONS, text_direction
 
 ROOT = Path(__file__).resolve().parent.parent
 KEYWORDS = {"_": None, "gettext": None, "ngettext": (1, 2), "N_": None, "lazy_gettext": None}

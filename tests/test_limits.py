@@ -57,8 +57,8 @@ def test_a_malformed_limit_stops_start_up_with_its_name(name):
 
 
 def test_storage_follows_the_session_store(tmp_path):
-    from webwidget.limits import storage_url
     from webwidget.settings import Settings
+    from webwidget.web.limits import storage_url
 
     # The default: the session store's SQLite file, shared by every worker.
     path = tmp_path / "sessions.sqlite3"
@@ -171,7 +171,7 @@ def test_a_body_over_the_cap_is_a_friendly_413(sandbox, tmp_path):
 
 
 def test_a_message_over_the_length_cap_is_a_400(sandbox, tmp_path):
-    from webwidget.views import MAX_MESSAGE_CHARS
+    from webwidget.web.views import MAX_MESSAGE_CHARS
 
     app = make_app(sandbox, tmp_path)
     visitor = Visitor(https_client(app))
@@ -220,7 +220,7 @@ def test_the_sqlite_limit_storage_shares_one_moving_window_between_processes(tmp
     from limits.storage import storage_from_string
     from limits.strategies import MovingWindowRateLimiter
 
-    from webwidget.limit_storage import storage_uri
+    from webwidget.web.limit_storage import storage_uri
 
     uri = storage_uri(tmp_path / "sessions.sqlite3")
     # Two storages on one file stand for two workers.

@@ -336,9 +336,9 @@ def test_an_override_file_nothing_uses_is_warned_about_with_the_closest_name(
         HEADER.replace("</div>", '{% include "widget/_acme_hours.html" %}</div>'),
         encoding="utf-8",
     )
-    with caplog.at_level(logging.WARNING, logger="webwidget.overrides"):
+    with caplog.at_level(logging.WARNING, logger="webwidget.web.overrides"):
         site_app(sandbox, tmp_path, site)
-    lines = [r.getMessage() for r in caplog.records if r.name == "webwidget.overrides"]
+    lines = [r.getMessage() for r in caplog.records if r.name == "webwidget.web.overrides"]
     assert lines == [
         f"{folder / '_welcom.html'}: widget 'acme': webwidget has no template "
         "'widget/_welcom.html', so nothing uses it (the closest template is widget/_welcome.html)"
@@ -359,9 +359,9 @@ def test_an_override_that_drops_the_hooks_the_page_relies_on_is_warned_about(
     (folder / "_message.html").write_text(
         '<article id="{{ m.id|dom_id }}">{{ m.id }}</article>', encoding="utf-8"
     )
-    with caplog.at_level(logging.WARNING, logger="webwidget.overrides"):
+    with caplog.at_level(logging.WARNING, logger="webwidget.web.overrides"):
         site_app(sandbox, tmp_path, site)
-    lines = sorted(r.getMessage() for r in caplog.records if r.name == "webwidget.overrides")
+    lines = sorted(r.getMessage() for r in caplog.records if r.name == "webwidget.web.overrides")
     assert len(lines) == 3, lines
     conversation, header, message = lines
     assert conversation.startswith(f"{folder / '_conversation.html'}: widget 'acme': ")

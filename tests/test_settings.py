@@ -7,10 +7,10 @@ import redis
 from conftest import Visitor, https_client, widget_settings
 
 from webwidget import create_app
-from webwidget.limits import storage_url
 from webwidget.sessions import get_store
 from webwidget.sessions.redis_store import RedisSessionStore
 from webwidget.settings import SettingsError, load_settings
+from webwidget.web.limits import storage_url
 
 
 def test_redis_url_from_the_environment_is_the_session_store(monkeypatch):

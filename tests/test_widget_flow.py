@@ -131,7 +131,7 @@ def test_unchanged_poll_is_204_and_a_change_sends_the_list(visitor, sandbox):
 def test_language_comes_from_page_then_accept_language_then_setting(visitor, sandbox):
     from werkzeug.datastructures import LanguageAccept
 
-    from webwidget.languages import choose_language
+    from webwidget.web.languages import choose_language
 
     assert choose_language("fr", LanguageAccept([("de-AT", 1)]), "EN") == "FR"
     assert choose_language(None, LanguageAccept([("de-AT", 1)]), "EN") == "DE"

@@ -2,43 +2,25 @@
 
 from __future__ import annotations
 
-import logging
 import os
 from collections.abc import Mapping
 from pathlib import Path
 
-from flask import Flask, render_template, request
-from flask_babel import gettext
-from werkzeug.exceptions import HTTPException
+from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from . import (
-    assets,
-    coalesce,
-    embed,
-    health,
-    i18n,
-    logs,
-    metrics,
-    overrides,
-    renewal,
-    security,
-    themes,
-    upstream,
-    views,
-)
+from . import coalesce, health, logs, metrics, renewal, themes, upstream
 from .chatcaptain.client import ChatCaptainClient
 from .clock import Clock, get_clock
 from .clock import init_app as init_clock
 from .current import init_app as init_current_widget
-from .i18n import N_
-from .limits import init_app as init_limits
 from .rendering import register_template_helpers
 from .sessions import SessionStoreUnavailable, init_sessions
 from .settings import Settings, SettingsError, load_settings
-from .widgets import widgets_from_settings
-
-log = logging.getLogger(__name__)
+from .web import assets, embedding, i18n, overrides, security, theming, views
+from .web.errors import register_error_pages
+from .web.limits import init_app as init_limits
+from .widgets import check_local_avatars, widgets_from_settings
 
 
 def find_home() -> Path:
@@ -104,7 +86,7 @@ def create_app(
 
     demo = None
     if settings.demo_mode:
-        from . import demo as demo_mode
+        from .web import demo as demo_mode
 
         demo = demo_mode.start_demo_upstream(app.instance_path)
         secret_key = (
@@ -165,6 +147,8 @@ def create_app(
         ) from None
     security.init_app(app)
     i18n.init_app(app, settings.WIDGET_TEMPLATE_DIR)
+    theming.init_app(app)
+    check_local_avatars(app, app.extensions["webwidget.widgets"])
     themes.init_app(app)
     metrics.init_app(app)
     health.init_app(app)
@@ -177,7 +161,7 @@ def create_app(
     coalesce.init_app(app, settings.SESSION_STORE_URL, settings.UPSTREAM_REFRESH_CALLS)
     assets.init_app(app)
     app.register_blueprint(views.bp)
-    app.register_blueprint(embed.bp)
+    app.register_blueprint(embedding.bp)
     register_error_pages(app)
     init_limits(app)  # wraps registered views, so it comes after the blueprints
     return app
@@ -189,53 +173,3 @@ def _known_secrets(settings: Settings, widgets: Mapping[str, object]) -> list[st
     values.append(settings.METRICS_TOKEN)
     values += [getattr(widget, "channel_token", None) for widget in widgets.values()]
     return [value.get_secret_value() for value in values if value is not None]
-
-
-ERROR_TEXT = {
-    400: (N_("Something is not right"), N_("The request could not be understood.")),
-    403: (N_("Not allowed"), N_("This action is not allowed from here.")),
-    404: (N_("Not found"), N_("There is no chat here.")),
-    405: (N_("Not possible"), N_("This action is not available.")),
-    413: (N_("Too long"), N_("That was too much to send at once.")),
-    429: (N_("Slow down"), N_("Too many requests. Please wait a moment.")),
-    503: (N_("Back soon"), N_("The chat is briefly unavailable. Please try again in a moment.")),
-}
-
-
-def render_error(status: int, message: str | None = None):
-    """A friendly error page, or a small fragment for htmx; never a stack trace."""
-    heading, default = ERROR_TEXT.get(status, (N_("Something went wrong"), N_("Please try again.")))
-    # Our own texts translate; any other message passes through gettext unchanged.
-    heading, message = gettext(heading), gettext(message or default)
-    if request.headers.get("HX-Request") == "true":
-        body = render_template("errors/_fragment.html", message=message)
-        return body, status, {"HX-Retarget": "#ww-status", "HX-Reswap": "innerHTML"}
-    return render_template("errors/error.html", heading=heading, message=message), status
-
-
-def register_error_pages(app: Flask) -> None:
-    """Every HTTP error and every unexpected exception ends on a friendly page."""
-
-    @app.errorhandler(HTTPException)
-    def http_error(error: HTTPException):
-        description = (
-            error.description
-            if error.code in (400,) and isinstance(error.description, str)
-            else None
-        )
-        if description and description.startswith("The browser (or proxy)"):
-            description = None
-        return render_error(error.code or 500, description)
-
-    @app.errorhandler(SessionStoreUnavailable)
-    def store_down(error: SessionStoreUnavailable):
-        log.error("session store unavailable")
-        return render_error(503)
-
-    @app.errorhandler(Exception)
-    def unexpected(error: Exception):
-        original = getattr(error, "original_exception", None)
-        if isinstance(original, SessionStoreUnavailable):
-            return store_down(original)
-        log.exception("unhandled error")
-        return render_error(500)

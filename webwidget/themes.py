@@ -1,11 +1,9 @@
-"""Widget themes: colours, shape and words, served as CSS custom properties per widget.
+"""Widget themes: colours, shape and words, and the CSS custom properties they become.
 
-A theme becomes a small stylesheet at `GET /themes/<widget>.css` (the CSP allows only
-stylesheets from our origin, so no inline style), linked after `static/css/widget.css`.
-An owner's own stylesheet (the theme's `stylesheet`, a file) is read once at start-up and
-served at `GET /themes/<widget>/stylesheet.css`, linked after every built-in one. Both
-URLs carry a fingerprint of the content, so they are cached for a long time and a change
-is a new URL.
+A theme becomes a small stylesheet (`Theme.css()`), served per widget by
+`web/theming.py` (the CSP allows only stylesheets from our origin, so no inline style)
+and linked after `static/css/widget.css`. An owner's own stylesheet (the theme's
+`stylesheet`, a file) and avatar are read and checked once at start-up here.
 """
 
 from __future__ import annotations
@@ -18,14 +16,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from flask import Blueprint, Flask, abort, current_app, make_response, request, url_for
-from werkzeug.security import safe_join
-
-from .current import current_widget
+from flask import Flask
 
 log = logging.getLogger(__name__)
-
-bp = Blueprint("theme", __name__)
 
 HEX_COLOR = re.compile(r"^#(?:[0-9a-fA-F]{3}|[0-9a-fA-F]{6})$")
 # A font-family list: names, quotes, commas, spaces; nothing that could end the declaration.
@@ -415,117 +408,6 @@ def warn_low_contrast(widgets: Mapping[str, object]) -> None:
             log.warning("widget %r theme: %s", widget_id, problem)
 
 
-def _cache_for(fingerprint: str) -> str:
-    """A year for the URL that names this content; a few minutes for any other."""
-    if request.args.get("v") == fingerprint:
-        return "public, max-age=31536000, immutable"
-    return "public, max-age=300"
-
-
-def _widget_or_404(widget_id: str):
-    config = current_app.extensions["webwidget.widgets"].get(widget_id)
-    if config is None:
-        abort(404)
-    return config
-
-
-def _cached_asset(body: str | bytes, mimetype: str, fingerprint: str):
-    """A response for one of the widget's theme files, cached by its fingerprint."""
-    response = make_response(body)
-    response.mimetype = mimetype
-    response.headers["Cache-Control"] = _cache_for(fingerprint)
-    return response
-
-
-# Outside /w/<widget>: that prefix is per visitor and never cached (security.py); a theme
-# is the same for everyone, so its stylesheets live here and cache like static files.
-@bp.get("/themes/<widget_id>.css")
-def stylesheet(widget_id: str):
-    """The widget's theme as CSS; cached for a year when asked for by its fingerprint."""
-    theme = _widget_or_404(widget_id).theme
-    return _cached_asset(theme.css(), "text/css", theme.fingerprint)
-
-
-@bp.get("/themes/<widget_id>/stylesheet.css")
-def owner_stylesheet(widget_id: str):
-    """The site owner's own CSS for the widget, as read at start-up."""
-    owned = _widget_or_404(widget_id).theme.stylesheet
-    if owned is None:
-        abort(404)
-    return _cached_asset(owned.text, "text/css", owned.fingerprint)
-
-
-@bp.get("/themes/<widget_id>/avatar")
-def owner_avatar(widget_id: str):
-    """The site owner's avatar image for the widget, as read at start-up."""
-    owned = _widget_or_404(widget_id).theme.avatar_file
-    if owned is None:
-        abort(404)
-    return _cached_asset(owned.data, owned.mimetype, owned.fingerprint)
-
-
-def theme_context() -> dict[str, object]:
-    """The current widget's theme for templates (base.html, widget/_header.html, ...)."""
-    widget = current_widget()
-    if widget is None:
-        return {}
-    from flask_babel import get_locale
-
-    theme = widget.theme
-    lang = str(get_locale() or widget.language).lower()
-    owned = theme.stylesheet
-    return {
-        "theme": theme,
-        "theme_css": url_for("theme.stylesheet", widget_id=widget.id, v=theme.fingerprint),
-        "theme_stylesheet": url_for(
-            "theme.owner_stylesheet", widget_id=widget.id, v=owned.fingerprint
-        )
-        if owned
-        else None,
-        "theme_mode": theme.mode,
-        "widget_position": theme.position,
-        "subtitle": localized(theme.subtitle, lang),
-        "avatar": theme.avatar
-        or (
-            url_for("theme.owner_avatar", widget_id=widget.id, v=theme.avatar_file.fingerprint)
-            if theme.avatar_file
-            else None
-        ),
-        "greeting": localized(theme.greeting, lang),
-    }
-
-
-def check_local_avatars(app: Flask, widgets: Mapping[str, object]) -> None:
-    """A local avatar under /static/ must exist (SettingsError); elsewhere, warn once."""
-    from .settings import SettingsError
-
-    prefix = f"{app.static_url_path}/"
-    for widget in widgets.values():
-        avatar = widget.theme.avatar  # type: ignore[attr-defined]
-        if not avatar or not avatar.startswith("/"):
-            continue
-        path = urlsplit(avatar).path
-        if path.startswith(prefix):
-            found = safe_join(app.static_folder or "static", path[len(prefix) :])
-            if found is None or not Path(found).is_file():
-                raise SettingsError(
-                    widget.problem(  # type: ignore[attr-defined]
-                        "theme.avatar",
-                        f"{avatar} does not exist (no file {path[len(prefix):]!r} in "
-                        f"{app.static_folder})",
-                    )
-                )
-        else:
-            log.warning(
-                "%s",
-                widget.problem(  # type: ignore[attr-defined]
-                    "theme.avatar",
-                    f"{avatar} is not under {prefix} and webwidget does not serve it; "
-                    "make sure your proxy does, or the header shows a broken image",
-                ),
-            )
-
-
 _CSS_COMMENT = re.compile(r"/\*.*?\*/", re.S)
 _CSS_URL = re.compile(r"""url\(\s*["']?([^"')\s]*)""")
 
@@ -562,10 +444,7 @@ def warn_about_stylesheets(widgets: Mapping[str, object]) -> None:
 
 
 def init_app(app: Flask) -> None:
-    """Serve the theme stylesheets; check every local avatar and every theme's contrast once."""
-    app.register_blueprint(bp)
-    app.context_processor(theme_context)
+    """Warn once about every owner stylesheet and every theme's low contrast."""
     widgets = app.extensions["webwidget.widgets"]
-    check_local_avatars(app, widgets)
     warn_about_stylesheets(widgets)
     warn_low_contrast(widgets)

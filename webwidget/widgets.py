@@ -8,17 +8,23 @@ holding the token. A bad file stops start-up with a message naming widget and fi
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 
+from flask import Flask
 from pydantic import SecretStr
+from werkzeug.security import safe_join
 
 from .settings import LANGUAGE_CODE, Settings, SettingsError, parse_origin, split_list
 from .themes import Theme, ThemeError, theme_from_mapping
+
+log = logging.getLogger(__name__)
 
 DEFAULT_WIDGET = "default"
 WIDGET_ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
@@ -254,3 +260,32 @@ def _channel_token(table: Mapping[str, object], environ: Mapping[str, str], requ
             "channel_token_env: missing (name the environment variable holding the token)"
         )
     return token or ""
+
+
+def check_local_avatars(app: Flask, widgets: Mapping[str, object]) -> None:
+    """A local avatar under /static/ must exist (SettingsError); elsewhere, warn once."""
+    prefix = f"{app.static_url_path}/"
+    for widget in widgets.values():
+        avatar = widget.theme.avatar  # type: ignore[attr-defined]
+        if not avatar or not avatar.startswith("/"):
+            continue
+        path = urlsplit(avatar).path
+        if path.startswith(prefix):
+            found = safe_join(app.static_folder or "static", path[len(prefix) :])
+            if found is None or not Path(found).is_file():
+                raise SettingsError(
+                    widget.problem(  # type: ignore[attr-defined]
+                        "theme.avatar",
+                        f"{avatar} does not exist (no file {path[len(prefix):]!r} in "
+                        f"{app.static_folder})",
+                    )
+                )
+        else:
+            log.warning(
+                "%s",
+                widget.problem(  # type: ignore[attr-defined]
+                    "theme.avatar",
+                    f"{avatar} is not under {prefix} and webwidget does not serve it; "
+                    "make sure your proxy does, or the header shows a broken image",
+                ),
+            )

@@ -17,9 +17,9 @@ from dataclasses import dataclass
 from flask import Blueprint, Flask, abort, current_app, make_response, render_template, request
 from flask_babel import get_locale
 
-from .chatcaptain.models import MessageDto
-from .rendering import build_message_views
-from .themes import SHADOWS, localized
+from ..chatcaptain.models import MessageDto
+from ..rendering import build_message_views
+from ..themes import SHADOWS, localized
 from .views import get_widget, page_context
 
 bp = Blueprint("gallery", __name__)

@@ -19,13 +19,13 @@ from pathlib import Path
 
 from flask import Blueprint, Flask, render_template
 
+from ..chatcaptain.models import ContentDto, MessageDto
+from ..sandbox import bot, create_sandbox_app
+from ..sandbox.config import SandboxConfig
+from ..sandbox.files import build_files
+from ..sandbox.server import BackgroundServer
+from ..startup_lock import startup_lock
 from . import gallery
-from .chatcaptain.models import ContentDto, MessageDto
-from .sandbox import bot, create_sandbox_app
-from .sandbox.config import SandboxConfig
-from .sandbox.files import build_files
-from .sandbox.server import BackgroundServer
-from .startup_lock import startup_lock
 
 log = logging.getLogger(__name__)
 

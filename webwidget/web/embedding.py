@@ -7,12 +7,12 @@ from urllib.parse import urlsplit
 from flask import Blueprint, abort, current_app, jsonify, request, send_from_directory
 from flask_babel import force_locale, gettext
 
+from ..conversation import current_chat
+from ..current import current_widget
+from ..settings import parse_origin
+from ..themes import SHADOWS
 from .assets import asset_response, static_asset
-from .conversation import current_chat
-from .current import current_widget
 from .i18n import ui_language
-from .settings import parse_origin
-from .themes import SHADOWS
 from .views import page_origin_allowed
 
 bp = Blueprint("embed", __name__)

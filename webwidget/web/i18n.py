@@ -26,10 +26,10 @@ from flask import Flask, current_app, has_request_context, request
 from flask_babel import Babel, Domain, get_locale
 from werkzeug.exceptions import RequestEntityTooLarge
 
-from .current import current_widget
+from ..current import current_widget
 from .languages import upstream_code
 
-TRANSLATIONS = Path(__file__).resolve().parent / "translations"
+TRANSLATIONS = Path(__file__).resolve().parent.parent / "translations"
 # Shipped UI languages (webwidget/translations/<lang>); English is the source text.
 SUPPORTED = ("en", "de", "fr", "es", "it", "nl", "ar")
 RTL_LANGUAGES = frozenset({"ar", "he", "fa", "ur", "yi", "ps", "sd", "ug", "dv", "ckb"})
@@ -135,7 +135,7 @@ def widget_languages(widget) -> tuple[str, ...]:
 
 
 def _chat_language(widget) -> str | None:
-    from .conversation import current_chat
+    from ..conversation import current_chat
 
     try:
         chat = current_chat(widget)
@@ -194,7 +194,7 @@ def widget_domains(
     widgets: Mapping[str, object], shared_folder: str | None
 ) -> dict[str, WidgetDomain]:
     """Compile every override folder's catalogs once; a domain for each widget that has any."""
-    from .settings import SettingsError
+    from ..settings import SettingsError
 
     compiled: dict[str, dict[str, Translations]] = {}
 

@@ -26,7 +26,7 @@ import secrets
 
 from flask import Flask, Request, abort, current_app, g, request
 
-from .settings import parse_origin
+from ..settings import parse_origin
 
 STATE_CHANGING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 FORM_TYPES = frozenset({"", "application/x-www-form-urlencoded", "multipart/form-data"})

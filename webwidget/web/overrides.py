@@ -22,7 +22,7 @@ from flask import Flask
 from flask.templating import Environment
 from jinja2 import ChoiceLoader, FileSystemLoader
 
-from .current import current_widget
+from ..current import current_widget
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +62,7 @@ def init_app(app: Flask, template_dir: str | None) -> None:
     if template_dir:
         folder = Path(template_dir).resolve()
         if not folder.is_dir():
-            from .settings import SettingsError
+            from ..settings import SettingsError
 
             raise SettingsError(
                 "webwidget cannot start; fix this setting:\n"

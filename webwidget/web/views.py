@@ -19,23 +19,24 @@ from flask import (
 )
 from flask_babel import get_locale, gettext
 
-from . import conversation as chats
-from . import polling, security
-from .chatcaptain.errors import (
+from .. import conversation as chats
+from .. import polling
+from ..chatcaptain.errors import (
     SendingUnsupported,
     TokenInvalid,
     UpstreamError,
     UpstreamTimeout,
     UpstreamUnavailable,
 )
-from .current import current_widget
+from ..current import current_widget
+from ..rendering import build_message_views
+from ..settings import parse_origin
+from ..themes import localized
+from ..upstream import get_client
+from ..widgets import WidgetConfig
+from . import security
 from .i18n import N_
 from .languages import choose_language
-from .rendering import build_message_views
-from .settings import parse_origin
-from .themes import localized
-from .upstream import get_client
-from .widgets import WidgetConfig
 
 log = logging.getLogger(__name__)
 

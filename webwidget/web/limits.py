@@ -32,9 +32,9 @@ from limits.storage import storage_from_string
 from limits.strategies import MovingWindowRateLimiter
 from werkzeug.exceptions import TooManyRequests
 
+from ..current import current_widget
+from ..sessions import SessionStoreUnavailable
 from . import limit_storage
-from .current import current_widget
-from .sessions import SessionStoreUnavailable
 
 log = logging.getLogger(__name__)
 

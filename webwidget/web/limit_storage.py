@@ -22,8 +22,8 @@ from pathlib import Path
 
 from limits.storage import MovingWindowSupport, Storage
 
-from .sqlite_connections import ThreadConnections
-from .startup_lock import startup_lock
+from ..sqlite_connections import ThreadConnections
+from ..startup_lock import startup_lock
 
 SCHEME = "webwidget+sqlite"
 
