@@ -20,6 +20,7 @@ from collections.abc import Iterable
 from flask import Flask, g, has_request_context, request
 
 REQUEST_ID_HEADER = "X-Request-ID"
+REQUEST_ID_ENVIRON = "HTTP_X_REQUEST_ID"
 # Anything else in an incoming id (newlines, quotes, huge values) is replaced, not logged.
 SAFE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 
@@ -136,7 +137,8 @@ def install_handler(level: int = logging.INFO) -> RedactingFilter:
 
 def incoming_request_id() -> str:
     """The caller's X-Request-ID if it is sane, else a fresh one."""
-    value = request.headers.get(REQUEST_ID_HEADER, "")
+    # From the environ: werkzeug's header lookup raises and catches a KeyError per miss.
+    value = request.environ.get(REQUEST_ID_ENVIRON, "")
     return value if SAFE_REQUEST_ID.match(value) else uuid.uuid4().hex
 
 

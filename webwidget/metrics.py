@@ -22,6 +22,7 @@ import logging
 import os
 import time
 from collections.abc import Callable, Iterator
+from typing import Any
 
 from flask import Blueprint, Flask, abort, current_app, g, request
 from prometheus_client import (
@@ -104,14 +105,27 @@ def init_app(app: Flask) -> Metrics:
     def _start_timer() -> None:
         g.metrics_started = time.perf_counter()
 
+    # The labelled series, kept once made: `labels()` validates and locks on every call,
+    # a measurable share of an unchanged poll. Label values are bounded (route templates,
+    # known methods, statuses), so these dicts are too.
+    counters: dict[tuple[str, str, int], Any] = {}
+    timers: dict[str, Any] = {}
+
     @app.after_request
     def _count(response):
         route = request.url_rule.rule if request.url_rule is not None else "<unmatched>"
         method = request.method if request.method in KNOWN_METHODS else "other"
-        metrics.requests.labels(route, method, str(response.status_code)).inc()
+        key = (route, method, response.status_code)
+        counter = counters.get(key)
+        if counter is None:
+            counter = counters[key] = metrics.requests.labels(route, method, str(key[2]))
+        counter.inc()
         started = g.get("metrics_started")
         if started is not None:
-            metrics.request_seconds.labels(route).observe(time.perf_counter() - started)
+            timer = timers.get(route)
+            if timer is None:
+                timer = timers[route] = metrics.request_seconds.labels(route)
+            timer.observe(time.perf_counter() - started)
         return response
 
     app.register_blueprint(bp)

@@ -110,7 +110,8 @@ def _number(value: str | None, default: float) -> float:
 def read_state(now: float) -> PollState:
     """The poll's parameters, clamped: they come from the browser."""
     base = current_app.config["WEBWIDGET_SETTINGS"].WIDGET_POLL_SECONDS
-    values = request.values
+    # A poll is a GET: its query string alone (request.values would also parse a body).
+    values = request.args if request.method == "GET" else request.values
     interval = min(max(_number(values.get("i"), base), MIN_INTERVAL), MAX_INTERVAL)
     changed_at = int(min(max(_number(values.get("t"), now), now - 86400 * 7), now))
     version = values.get("v") or None

@@ -213,8 +213,7 @@ class ServerSessionInterface(SessionInterface):
 
     def _mark_private(self, response: Response) -> None:
         response.headers["Cache-Control"] = "no-store"
-        response.vary.add("Cookie")
-        response.vary.add(self.header_name)
+        response.vary.update(("Cookie", self.header_name))
 
     def _send_handle(self, response: Response, handle: str | None, scope: str) -> None:
         assert handle is not None

@@ -231,7 +231,7 @@ def settle_locale() -> None:
 
 def vary_on_language(response):
     """Pages differ by Accept-Language, so shared caches must keep them apart."""
-    if response.mimetype == "text/html":
+    if response.mimetype == "text/html" and response.status_code != 204:
         response.vary.add("Accept-Language")
     return response
 
