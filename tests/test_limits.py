@@ -141,7 +141,9 @@ def test_limit_storage_down_lets_visitors_through_and_says_so(sandbox, tmp_path,
     from conftest import free_port
 
     dead = f"redis://127.0.0.1:{free_port()}/0"
-    app = make_app(sandbox, tmp_path, RATE_LIMIT_STORAGE_URL=dead, RATE_LIMIT_START_PER_IP="1/minute")
+    app = make_app(
+        sandbox, tmp_path, RATE_LIMIT_STORAGE_URL=dead, RATE_LIMIT_START_PER_IP="1/minute"
+    )
     with caplog.at_level(logging.WARNING, logger="webwidget"):
         assert [start_from(app).status_code for _ in range(3)] == [303, 303, 303]
     assert stats(sandbox)["create_contact"] == 3

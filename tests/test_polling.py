@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -12,9 +12,50 @@ from conftest import Visitor, advance, https_client, make_app, parse_html
 from flask import template_rendered
 
 from webwidget.domids import dom_id
-from webwidget.polling import compute_delta, interval_for
+from webwidget.polling import (
+    Changes,
+    PollState,
+    SlowerPoller,
+    Unchanged,
+    compute_delta,
+    decide,
+    interval_for,
+    read_state,
+)
 
 HX = {"HX-Request": "true"}
+NOW = 1_800_000_000.0
+
+
+def test_the_poll_decision_is_a_function_of_the_page_and_the_newest_version():
+    fresh = PollState(version="v1", interval=1.5, changed_at=int(NOW) - 5)
+    assert decide(fresh, "v1", now=NOW, base=3, activity=False) == Unchanged()
+    # No list yet (a refresh is on its way): nothing to say.
+    assert decide(fresh, None, now=NOW, base=3, activity=False) == Unchanged()
+    # Idle for 30 s: the same version, but a slower poller (3 s from 20 s idle).
+    idle = PollState(version="v1", interval=1.5, changed_at=int(NOW) - 30)
+    assert decide(idle, "v1", now=NOW, base=3, activity=False) == SlowerPoller(
+        version="v1", interval=3.0, changed_at=int(NOW) - 30
+    )
+    # A page older than the interval hint keeps its interval.
+    unhinted = PollState(version="v1", interval=1.5, changed_at=int(NOW) - 30, hinted=False)
+    assert decide(unhinted, "v1", now=NOW, base=3, activity=False) == Unchanged()
+    # Changed, or a send: the changes, and a fast poller from now.
+    changed = Changes(version="v2", interval=1.5, changed_at=int(NOW))
+    assert decide(idle, "v2", now=NOW, base=3, activity=False) == changed
+    assert decide(idle, "v1", now=NOW, base=3, activity=True) == replace(changed, version="v1")
+
+
+def test_the_poll_parameters_are_clamped_they_come_from_the_browser():
+    assert read_state({}, NOW, 3) == PollState(
+        version=None, interval=3, changed_at=int(NOW), hinted=False
+    )
+    wild = read_state({"v": "x" * 99, "i": "1e9", "t": "nan"}, NOW, 3)
+    assert (wild.version, wild.interval, wild.changed_at) == ("x" * 32, 60.0, int(NOW))
+    assert read_state({"i": "0", "t": "0"}, NOW, 3).interval == 1.0
+    assert read_state({"t": "0"}, NOW, 3).changed_at == int(NOW) - 86400 * 7
+    assert read_state({"t": str(NOW + 999)}, NOW, 3).changed_at == int(NOW)
+    assert read_state({"i": "soon"}, NOW, 3) == PollState(None, 3, int(NOW), hinted=True)
 
 
 

@@ -10,25 +10,23 @@ The poller's URL carries what the page shows and how it polls, none of it secret
 - changed: only new messages appended to the log and changed messages replaced by id,
   against the states remembered for `v`; a full list when `v` is unknown (first poll,
   after an error, a message deleted or reordered).
+
+`decide` makes that choice, a pure function of the page's state and the newest list's
+version; `poll` gets the list (never waiting on the upstream) and returns the answer as
+data; the views render it.
 """
 
 from __future__ import annotations
 
-import functools
 import math
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
 from typing import Generic, TypeVar
 
-from flask import current_app, render_template, request
-from flask_babel import get_locale
-
-from . import clock, coalesce
+from . import coalesce
 from . import conversation as chats
 from .chatcaptain.models import MessageDto
 from .coalesce import get_coalescer
-from .rendering import build_message_views
-from .upstream import get_client
 from .widgets import WidgetConfig
 
 T = TypeVar("T")
@@ -90,13 +88,15 @@ def compute_delta(
     return Delta(append=list(items[len(base) :]), replace=replace)
 
 
-@dataclass
+@dataclass(frozen=True)
 class PollState:
-    """What the poller's URL says about the page."""
+    """What the poller's URL (or a send's form) says about the page."""
 
     version: str | None
     interval: float
     changed_at: int
+    # Pages older than the interval hint send no `i`: they keep their interval.
+    hinted: bool = True
 
 
 def _number(value: str | None, default: float) -> float:
@@ -107,16 +107,16 @@ def _number(value: str | None, default: float) -> float:
     return number if math.isfinite(number) else default
 
 
-def read_state(now: float) -> PollState:
+def read_state(values: Mapping[str, str], now: float, base: float) -> PollState:
     """The poll's parameters, clamped: they come from the browser."""
-    base = current_app.config["WEBWIDGET_SETTINGS"].WIDGET_POLL_SECONDS
-    # A poll is a GET: its query string alone (request.values would also parse a body).
-    values = request.args if request.method == "GET" else request.values
     interval = min(max(_number(values.get("i"), base), MIN_INTERVAL), MAX_INTERVAL)
     changed_at = int(min(max(_number(values.get("t"), now), now - 86400 * 7), now))
     version = values.get("v") or None
     return PollState(
-        version=version[:32] if version else None, interval=interval, changed_at=changed_at
+        version=version[:32] if version else None,
+        interval=interval,
+        changed_at=changed_at,
+        hinted="i" in values,
     )
 
 
@@ -125,10 +125,57 @@ def poller_context(*, interval: float, changed_at: int) -> dict[str, object]:
     return {"poll_interval": format_seconds(interval), "poll_changed": changed_at}
 
 
-def active_poller() -> dict[str, object]:
+def active_poller(now: float, base: float) -> dict[str, object]:
     """Poller context right after activity (page load, start, send): poll fast."""
-    base = current_app.config["WEBWIDGET_SETTINGS"].WIDGET_POLL_SECONDS
-    return poller_context(interval=interval_for(0, base), changed_at=int(clock.now()))
+    return poller_context(interval=interval_for(0, base), changed_at=int(now))
+
+
+# --- What a poll answers --------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Unchanged:
+    """Nothing new and the interval is still right: 204, no body."""
+
+
+@dataclass(frozen=True)
+class SlowerPoller:
+    """Nothing new, but idle long enough to poll less often: only a new poller."""
+
+    version: str
+    interval: float
+    changed_at: int
+
+
+@dataclass(frozen=True)
+class Changes:
+    """The page must show another version: the messages it lacks or shows differently
+    (`delta`, positions in `messages`), or all of them when `delta` is None."""
+
+    version: str
+    interval: float
+    changed_at: int
+    messages: Sequence[MessageDto] = ()
+    delta: Delta[int] | None = None
+
+
+Answer = Unchanged | SlowerPoller | Changes
+
+
+def decide(
+    state: PollState, version: str | None, *, now: float, base: float, activity: bool
+) -> Answer:
+    """What to answer a page in `state` when the newest list is at `version` (None: no
+    list yet, one is on its way). Pure: the same inputs give the same answer."""
+    if version is None:
+        return Unchanged()
+    if version == state.version and not activity:
+        wanted = interval_for(now - state.changed_at, base)
+        if wanted == state.interval or not state.hinted:
+            return Unchanged()
+        return SlowerPoller(version=version, interval=wanted, changed_at=state.changed_at)
+    # Changed, or a send: the page gets the changes and polls fast again.
+    return Changes(version=version, interval=interval_for(0, base), changed_at=int(now))
 
 
 def remember(
@@ -143,67 +190,34 @@ def remember(
 def poll(
     widget: WidgetConfig,
     chat: chats.Chat,
-    context: Callable[[], dict[str, object]],
+    state: PollState,
     *,
+    now: float,
+    base: float,
     activity: bool = False,
-):
-    """Answer a poll (or a send, with `activity`): 204, a new poller, or the changes.
+) -> Answer:
+    """Answer a poll (or, with `activity`, a send): 204, a slower poller, or the changes.
 
-    `context` makes the page context the update template shares with the page; it is
-    called only when something is rendered, so an unchanged poll never pays for it.
+    A poll takes the cached list, however old its share of the interval allows, and
+    never waits on the upstream (see coalesce.py); a send waits for a fresh list.
     """
-    now = clock.now()
-    base = current_app.config["WEBWIDGET_SETTINGS"].WIDGET_POLL_SECONDS
-    state = read_state(now)
-    max_age = 0.0 if activity else state.interval * SHARE_OF_INTERVAL
     listing = chats.message_listing(
         widget,
         chat,
-        max_age=max_age,
+        max_age=0.0 if activity else state.interval * SHARE_OF_INTERVAL,
         background=not activity,
         # A page that shows a version has a list: this worker's first poll of it (the page
         # came from another worker, or this one restarted) need not wait for one either.
         cold_ok=state.version is not None and not activity,
     )
-    if listing is None:
-        return "", 204
-    if listing.version == state.version and not activity:
-        wanted = interval_for(now - state.changed_at, base)
-        # A poll without `i` (an older page) keeps its interval: nothing to hint.
-        if wanted == state.interval or "i" not in request.values:
-            return "", 204
-        # Nothing new, but idle long enough to poll less often: swap in a slower poller.
-        return render_template(
-            "widget/_update.html",
-            poller_only=True,
-            widget=widget.id,
-            version=listing.version,
-            **poller_context(interval=wanted, changed_at=state.changed_at),
-        )
-    key = chats.listing_key(widget, chat)
-    states = listing.states
-    get_coalescer().remember_states(key, listing.version, states)
-    base_states = get_coalescer().recall_states(key, state.version) if state.version else None
-    positions = compute_delta(base_states, range(len(listing.messages)), states)
-    build = functools.partial(
-        build_message_views,
-        listing.messages,
-        locale=str(get_locale()),
-        can_send=get_client().supports_sending,
+    answer = decide(
+        state, listing.version if listing else None, now=now, base=base, activity=activity
     )
-    if positions is None:
-        views, delta = build(), None
-    else:
-        # Only the messages the page lacks or shows differently get a view model.
-        appended, replaced = build(only=positions.append), build(only=positions.replace)
-        views, delta = appended + replaced, Delta(append=appended, replace=replaced)
-    return render_template(
-        "widget/_update.html",
-        **{
-            **context(),
-            "messages": views,
-            "delta": delta,
-            "version": listing.version,
-            **poller_context(interval=interval_for(0, base), changed_at=int(now)),
-        },
-    )
+    if not isinstance(answer, Changes):
+        return answer
+    assert listing is not None
+    coalescer, key = get_coalescer(), chats.listing_key(widget, chat)
+    coalescer.remember_states(key, listing.version, listing.states)
+    base_states = coalescer.recall_states(key, state.version) if state.version else None
+    delta = compute_delta(base_states, range(len(listing.messages)), listing.states)
+    return replace(answer, messages=listing.messages, delta=delta)

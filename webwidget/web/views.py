@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 import secrets
+from collections.abc import Mapping
 from urllib.parse import urlsplit, urlunsplit
 
 from flask import (
@@ -19,8 +21,8 @@ from flask import (
 )
 from flask_babel import get_locale, gettext
 
+from .. import clock, polling
 from .. import conversation as chats
-from .. import polling
 from ..chatcaptain.errors import (
     SendingUnsupported,
     TokenInvalid,
@@ -29,7 +31,7 @@ from ..chatcaptain.errors import (
     UpstreamUnavailable,
 )
 from ..current import current_widget
-from ..rendering import build_message_views
+from ..rendering import MessageView, build_message_views
 from ..settings import parse_origin
 from ..themes import localized
 from ..upstream import get_client
@@ -108,13 +110,17 @@ def widget_title(widget: WidgetConfig) -> str:
     return gettext(DEFAULT_TITLE) if widget.title == DEFAULT_TITLE else widget.title
 
 
+def poll_seconds() -> float:
+    """The base poll interval (polling.py adapts it to how long a chat has been idle)."""
+    return current_app.config["WEBWIDGET_SETTINGS"].WIDGET_POLL_SECONDS
+
+
 def page_context(widget: WidgetConfig, **extra: object) -> dict[str, object]:
     """What every view of the page needs."""
-    settings = current_app.config["WEBWIDGET_SETTINGS"]
     return {
         "widget": widget.id,
         "title": localized(widget.theme.title, str(get_locale()), widget_title(widget)),
-        "poll_seconds": settings.WIDGET_POLL_SECONDS,
+        "poll_seconds": poll_seconds(),
         "can_send": get_client().supports_sending,
         "notice": None,
         **extra,
@@ -135,7 +141,10 @@ def conversation_context(widget: WidgetConfig, chat: chats.Chat) -> dict[str, ob
     )
     polling.remember(widget, chat, listing.version, listing.messages)
     return page_context(
-        widget, messages=views, version=listing.version, **polling.active_poller()
+        widget,
+        messages=views,
+        version=listing.version,
+        **polling.active_poller(clock.now(), poll_seconds()),
     )
 
 
@@ -178,6 +187,11 @@ def page(widget: str):
                 lang=request.args.get("lang", "")[:16],
             ),
         )
+    return conversation_page(widget, chat)
+
+
+def conversation_page(widget: WidgetConfig, chat: chats.Chat):
+    """The conversation (the page, or its fragment for htmx), or what went wrong."""
     try:
         context = conversation_context(widget, chat)
     except TokenInvalid:
@@ -224,7 +238,9 @@ def start(widget: str):
                 **page_context(widget, page_url=page_url, lang="", notice="start_failed"),
             )
     if is_htmx():
-        return page(widget.id)
+        chat = chats.current_chat(widget)
+        assert chat is not None  # started above, or already there
+        return conversation_page(widget, chat)
     return redirect(url_for("widget.page", widget=widget.id), 303)
 
 
@@ -236,16 +252,62 @@ def messages(widget: str):
     if chat is None:
         # The chat ended elsewhere (another tab, a timeout): 286 stops this poller.
         return make_response(render_template("widget/_update.html", ended=True), 286)
+    return poll_answer(widget, chat, request.args, activity=False)
+
+
+def poll_answer(
+    widget: WidgetConfig, chat: chats.Chat, values: Mapping[str, str], *, activity: bool
+):
+    """A poll's answer, or with `activity` an htmx send's: 204, a slower poller, or the
+    changes (polling.py decides), as out-of-band swaps."""
+    now, base = clock.now(), poll_seconds()
+    state = polling.read_state(values, now, base)
     try:
-        # 204 / a slower poller / only the changes: see polling.py.
-        return polling.poll(
-            widget, chat, lambda: page_context(widget), activity=request.method == "POST"
-        )
+        answer = polling.poll(widget, chat, state, now=now, base=base, activity=activity)
     except TokenInvalid:
         return restart_notice(widget)
     except UpstreamError as error:
         log.warning("poll failed: %s", error.kind)
         return upstream_trouble(widget, error, "reconnecting", update=True)
+    if isinstance(answer, polling.Unchanged):
+        return "", 204
+    poller = polling.poller_context(interval=answer.interval, changed_at=answer.changed_at)
+    if isinstance(answer, polling.SlowerPoller):
+        return render_template(
+            "widget/_update.html",
+            poller_only=True,
+            widget=widget.id,
+            version=answer.version,
+            **poller,
+        )
+    views, delta = changed_message_views(answer)
+    return render_template(
+        "widget/_update.html",
+        **page_context(widget),
+        messages=views,
+        delta=delta,
+        version=answer.version,
+        **poller,
+    )
+
+
+def changed_message_views(
+    changes: polling.Changes,
+) -> tuple[list[MessageView], polling.Delta[MessageView] | None]:
+    """View models for the messages a page lacks or shows differently (all of them when
+    there is no delta), built in one pass."""
+    build = functools.partial(
+        build_message_views,
+        changes.messages,
+        locale=str(get_locale()),
+        can_send=get_client().supports_sending,
+    )
+    if changes.delta is None:
+        return build(), None
+    appended, replaced = changes.delta.append, changes.delta.replace
+    views = build(only=[*appended, *replaced])
+    delta = polling.Delta(append=views[: len(appended)], replace=views[len(appended) :])
+    return views, delta
 
 
 @bp.post("/w/<widget>/send")
@@ -280,7 +342,8 @@ def send(widget: str):
             return upstream_trouble(widget, error, "send_failed", update=True)
         return send_failed_page(widget, chat, error, draft=text, client_id=client_id)
     if is_htmx():
-        return messages(widget.id)
+        # The poller's fields (`v` of the list on screen) came with the form.
+        return poll_answer(widget, chat, request.form, activity=True)
     return redirect(url_for("widget.page", widget=widget.id), 303)
 
 
