@@ -19,6 +19,24 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def wait_until(predicate, *, timeout: float, what: str, every: float = 0.05):
+    """Check `predicate` until it returns something truthy, and return that.
+
+    For a condition another process or thread brings about (a server listening, a count
+    going up): it fails with `what` once `timeout` seconds pass without it. `predicate`
+    may raise AssertionError to fail at once (a server that exited will never listen).
+    Time the app or the sandbox measures is moved by their clocks, never waited for here.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(every)  # between checks only: the condition, not the pause, ends the wait
+
+
 @pytest.fixture(scope="session")
 def redis_url():
     """A real redis-server on a free port for the whole test session."""

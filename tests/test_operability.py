@@ -8,7 +8,6 @@ import logging
 import re
 import signal
 import threading
-import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -23,6 +22,8 @@ from conftest import (
     heal,
     https_client,
     make_app,
+    stats,
+    wait_until,
 )
 from test_scale_out import Browser, Instance, instance_env
 
@@ -188,9 +189,12 @@ def test_sigterm_lets_a_request_in_flight_finish(sandbox, tmp_path):
         visitor.post(instance, "/w/default/start")
         faults(sandbox, latency_ms=2000, operations=["list_messages"])
         result: dict[str, requests.Response] = {}
+        listed = stats(sandbox).get("list_messages", 0)
         slow = threading.Thread(target=lambda: result.update(r=visitor.get(instance, "/w/default")))
         slow.start()
-        time.sleep(0.7)  # the request is now waiting on the upstream
+        # The sandbox counts a call before its latency: from then on the request is in flight.
+        wait_until(lambda: stats(sandbox).get("list_messages", 0) > listed, timeout=20,
+                   what="the page's upstream call to reach the sandbox")
         instance.process.send_signal(signal.SIGTERM)
         slow.join(timeout=20)
         assert instance.process.wait(timeout=30) == 0
