@@ -8,24 +8,40 @@ import subprocess
 import time
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
+from pathlib import Path
 
 import pytest
 
+# Sockets holding the ports free_port() handed out, for as long as this process runs.
+_RESERVED: list[socket.socket] = []
+
 
 def free_port() -> int:
-    """A TCP port that is free on 127.0.0.1 right now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A TCP port on 127.0.0.1 that stays ours for the rest of the test run.
+
+    A port that was merely free when chosen can be taken before our server binds it, or
+    while a test restarts a server on it: by another worker's server or an outgoing
+    connection, whose answers a test would then take for our server's. So a bound, never
+    listening socket keeps it: the kernel hands it to nobody else, while our servers,
+    which all set SO_REUSEADDR (werkzeug, gunicorn, redis-server, nginx), may still listen
+    on it. Nobody listening there still refuses connections.
+    """
+    holder = socket.socket()
+    holder.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    holder.bind(("127.0.0.1", 0))
+    _RESERVED.append(holder)
+    return holder.getsockname()[1]
 
 
-def wait_until(predicate, *, timeout: float, what: str, every: float = 0.05):
+def wait_until(predicate, *, timeout: float, what: str, every: float = 0.05, pause=None):
     """Check `predicate` until it returns something truthy, and return that.
 
     For a condition another process or thread brings about (a server listening, a count
     going up): it fails with `what` once `timeout` seconds pass without it. `predicate`
     may raise AssertionError to fail at once (a server that exited will never listen).
     Time the app or the sandbox measures is moved by their clocks, never waited for here.
+    `pause(seconds)` replaces the pause between checks (a Playwright page's, whose event
+    loop must keep running).
     """
     deadline = time.monotonic() + timeout
     while True:
@@ -34,7 +50,55 @@ def wait_until(predicate, *, timeout: float, what: str, every: float = 0.05):
             return value
         if time.monotonic() >= deadline:
             raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(every)  # between checks only: the condition, not the pause, ends the wait
+        # Between checks only: the condition, not the pause, ends the wait.
+        (pause or time.sleep)(every)
+
+
+def exited(process: subprocess.Popen | None, log: Path | None = None) -> None:
+    """Fail at once when `process` has exited: what it waited for will never come."""
+    if process is not None and process.poll() is not None:
+        tail = log.read_text(errors="replace")[-3000:] if log is not None else ""
+        raise AssertionError(f"{process.args[0]} exited with {process.returncode}\n{tail}")
+
+
+def redis_answers(port: int, process: subprocess.Popen | None = None) -> bool:
+    """Whether the redis-server on `port` answers PING (fails if `process` exited)."""
+    exited(process)
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.2) as s:
+            s.sendall(b"PING\r\n")
+            return s.recv(16).startswith(b"+PONG")
+    except OSError:
+        return False
+
+
+def listens(port: int, process: subprocess.Popen | None = None, log: Path | None = None) -> bool:
+    """Whether something accepts TCP connections on 127.0.0.1:`port`."""
+    exited(process, log)
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+            return True
+    except OSError:
+        return False
+
+
+def answers(url: str, process: subprocess.Popen | None = None, log: Path | None = None) -> bool:
+    """Whether `url` answers HTTP at all, whatever the status (fails if `process` exited)."""
+    import requests
+
+    exited(process, log)
+    try:
+        requests.get(url, timeout=1)
+    except requests.RequestException:
+        return False
+    return True
+
+
+def wait_for_server(url: str, process: subprocess.Popen | None = None, *,
+                    log: Path | None = None, timeout: float = 60) -> None:
+    """Wait until the server that `process` starts answers at `url`. A cold Python start
+    takes seconds when four test workers share two cores."""
+    wait_until(lambda: answers(url, process, log), timeout=timeout, what=f"{url} to answer")
 
 
 @pytest.fixture(scope="session")
@@ -48,18 +112,12 @@ def redis_url():
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2) as s:
-                s.sendall(b"PING\r\n")
-                if s.recv(16).startswith(b"+PONG"):
-                    break
-        except OSError:
-            time.sleep(0.05)
-    else:
+    try:
+        wait_until(lambda: redis_answers(port, proc), timeout=10, what="redis-server to start")
+    except AssertionError:
         proc.kill()
-        raise RuntimeError("redis-server did not start")
+        proc.wait()
+        raise
     yield f"redis://127.0.0.1:{port}/0"
     proc.terminate()
     proc.wait(timeout=5)
@@ -92,9 +150,7 @@ def module_sandbox():
 @pytest.fixture
 def sandbox(sandbox_server):
     """The shared sandbox, with faults and counters reset before each test."""
-    import requests
-
-    requests.post(f"{sandbox_server.url}/_sandbox/reset", timeout=5).raise_for_status()
+    reset(sandbox_server)
     return sandbox_server
 
 
@@ -104,6 +160,13 @@ def sandbox(sandbox_server):
 def _control(sandbox) -> str:
     """The control API root of `sandbox` (a server with `.url`, or its URL)."""
     return f"{getattr(sandbox, 'url', sandbox)}/_sandbox"
+
+
+def reset(sandbox) -> None:
+    """Clear the sandbox's faults, counters and clock offset (conversations stay)."""
+    import requests
+
+    requests.post(f"{_control(sandbox)}/reset", timeout=5).raise_for_status()
 
 
 def faults(sandbox, **config) -> None:
@@ -129,11 +192,38 @@ def advance(sandbox, seconds: float) -> None:
     ).raise_for_status()
 
 
+def hold(sandbox, held: bool = True) -> None:
+    """Stop the sandbox's clock (it then moves only by `advance`), or let it run again:
+    a bot reply falls due only when the test says so."""
+    import requests
+
+    requests.post(f"{_control(sandbox)}/clock", json={"hold": held}, timeout=5).raise_for_status()
+
+
 def stats(sandbox) -> dict[str, int]:
     """How many requests reached each sandbox operation since the last reset."""
     import requests
 
     return requests.get(f"{_control(sandbox)}/stats", timeout=5).json()["requests"]
+
+
+def corrupt_session(store, sid: str, store_url: str) -> None:
+    """Write garbage into sid's stored record, as a bad deploy or a disk fault might: past
+    the store, straight into its SQLite file or Redis hash (`store_url` names the Redis)."""
+    if hasattr(store, "path"):
+        import sqlite3
+        from contextlib import closing
+
+        with closing(sqlite3.connect(store.path)) as db, db:
+            db.execute("UPDATE sessions SET data = '{not json' WHERE id = ?", (sid,))
+        return
+    import redis
+
+    with redis.Redis.from_url(store_url) as client:
+        key = store.key_prefix + sid
+        fields = [f for f in client.hkeys(key) if f.startswith(b"d:")]
+        assert fields, "no stored value to corrupt"
+        client.hset(key, mapping=dict.fromkeys(fields, "{not json"))
 
 
 SECRET_KEY = "test-secret-key-0123456789abcdefghijklmnopqrstuvwxyz"

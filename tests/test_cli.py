@@ -8,10 +8,10 @@ import os
 import re
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import requests
+from conftest import exited, wait_until
 
 ROOT = Path(__file__).resolve().parent.parent
 WEBWIDGET = Path(sys.executable).parent / "webwidget"
@@ -28,11 +28,13 @@ def test_demo_logs_plain_json_lines_and_says_where_to_open_it(tmp_path):
     with log.open("wb") as out:
         proc = subprocess.Popen([str(WEBWIDGET), "demo", "--port", "0"], cwd=tmp_path, env=env,
                                 stdout=out, stderr=subprocess.STDOUT)
+
+    def where() -> re.Match | None:
+        exited(proc, log)
+        return re.search(r"webwidget on (http://127\.0\.0\.1:\d+)/", log.read_text())
+
     try:
-        deadline = time.monotonic() + 60
-        while not (found := re.search(r"webwidget on (http://127\.0\.0\.1:\d+)/", log.read_text())):
-            assert proc.poll() is None and time.monotonic() < deadline, log.read_text()[-2000:]
-            time.sleep(0.2)
+        found = wait_until(where, timeout=60, what="the demo to log where to open it")
         url = found.group(1)
         assert requests.get(url + "/w/default", timeout=10).status_code == 200
         assert requests.get(url + "/no/such/page", timeout=10).status_code == 404

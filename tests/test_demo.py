@@ -5,12 +5,11 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 import requests
-from conftest import free_port
+from conftest import free_port, wait_for_server, wait_until
 
 ROOT = Path(__file__).resolve().parent.parent
 GUNICORN = str(Path(sys.executable).with_name("gunicorn"))
@@ -25,18 +24,6 @@ def demo_env(instance: Path, port: int) -> dict[str, str]:
     }
     env.update(WEBWIDGET_INSTANCE_PATH=str(instance), PORT=str(port))
     return env
-
-
-def wait_until_up(url: str, proc: subprocess.Popen, seconds: float = 60) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        assert proc.poll() is None, "the server exited early"
-        try:
-            requests.get(url, timeout=1)
-            return
-        except requests.RequestException:
-            time.sleep(0.1)
-    raise AssertionError(f"{url} did not come up")
 
 
 @pytest.fixture(
@@ -66,7 +53,7 @@ def gunicorn_demo(request, tmp_path):
         )
     url = f"http://127.0.0.1:{port}"
     try:
-        wait_until_up(url + "/", proc)
+        wait_for_server(url + "/", proc, log=log)
         yield url, log
     finally:
         proc.terminate()
@@ -93,12 +80,12 @@ def test_demo_under_gunicorn_converses_with_the_bundled_sandbox(gunicorn_demo):
         timeout=10,
     )
     assert sent.status_code == 200
-    deadline = time.monotonic() + 10
+
+    def answered() -> str | None:
+        page = requests.get(f"{url}/w/default", headers=session, timeout=5).text
+        return page if "You said: hello demo" in page else None
+
     # Several requests, so that with two workers both serve this conversation.
-    while "You said: hello demo" not in (
-        page := requests.get(f"{url}/w/default", headers=session, timeout=5).text
-    ):
-        assert time.monotonic() < deadline, "the sandbox bot never answered"
-        time.sleep(0.3)
+    page = wait_until(answered, timeout=10, what="the sandbox bot's answer on the page")
     assert "hello demo" in page
     assert "bundled ChatCaptain sandbox" in log.read_text()

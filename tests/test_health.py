@@ -7,16 +7,10 @@ from __future__ import annotations
 
 import logging
 
-import requests
-from conftest import CHANNEL_TOKEN, MovableClock, Visitor, https_client, make_app
+from conftest import CHANNEL_TOKEN, MovableClock, Visitor, https_client, make_app, stats
 
 METRICS_TOKEN = "metrics-token-for-the-scraper-0123"
 BEARER = {"Authorization": f"Bearer {METRICS_TOKEN}"}
-
-
-def stats(sandbox) -> dict[str, int]:
-    """How many requests of each operation reached the sandbox."""
-    return requests.get(f"{sandbox.url}/_sandbox/stats", timeout=5).json()["requests"]
 
 
 def ready(app, **headers):

@@ -11,8 +11,7 @@ import re
 from pathlib import Path
 
 import pytest
-import requests
-from conftest import advance, https_client, make_app, parse_html, widget_settings
+from conftest import advance, https_client, make_app, parse_html, reset, widget_settings
 from flask import render_template
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -232,7 +231,7 @@ def test_a_visitors_hostile_text_comes_back_through_the_sandbox_as_text(text):
     """End to end: the visitor's text goes upstream and the bot's echo of it is rendered."""
     # Module-scoped servers are created once; hypothesis runs this body per example.
     app, sandbox_url = _end_to_end()
-    requests.post(f"{sandbox_url}/_sandbox/reset", timeout=5).raise_for_status()
+    reset(sandbox_url)
     client = https_client(app)
     same = {"Sec-Fetch-Site": "same-origin"}
     assert client.post("/w/default/start", headers=same).status_code == 303

@@ -5,15 +5,13 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 import requests
-from conftest import CHANNEL_TOKEN, SECRET_KEY, free_port
+from conftest import CHANNEL_TOKEN, SECRET_KEY, free_port, listens, wait_until
 
 ROOT = Path(__file__).resolve().parent.parent
 PROXY_CONF = ROOT / "docs" / "hosting" / "webwidget-proxy.conf"
@@ -48,19 +46,6 @@ http {{
   }}
 }}
 """
-
-
-def wait_for_port(port: int, proc: subprocess.Popen, what: str, log: Path) -> None:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise AssertionError(f"{what} exited: {log.read_text(errors='replace')[-2000:]}")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                return
-        except OSError:
-            time.sleep(0.1)
-    raise AssertionError(f"{what} did not listen on {port}")
 
 
 def stop(proc: subprocess.Popen) -> None:
@@ -148,8 +133,10 @@ def proxied(module_sandbox, tmp_path_factory):
             stderr=subprocess.STDOUT,
         )
     try:
-        wait_for_port(app_port, app, "gunicorn", app_log)
-        wait_for_port(https_port, nginx, "nginx", nginx_log)
+        wait_until(lambda: listens(app_port, app, app_log), timeout=30,
+                   what=f"gunicorn to listen on {app_port}")
+        wait_until(lambda: listens(https_port, nginx, nginx_log), timeout=30,
+                   what=f"nginx to listen on {https_port}")
         yield {
             "https": f"https://127.0.0.1:{https_port}",
             "http": f"http://127.0.0.1:{http_port}",

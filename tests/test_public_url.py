@@ -3,24 +3,10 @@
 from __future__ import annotations
 
 import pytest
-import requests
-from conftest import https_client, widget_settings
+from conftest import https_client, make_app, stats
 
 PUBLIC = "https://chat.example"
 TOKEN = "metrics-token-for-the-scraper-0123"
-
-
-def stats(sandbox) -> dict[str, int]:
-    return requests.get(f"{sandbox.url}/_sandbox/stats", timeout=5).json()["requests"]
-
-
-def make_app(sandbox, tmp_path, **overrides):
-    from webwidget import create_app
-
-    settings = widget_settings(sandbox.url, f"sqlite:///{tmp_path / 's.sqlite3'}", **overrides)
-    app = create_app(settings=settings, instance_path=str(tmp_path))
-    app.config["TESTING"] = True
-    return app
 
 
 def start(client, base_url, **headers):

@@ -6,11 +6,9 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
-import requests
 from conftest import (
     CHANNEL_TOKEN,
     Visitor,
@@ -21,6 +19,8 @@ from conftest import (
     https_client,
     make_app,
     stats,
+    wait_for_server,
+    wait_until,
 )
 
 MESSAGE_ID = re.compile(r'data-message-id="([^"]+)"')
@@ -209,15 +209,14 @@ def test_a_send_that_outlives_the_deadline_is_not_pretended_nor_resent(chatting,
     heal(sandbox)
     # The upstream stores the message once its latency has passed; until then the page
     # shows the log as it was, afterwards the message once: what the upstream holds.
-    deadline = time.monotonic() + 10
-    while True:
+
+    def shown_once() -> bool:
         page = visitor.get("/w/default").get_data(as_text=True)
         shown = len(re.findall(r"(?<!You said: )are you there\?", page))  # not the echo
         assert shown in (0, 1)
-        if shown == 1 or time.monotonic() > deadline:
-            break
-        time.sleep(0.1)
-    assert shown == 1
+        return shown == 1
+
+    wait_until(shown_once, timeout=10, what="the message the slow upstream stored")
 
 
 def test_start_during_an_outage_keeps_the_welcome_and_works_after(fast_app, sandbox):
@@ -340,19 +339,13 @@ def start_sandbox_process(port: int, log: Path) -> subprocess.Popen:
             stdout=out,
             stderr=subprocess.STDOUT,
         )
-    # A cold Python start takes seconds when four test workers share two cores.
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"sandbox exited: {log.read_text(errors='replace')[-1000:]}")
-        try:
-            requests.get(f"http://127.0.0.1:{port}/_sandbox/stats", timeout=0.5)
-            return process
-        except requests.RequestException:
-            time.sleep(0.1)
-    process.kill()
-    process.wait()  # reaped here, not in some later test's garbage collection
-    raise RuntimeError("sandbox did not start")
+    try:
+        wait_for_server(f"http://127.0.0.1:{port}/_sandbox/stats", process, log=log)
+    except AssertionError:
+        process.kill()
+        process.wait()  # reaped here, not in some later test's garbage collection
+        raise
+    return process
 
 
 def test_an_upstream_that_lost_all_state_starts_the_chat_over(tmp_path, clock):

@@ -6,34 +6,20 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-import requests
-from conftest import https_client, widget_settings
-
-
-def stats(sandbox) -> dict[str, int]:
-    return requests.get(f"{sandbox.url}/_sandbox/stats", timeout=5).json()["requests"]
-
-
-def make_app(sandbox, store_url, instance):
-    from webwidget import create_app
-
-    app = create_app(settings=widget_settings(sandbox.url, store_url), instance_path=str(instance))
-    app.config["TESTING"] = True
-    return app
+from conftest import advance, faults, heal, https_client, make_app, stats
 
 
 @pytest.mark.parametrize("store_url", ["sqlite", "redis"], indirect=True)
 def test_tabs_on_two_workers_renew_an_expired_token_once(sandbox, store_url, tmp_path):
     # Two apps on one store stand for two workers (or instances) of one deployment.
-    apps = [make_app(sandbox, store_url, tmp_path / name) for name in ("one", "two")]
+    apps = [make_app(sandbox, tmp_path / name, store_url=store_url) for name in ("one", "two")]
     started = https_client(apps[0]).post(
         "/w/default/start", headers={"Sec-Fetch-Site": "same-origin"}
     )
     handle = started.headers["X-Widget-Session"]
-    requests.post(f"{sandbox.url}/_sandbox/clock", json={"advance": 4000}, timeout=5)
+    advance(sandbox, 4000)
     # A slow renewal, so that every tab meets the expired token before it is replaced.
-    requests.put(f"{sandbox.url}/_sandbox/faults",
-                 json={"latency_ms": 400, "operations": ["create_conversation"]}, timeout=5)
+    faults(sandbox, latency_ms=400, operations=["create_conversation"])
     before = stats(sandbox)["create_conversation"]
 
     def tab(n: int):
@@ -42,7 +28,7 @@ def test_tabs_on_two_workers_renew_an_expired_token_once(sandbox, store_url, tmp
 
     with ThreadPoolExecutor(max_workers=6) as pool:
         pages = list(pool.map(tab, range(6)))
-    requests.delete(f"{sandbox.url}/_sandbox/faults", timeout=5)
+    heal(sandbox)
     assert [page.status_code for page in pages] == [200] * 6
     assert all('role="log"' in page.get_data(as_text=True) for page in pages)
     assert stats(sandbox)["create_conversation"] - before == 1

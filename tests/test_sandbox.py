@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 import requests
+from conftest import advance, faults, heal, reset, stats
 from jsonschema import Draft202012Validator
 
 from webwidget.sandbox import SandboxConfig, create_sandbox_app
@@ -131,22 +132,6 @@ class Visitor:
             params={"token": token or self.token}, json=body, headers=self.headers,
             timeout=TIMEOUT,
         )
-
-
-def advance(url: str, seconds: float) -> None:
-    """Move the sandbox clock forward."""
-    requests.post(f"{url}/_sandbox/clock", json={"advance": seconds},
-                  timeout=TIMEOUT).raise_for_status()
-
-
-def put_faults(url: str, **faults: Any) -> None:
-    """Switch faults on."""
-    requests.put(f"{url}/_sandbox/faults", json=faults, timeout=TIMEOUT).raise_for_status()
-
-
-def stats(url: str) -> dict[str, int]:
-    """Request counters by operation."""
-    return requests.get(f"{url}/_sandbox/stats", timeout=TIMEOUT).json()["requests"]
 
 
 @pytest.fixture
@@ -376,7 +361,7 @@ def test_api_key_is_enforced(own_server):
 
 
 def test_error_status_fault_and_times(sandbox):
-    put_faults(sandbox.url, error_status=503, times=2, operations=["create_contact"])
+    faults(sandbox.url, error_status=503, times=2, operations=["create_contact"])
     url = f"{sandbox.url}/v1/widget/{BOT}/contact"
     body = {"channelId": CHANNEL, "channelToken": CHANNEL_TOKEN,
             "originUrl": "https://example.com", "language": "EN"}
@@ -387,11 +372,11 @@ def test_error_status_fault_and_times(sandbox):
 
 def test_fault_applies_only_to_chosen_operations(sandbox):
     visitor = Visitor(sandbox.url)
-    put_faults(sandbox.url, error_rate=1, operations=["list_messages"])
+    faults(sandbox.url, error_rate=1, operations=["list_messages"])
     conversation_id = visitor.start()["conversation"]["id"]
     r = visitor.get(conversation_id)
     assert r.status_code == 500 and "error" in r.json()
-    requests.delete(f"{sandbox.url}/_sandbox/faults", timeout=TIMEOUT).raise_for_status()
+    heal(sandbox)
     assert visitor.get(conversation_id).status_code == 200
     assert stats(sandbox.url) == {"create_contact": 1, "create_conversation": 1,
                                   "list_messages": 2, "send_message": 0}
@@ -400,11 +385,11 @@ def test_fault_applies_only_to_chosen_operations(sandbox):
 def test_latency_and_hang_faults(sandbox):
     visitor = Visitor(sandbox.url)
     conversation_id = visitor.start()["conversation"]["id"]
-    put_faults(sandbox.url, latency_ms=300, times=1)
+    faults(sandbox.url, latency_ms=300, times=1)
     began = time.monotonic()
     assert visitor.get(conversation_id).status_code == 200
     assert time.monotonic() - began >= 0.3
-    put_faults(sandbox.url, hang_seconds=1.0, times=1)
+    faults(sandbox.url, hang_seconds=1.0, times=1)
     with pytest.raises(requests.ReadTimeout):
         requests.get(f"{sandbox.url}/v1/widget/{BOT}/conversations/{conversation_id}/messages",
                      params={"token": visitor.token}, timeout=0.3)
@@ -412,7 +397,7 @@ def test_latency_and_hang_faults(sandbox):
 
 def test_reset_fault_drops_the_connection(sandbox):
     visitor = Visitor(sandbox.url)
-    put_faults(sandbox.url, reset_rate=1, times=1)
+    faults(sandbox.url, reset_rate=1, times=1)
     with pytest.raises(requests.ConnectionError):
         visitor.post_conversation()
     assert visitor.post_conversation().status_code == 201
@@ -422,13 +407,13 @@ def test_malformed_schema_violation_and_error_body_faults(sandbox):
     visitor = Visitor(sandbox.url)
     conversation_id = visitor.start()["conversation"]["id"]
 
-    put_faults(sandbox.url, malformed_rate=1, times=1)
+    faults(sandbox.url, malformed_rate=1, times=1)
     r = visitor.get(conversation_id)
     assert r.status_code == 200
     with pytest.raises(requests.JSONDecodeError):
         r.json()
 
-    put_faults(sandbox.url, schema_violation_rate=1, times=3)
+    faults(sandbox.url, schema_violation_rate=1, times=3)
     r = visitor.get(conversation_id)
     assert r.status_code == 200 and not MESSAGES_SCHEMA.is_valid(r.json())
     r = visitor.post_conversation()
@@ -436,7 +421,7 @@ def test_malformed_schema_violation_and_error_body_faults(sandbox):
     r = requests.post(f"{sandbox.url}/v1/widget/{BOT}/contact", json={}, timeout=TIMEOUT)
     assert r.status_code == 201 and not CONTACT_SCHEMA.is_valid(r.json())
 
-    put_faults(sandbox.url, error_body_rate=1, times=2)
+    faults(sandbox.url, error_body_rate=1, times=2)
     r = visitor.get(conversation_id)
     assert r.status_code == 200 and valid(MESSAGES_SCHEMA, r.json())["error"]
     r = visitor.post_conversation()
@@ -454,8 +439,8 @@ def test_control_api_validation_and_reset(sandbox):
                          timeout=TIMEOUT).status_code == 400
     visitor = Visitor(sandbox.url)
     conversation_id = visitor.start()["conversation"]["id"]
-    put_faults(sandbox.url, error_rate=1)
-    requests.post(f"{sandbox.url}/_sandbox/reset", timeout=TIMEOUT).raise_for_status()
+    faults(sandbox.url, error_rate=1)
+    reset(sandbox)
     # Reset clears faults and counters, not conversations.
     assert stats(sandbox.url) == dict.fromkeys(stats(sandbox.url), 0)
     assert visitor.get(conversation_id).status_code == 200
@@ -478,7 +463,7 @@ def test_sqlite_state_is_shared_between_apps(own_server, tmp_path):
     texts = [m["content"].get("text") for m in visitor.messages(conversation_id)]
     assert "You said: ping" in texts
     # Faults and counters live in the shared store too.
-    put_faults(first.url, error_status=502, times=1)
+    faults(first.url, error_status=502, times=1)
     assert on_second.get(conversation_id).status_code == 502
     assert stats(first.url)["send_message"] == 1
 

@@ -7,15 +7,22 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 import requests
-from conftest import CHANNEL_TOKEN, SECRET_KEY, advance, free_port, stats
+from conftest import (
+    CHANNEL_TOKEN,
+    SECRET_KEY,
+    advance,
+    free_port,
+    redis_answers,
+    stats,
+    wait_for_server,
+    wait_until,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 GUNICORN = str(Path(sys.executable).with_name("gunicorn"))
@@ -46,16 +53,8 @@ class RedisServer:
              "--appendonly", "yes", "--appendfsync", "always", "--dir", str(self.directory)],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2) as s:
-                    s.sendall(b"PING\r\n")
-                    if s.recv(16).startswith(b"+PONG"):
-                        return
-            except OSError:
-                time.sleep(0.05)
-        raise RuntimeError("redis-server did not start")
+        wait_until(lambda: redis_answers(self.port, self.process), timeout=10,
+                   what="redis-server to start")
 
     def stop(self) -> None:
         if self.process is not None:
@@ -86,15 +85,7 @@ class Instance:
                  "--bind", f"127.0.0.1:{self.port}", "wsgi:app"],
                 cwd=ROOT, env=self.env, stdout=out, stderr=subprocess.STDOUT,
             )
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            assert self.process.poll() is None, self.log.read_text()[-3000:]
-            try:
-                requests.get(self.url + "/healthz", timeout=1)
-                return
-            except requests.RequestException:
-                time.sleep(0.1)
-        raise AssertionError(f"{self.url} did not come up")
+        wait_for_server(self.url + "/healthz", self.process, log=self.log, timeout=30)
 
     def stop(self) -> None:
         if self.process is not None:
@@ -269,9 +260,8 @@ def test_a_redis_outage_gives_503_fragments_and_service_resumes(instances, share
     finally:
         shared_redis.start()
     # Service resumes on both instances, with the same conversation.
-    deadline = time.monotonic() + 10
-    while visitor.get(a, "/w/default").status_code != 200 and time.monotonic() < deadline:
-        time.sleep(0.2)
+    wait_until(lambda: visitor.get(a, "/w/default").status_code == 200, timeout=10,
+               what="instance A to serve the page again once Redis is back")
     assert MESSAGE_ID.findall(visitor.get(a, "/w/default").text) == before
     assert MESSAGE_ID.findall(visitor.get(b, "/w/default").text) == before
     assert requests.get(b.url + "/readyz", timeout=10).status_code == 200

@@ -11,6 +11,8 @@ import uuid
 from pathlib import Path
 
 import pytest
+import redis
+from conftest import corrupt_session
 from flask import Flask, jsonify, request, session
 
 import webwidget.sessions as sessions_pkg
@@ -86,14 +88,12 @@ def clock():
     return FakeClock()
 
 
-def make_app(store, clock, keys=KEYS) -> Flask:
-    """A small app exercising the session from views."""
+def session_app(store, clock, keys=KEYS) -> Flask:
+    """A small Flask app exercising the session from views (not the widget)."""
     app = Flask(__name__)
     app.session_interface = ServerSessionInterface(
         store, secret_keys=keys, idle_timeout=IDLE, absolute_timeout=ABSOLUTE, clock=clock
     )
-    app.extensions["barrier"] = threading.Barrier(2, timeout=5)
-
     @app.errorhandler(SessionStoreUnavailable)
     def unavailable(exc):
         return "store down", 503
@@ -127,15 +127,6 @@ def make_app(store, clock, keys=KEYS) -> Flask:
         session.destroy()
         return ""
 
-    @app.post("/overlap/<key>")
-    def overlap(key):
-        _ = dict(session)  # both requests have opened their session before either saves
-        app.extensions["barrier"].wait()
-        session[key] = key.upper()
-        if key == "b":
-            time.sleep(0.05)
-        return ""
-
     return app
 
 
@@ -163,7 +154,7 @@ def sid_of(handle: str) -> str:
 
 
 def test_new_session_sets_cookie_with_all_attributes_and_header(store, clock):
-    app = make_app(store, clock)
+    app = session_app(store, clock)
     resp = app.test_client().post("/set", json={"a": 1}, base_url=BASE)
     handle = resp.headers["X-Widget-Session"]
     assert resp.get_json()["handle"] == handle
@@ -178,7 +169,7 @@ def test_new_session_sets_cookie_with_all_attributes_and_header(store, clock):
 
 
 def test_cookie_round_trip_and_no_new_cookie_for_existing(store, clock):
-    app = make_app(store, clock)
+    app = session_app(store, clock)
     client = app.test_client()
     client.post("/set", json={"a": 1}, base_url=BASE)
     resp = client.get("/read", base_url=BASE)
@@ -188,7 +179,7 @@ def test_cookie_round_trip_and_no_new_cookie_for_existing(store, clock):
 
 
 def test_empty_session_is_not_persisted(store, clock):
-    app = make_app(store, clock)
+    app = session_app(store, clock)
     resp = read(app, None)
     assert resp.get_json() == {"data": {}, "handle": None, "new": True}
     assert "Set-Cookie" not in resp.headers and "X-Widget-Session" not in resp.headers
@@ -196,7 +187,7 @@ def test_empty_session_is_not_persisted(store, clock):
 
 
 def test_handle_via_header_alone(store, clock):
-    app = make_app(store, clock)
+    app = session_app(store, clock)
     handle = start(app.test_client(use_cookies=False))
     resp = read(app, handle, via="header")
     assert resp.get_json()["data"] == {"hello": "world"}
@@ -204,7 +195,7 @@ def test_handle_via_header_alone(store, clock):
 
 
 def test_handle_never_read_from_url(store, clock):
-    app = make_app(store, clock)
+    app = session_app(store, clock)
     handle = start(app.test_client(use_cookies=False))
     client = app.test_client(use_cookies=False)
     resp = client.get(
@@ -229,7 +220,7 @@ def test_handle_never_read_from_url(store, clock):
     ],
 )
 def test_bad_handles_give_fresh_session_without_store_lookup(store, clock, bad):
-    app = make_app(store, clock)
+    app = session_app(store, clock)
     for via in ("header", "cookie"):
         try:
             resp = read(app, bad, via=via)
@@ -241,7 +232,7 @@ def test_bad_handles_give_fresh_session_without_store_lookup(store, clock, bad):
 
 
 def test_forged_signature_of_real_id_is_rejected(store, clock):
-    app = make_app(store, clock)
+    app = session_app(store, clock)
     handle = start(app.test_client(use_cookies=False))
     forged = HandleSigner(["attacker-key"]).sign(sid_of(handle))
     store.calls.clear()
@@ -250,9 +241,9 @@ def test_forged_signature_of_real_id_is_rejected(store, clock):
 
 
 def test_key_rotation(store, clock):
-    old_app = make_app(store, clock, keys=["old-key"])
+    old_app = session_app(store, clock, keys=["old-key"])
     old_handle = start(old_app.test_client(use_cookies=False))
-    new_app = make_app(store, clock, keys=["new-key", "old-key"])
+    new_app = session_app(store, clock, keys=["new-key", "old-key"])
     assert read(new_app, old_handle).get_json()["data"] == {"hello": "world"}
     new_handle = start(new_app.test_client(use_cookies=False))
     assert HandleSigner(["new-key"]).unsign(new_handle) is not None
@@ -260,7 +251,7 @@ def test_key_rotation(store, clock):
 
 
 def test_regenerate_gives_new_handle_and_kills_old(store, clock):
-    app = make_app(store, clock)
+    app = session_app(store, clock)
     client = app.test_client(use_cookies=False)
     old = start(client)
     resp = client.post("/regenerate", base_url=BASE, headers={"X-Widget-Session": old})
@@ -272,7 +263,7 @@ def test_regenerate_gives_new_handle_and_kills_old(store, clock):
 
 
 def test_destroy_then_replay_is_empty(store, clock):
-    app = make_app(store, clock)
+    app = session_app(store, clock)
     client = app.test_client(use_cookies=False)
     handle = start(client)
     resp = client.post("/destroy", base_url=BASE, headers={"X-Widget-Session": handle})
@@ -285,7 +276,7 @@ def test_destroy_then_replay_is_empty(store, clock):
 
 
 def test_idle_timeout(store, clock):
-    app = make_app(store, clock)
+    app = session_app(store, clock)
     handle = start(app.test_client(use_cookies=False))
     clock.advance(IDLE - 1)
     assert read(app, handle).get_json()["data"] == {"hello": "world"}  # refreshes last_seen
@@ -297,7 +288,7 @@ def test_idle_timeout(store, clock):
 
 
 def test_absolute_timeout(store, clock):
-    app = make_app(store, clock)
+    app = session_app(store, clock)
     handle = start(app.test_client(use_cookies=False))
     for _ in range(int(ABSOLUTE // (IDLE / 2))):
         clock.advance(IDLE / 2)
@@ -307,7 +298,7 @@ def test_absolute_timeout(store, clock):
 
 
 def test_read_only_request_does_no_write(store, clock):
-    app = make_app(store, clock)
+    app = session_app(store, clock)
     handle = start(app.test_client(use_cookies=False))
     store.calls.clear()
     read(app, handle)
@@ -320,7 +311,7 @@ def test_read_only_request_does_no_write(store, clock):
 
 
 def test_nested_mutation_is_saved(store, clock):
-    app = make_app(store, clock)
+    app = session_app(store, clock)
     client = app.test_client(use_cookies=False)
     handle = client.post("/set", json={"cart": {"items": []}}).headers["X-Widget-Session"]
     client.post("/nested", headers={"X-Widget-Session": handle})
@@ -328,7 +319,20 @@ def test_nested_mutation_is_saved(store, clock):
 
 
 def test_overlapping_requests_lose_no_update(store, clock):
-    app = make_app(store, clock)
+    app = session_app(store, clock)
+    both_loaded = threading.Barrier(2, timeout=5)
+    a_saved = threading.Event()
+
+    @app.post("/overlap/<key>")
+    def overlap(key):
+        _ = dict(session)
+        both_loaded.wait()  # both requests have loaded the session before either saves
+        session[key] = key.upper()
+        if key == "b":
+            # b saves what it loaded before a's save, plus its own key: a's must survive.
+            assert a_saved.wait(5), "request a never finished"
+        return ""
+
     handle = start(app.test_client(use_cookies=False))
     results: dict[str, int] = {}
 
@@ -337,6 +341,8 @@ def test_overlapping_requests_lose_no_update(store, clock):
         results[key] = client.post(
             f"/overlap/{key}", base_url=BASE, headers={"X-Widget-Session": handle}
         ).status_code
+        if key == "a":
+            a_saved.set()  # the response is out: its session was saved before
 
     threads = [threading.Thread(target=hit, args=(k,)) for k in ("a", "b")]
     for t in threads:
@@ -348,7 +354,7 @@ def test_overlapping_requests_lose_no_update(store, clock):
 
 
 def test_deleting_a_key_is_merged(store, clock):
-    app = make_app(store, clock)
+    app = session_app(store, clock)
 
     @app.post("/forget")
     def forget():
@@ -362,22 +368,12 @@ def test_deleting_a_key_is_merged(store, clock):
     assert read(app, handle).get_json()["data"] == {"other": 1}
 
 
-def corrupt(raw_store, sid: str) -> None:
-    if isinstance(raw_store, SQLiteSessionStore):
-        import sqlite3
-
-        with sqlite3.connect(raw_store.path) as conn:
-            conn.execute("UPDATE sessions SET data = '{not json' WHERE id = ?", (sid,))
-        conn.close()
-    else:
-        raw_store._client.hset(raw_store.key_prefix + sid, "d:hello", "{not json")
-
-
-def test_corrupt_record_is_discarded_and_id_not_logged(store, raw_store, clock, caplog):
-    app = make_app(store, clock)
+def test_corrupt_record_is_discarded_and_id_not_logged(store, raw_store, clock, caplog,
+                                                      redis_url):
+    app = session_app(store, clock)
     handle = start(app.test_client(use_cookies=False))
     sid = sid_of(handle)
-    corrupt(raw_store, sid)
+    corrupt_session(raw_store, sid, redis_url)
     with caplog.at_level(logging.WARNING, logger="webwidget.sessions"):
         assert read(app, handle).get_json()["data"] == {}
     assert "corrupt" in caplog.text
@@ -388,16 +384,17 @@ def test_corrupt_record_is_discarded_and_id_not_logged(store, raw_store, clock, 
 def test_redis_shape_corruption_is_discarded(redis_url, clock):
     raw = RedisSessionStore(redis_url, key_prefix=f"test:{uuid.uuid4().hex}:")
     try:
-        app = make_app(raw, clock)
+        app = session_app(raw, clock)
         handle = start(app.test_client(use_cookies=False))
-        raw._client.hdel(raw.key_prefix + sid_of(handle), "m:created")
+        with redis.Redis.from_url(redis_url) as client:  # past the store, as a bad deploy
+            client.hdel(raw.key_prefix + sid_of(handle), "m:created")
         assert read(app, handle).get_json()["data"] == {}
     finally:
         raw.close()
 
 
 def test_non_json_value_is_refused(store, clock):
-    app = make_app(store, clock)
+    app = session_app(store, clock)
 
     @app.post("/bad")
     def bad():
@@ -420,7 +417,7 @@ def test_redis_outage_becomes_503(clock):
     try:
         with pytest.raises(SessionStoreUnavailable):
             store.ping()
-        app = make_app(store, clock)
+        app = session_app(store, clock)
         handle = HandleSigner(KEYS).sign("A" * 43)
         resp = read(app, handle)
         assert resp.status_code == 503
@@ -537,14 +534,14 @@ def test_no_pickle_in_package():
 
 
 def test_records_are_json(store, raw_store, clock):
-    app = make_app(store, clock)
+    app = session_app(store, clock)
     handle = start(app.test_client(use_cookies=False))
     record = raw_store.load(sid_of(handle))
     assert json.loads(json.dumps(record.data)) == {"hello": "world"}
 
 
 def test_response_not_using_session_stays_cacheable(store, clock):
-    app = make_app(store, clock)
+    app = session_app(store, clock)
     handle = start(app.test_client(use_cookies=False))
     client = app.test_client(use_cookies=False)
     resp = client.get("/static-ish", base_url=BASE, headers={"X-Widget-Session": handle})
@@ -554,7 +551,7 @@ def test_response_not_using_session_stays_cacheable(store, clock):
 
 
 def test_regenerate_keeps_update_committed_meanwhile(store, raw_store, clock):
-    app = make_app(store, clock)
+    app = session_app(store, clock)
 
     @app.post("/start-conversation")
     def start_conversation():

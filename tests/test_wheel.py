@@ -12,13 +12,12 @@ import os
 import subprocess
 import sys
 import sysconfig
-import time
 import zipfile
 from pathlib import Path
 
 import pytest
 import requests
-from conftest import free_port
+from conftest import free_port, wait_for_server
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -103,15 +102,8 @@ def test_webwidget_demo_runs_from_the_wheel_in_another_folder(installed, tmp_pat
         )
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            assert proc.poll() is None, log.read_text()[-3000:]
-            try:
-                page = requests.get(url + "/w/default", timeout=2)
-                break
-            except requests.ConnectionError:
-                assert time.monotonic() < deadline, log.read_text()[-3000:]
-                time.sleep(0.2)
+        wait_for_server(url + "/w/default", proc, log=log)
+        page = requests.get(url + "/w/default", timeout=5)
         assert page.status_code == 200
         assert 'role="log"' in page.text or 'method="post"' in page.text
         assert requests.get(url + "/", timeout=5).status_code == 200

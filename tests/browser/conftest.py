@@ -7,13 +7,11 @@ cross-site iframe exactly as on a customer's website.
 from __future__ import annotations
 
 import json
-import time
 from dataclasses import dataclass
 from html import escape
 
 import pytest
-import requests
-from conftest import SECRET_KEY, free_port
+from conftest import SECRET_KEY, advance, free_port, hold, wait_until
 from flask import Flask, request
 
 CHROMIUM = "/usr/bin/chromium"
@@ -85,12 +83,11 @@ class Site:
 
     def advance_clock(self, seconds: float = 5) -> None:
         """Bot replies are due at once on the sandbox's clock."""
-        requests.post(f"{self.sandbox}/_sandbox/clock", json={"advance": seconds}, timeout=5)
+        advance(self.sandbox, seconds)
 
     def hold_clock(self) -> None:
         """Stop the sandbox's clock: a bot reply falls due only when the test advances it."""
-        answer = requests.post(f"{self.sandbox}/_sandbox/clock", json={"hold": True}, timeout=5)
-        answer.raise_for_status()
+        hold(self.sandbox)
 
 
 @pytest.fixture(scope="module")
@@ -156,14 +153,15 @@ def message_ids(frame) -> list[str]:
     return [el.get_attribute("data-message-id") for el in frame.locator(MESSAGE).all()]
 
 
-def wait_for(check, what: str, site: Site | None = None, seconds: float = WAIT):
-    """Poll `check` until it is truthy, advancing the sandbox clock if given."""
-    deadline = time.monotonic() + seconds
-    while True:
+def wait_for(page, check, what: str, site: Site | None = None, seconds: float = WAIT):
+    """Check `check` until it is truthy, advancing the sandbox clock between checks if
+    `site` is given. The pauses are `page`'s, so its route and event handlers keep running."""
+
+    def checked():
         value = check()
-        if value:
-            return value
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        if site is not None:
+        if not value and site is not None:
             site.advance_clock()
-        time.sleep(0.25)
+        return value
+
+    return wait_until(checked, timeout=seconds, what=what, every=0.25,
+                      pause=lambda pause: page.wait_for_timeout(pause * 1000))

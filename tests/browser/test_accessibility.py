@@ -32,7 +32,7 @@ def test_open_widget_with_a_conversation(browser, fresh_site, scheme):
     page.keyboard.press("Enter")
     reply = page.locator(f".ww-msg--visitor{MESSAGE} ~ .ww-msg--bot{MESSAGE}")
     try:
-        wait_for(lambda: reply.count(), "the bot's reply", fresh_site)
+        wait_for(page, lambda: reply.count(), "the bot's reply", fresh_site)
     except AssertionError:
         print(page.content())
         raise

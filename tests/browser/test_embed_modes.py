@@ -22,7 +22,7 @@ def chat(page, frame, site) -> list[str]:
     frame.get_by_label("Your message").fill("help")
     frame.get_by_role("button", name="Send").click()
     reply = frame.locator(f".ww-msg--visitor{MESSAGE} ~ .ww-msg--bot{MESSAGE}")
-    wait_for(lambda: reply.count(), "the bot's reply", site)
+    wait_for(page, lambda: reply.count(), "the bot's reply", site)
     ids = message_ids(frame)
     assert ids[: len(greeting)] == greeting and len(ids) > len(greeting) + 1
     return ids
@@ -34,7 +34,7 @@ def same_after_reload(page, frame, ids, reopen=True) -> None:
     if reopen:
         page.locator(LAUNCHER).click()
     try:
-        wait_for(lambda: message_ids(frame) == ids, "the same conversation after the reload")
+        wait_for(page, lambda: message_ids(frame) == ids, "the same conversation after the reload")
     except AssertionError:
         raise AssertionError(f"{message_ids(frame)} != {ids}") from None
 
@@ -143,7 +143,7 @@ def test_d_javascript_disabled_plain_iframe(browser, fresh_site):
     frame.get_by_role("button", name="Send").click()
     reply = frame.locator(f".ww-msg--visitor{MESSAGE} ~ .ww-msg--bot{MESSAGE}")
     # The page's <noscript> meta refresh brings the reply in without any script.
-    wait_for(lambda: reply.count(), "the reply after the meta refresh", fresh_site)
+    wait_for(page, lambda: reply.count(), "the reply after the meta refresh", fresh_site)
     ids = message_ids(frame)
     assert ids[: len(greeting)] == greeting and len(ids) > len(greeting) + 1
     same_after_reload(page, frame, ids, reopen=False)
@@ -159,6 +159,6 @@ def test_foreign_origin_cannot_frame_the_widget(page, fresh_site):
     expect(page.frame_locator("iframe").get_by_role("button", name="Start chat")).to_be_visible()
     assert not refused
     page.goto(f"{fresh_site.foreign}/plain")
-    wait_for(lambda: refused, "Chromium to refuse the frame")
+    wait_for(page, lambda: refused, "Chromium to refuse the frame")
     assert page.frame_locator("iframe").locator(".ww-frame").count() == 0
     assert all("/w/default" not in frame.url for frame in page.frames[1:]) or refused

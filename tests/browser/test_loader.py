@@ -46,12 +46,12 @@ def test_unread_badge_counts_bot_messages_while_closed(page, fresh_site):
     expect(frame.locator(MESSAGE).first).to_be_visible(timeout=WAIT * 1000)
     frame.get_by_label("Your message").fill("later")
     frame.get_by_role("button", name="Send").click()
-    wait_for(lambda: frame.locator(f".ww-msg--visitor{MESSAGE}").count(), "the sent message")
+    wait_for(page, lambda: frame.locator(f".ww-msg--visitor{MESSAGE}").count(), "the sent message")
     # The reply is due a minute later on the sandbox clock, which only wait_for below
     # advances: it cannot arrive before the widget is closed, and a poll brings it then.
     page.evaluate("WebWidget.close()")
     badge = page.locator("#webwidget-default .b")
-    wait_for(lambda: badge.is_visible(), "the unread badge", fresh_site)
+    wait_for(page, lambda: badge.is_visible(), "the unread badge", fresh_site)
     assert int(badge.text_content()) >= 1
     assert "new" in page.locator(LAUNCHER).get_attribute("aria-label")
     assert "unread" in events(page)

@@ -93,7 +93,7 @@ def test_file_messages_play_download_and_open_full_size(page, demo_server):
     page.keyboard.press("Enter")
     video = page.locator(".ww-file--video video")
     files = page.locator(".ww-file")
-    wait_for(lambda: video.count() and files.count() >= 4, "image, audio, video and document")
+    wait_for(page, lambda: video.count() and files.count() >= 4, "image, audio, video and document")
     for figure in files.all():
         media = figure.locator("img, audio, video, a.ww-file__link").first
         url = media.get_attribute("src") or media.get_attribute("href")
@@ -185,7 +185,7 @@ def test_a_poll_crossing_a_send_never_shows_a_message_twice(page, fresh_site):
     page.get_by_label("Your message").fill("help")
     page.keyboard.press("Enter")
     reply = page.locator(f".ww-msg--visitor{MESSAGE} ~ .ww-msg--bot{MESSAGE}")
-    wait_for(lambda: reply.count(), "the bot's reply", fresh_site)
+    wait_for(page, lambda: reply.count(), "the bot's reply", fresh_site)
     # Two polls that still carry the version from before the send, as one that crossed
     # the send's answer does: their appends must not repeat what the log already shows.
     for _ in range(2):

@@ -8,11 +8,10 @@ import re
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-import requests
-from conftest import CHANNEL_TOKEN
+from conftest import CHANNEL_TOKEN, faults, heal, stats
 from playwright.sync_api import expect
 
-from .conftest import MESSAGE, WAIT
+from .conftest import MESSAGE, WAIT, wait_for
 
 LAUNCHER = "#webwidget-default button.l"
 PANEL = "#webwidget-default .p"
@@ -20,27 +19,6 @@ FRAME = "#webwidget-default iframe"
 VISITOR = f".ww-msg--visitor{MESSAGE}"
 BOT = f".ww-msg--bot{MESSAGE}"
 TYPING_ON = re.compile(r"\bww-typing--on\b")
-
-
-def until(page, check, what: str, site=None, seconds: float = WAIT):
-    """Wait (in the browser's own time) until `check()` is truthy; advance the sandbox
-    clock on the way when `site` is given, so bot replies fall due."""
-    for _ in range(int(seconds * 4)):
-        value = check()
-        if value:
-            return value
-        if site is not None:
-            site.advance_clock()
-        page.wait_for_timeout(250)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
-def set_faults(site, **config) -> None:
-    requests.put(f"{site.sandbox}/_sandbox/faults", json=config, timeout=5).raise_for_status()
-
-
-def heal(site) -> None:
-    requests.delete(f"{site.sandbox}/_sandbox/faults", timeout=5).raise_for_status()
 
 
 def newest_in_view(scope) -> bool:
@@ -85,27 +63,27 @@ def test_newest_message_in_view_after_a_burst_a_reload_a_reopen_and_the_badge(pa
     start(frame)
     send(frame, "all")
     # The burst: every content kind, images and media included.
-    until(page, lambda: frame.locator(BOT).count() >= 15, "the burst", site)
-    until(page, lambda: newest_in_view(frame), "the newest message in view after the burst")
+    wait_for(page, lambda: frame.locator(BOT).count() >= 15, "the burst", site)
+    wait_for(page, lambda: newest_in_view(frame), "the newest message in view after the burst")
 
     page.reload()
     page.locator(LAUNCHER).click()
-    until(page, lambda: frame.locator(BOT).count() >= 15, "the conversation after a reload")
-    until(page, lambda: newest_in_view(frame), "the newest message in view after a reload")
+    wait_for(page, lambda: frame.locator(BOT).count() >= 15, "the conversation after a reload")
+    wait_for(page, lambda: newest_in_view(frame), "the newest message in view after a reload")
 
     page.evaluate("WebWidget.close()")
     page.locator(LAUNCHER).click()
-    until(page, lambda: newest_in_view(frame), "the newest message in view after reopening")
+    wait_for(page, lambda: newest_in_view(frame), "the newest message in view after reopening")
 
     # A reply that arrives while closed raises the badge; opening shows it.
     send(frame, "later")
     expect(said(frame, "later")).to_have_count(1, timeout=WAIT * 1000)
     page.evaluate("WebWidget.close()")
     badge = page.locator("#webwidget-default .b")
-    until(page, lambda: badge.is_visible(), "the unread badge", site)
+    wait_for(page, lambda: badge.is_visible(), "the unread badge", site)
     page.locator(LAUNCHER).click()
     expect(frame.locator(BOT).last).to_contain_text("a minute later", timeout=WAIT * 1000)
-    until(page, lambda: newest_in_view(frame), "the newest message in view after the badge")
+    wait_for(page, lambda: newest_in_view(frame), "the newest message in view after the badge")
 
 
 def test_a_visitor_reading_further_up_keeps_the_place_and_gets_a_way_down(page, fresh_site):
@@ -113,26 +91,26 @@ def test_a_visitor_reading_further_up_keeps_the_place_and_gets_a_way_down(page, 
     page.goto(f"{site.widget}/w/default")
     start(page)
     send(page, "all")
-    until(page, lambda: page.locator(BOT).count() >= 15, "the burst", site)
+    wait_for(page, lambda: page.locator(BOT).count() >= 15, "the burst", site)
     # `later`: the reply is due a minute later on the sandbox clock, which `until` advances.
     send(page, "later")
     expect(said(page, "later")).to_have_count(1, timeout=WAIT * 1000)
-    until(page, lambda: newest_in_view(page), "the newest message in view")
+    wait_for(page, lambda: newest_in_view(page), "the newest message in view")
     jump = page.get_by_role("button", name="New messages")
     expect(jump).to_be_hidden()
 
     page.locator("#ww-log").hover()
     page.mouse.wheel(0, -5000)
-    until(page, lambda: not newest_in_view(page), "the log scrolled up")
+    wait_for(page, lambda: not newest_in_view(page), "the log scrolled up")
     first = page.locator(MESSAGE).first
     top = first.bounding_box()["y"]
     late = page.locator(BOT).filter(has_text="a minute later")
-    until(page, lambda: late.count(), "the late reply", site)
+    wait_for(page, lambda: late.count(), "the late reply", site)
     expect(jump).to_be_visible()
     assert abs(first.bounding_box()["y"] - top) < 2, "the visitor's place moved"
     assert not newest_in_view(page)
     jump.click()
-    until(page, lambda: newest_in_view(page), "the newest message after the button")
+    wait_for(page, lambda: newest_in_view(page), "the newest message after the button")
     expect(jump).to_be_hidden()
 
 
@@ -167,7 +145,7 @@ def test_a_failed_send_keeps_the_words_and_retry_sends_them_once(page, fresh_sit
     site = fresh_site
     page.goto(f"{site.widget}/w/default")
     start(page)
-    set_faults(site, error_status=503, operations=["send_message"])
+    faults(site.sandbox, error_status=503, operations=["send_message"])
     send(page, "my important question")
     notice = page.locator("#ww-status")
     expect(notice).to_contain_text("could not be sent", timeout=WAIT * 1000)
@@ -179,12 +157,12 @@ def test_a_failed_send_keeps_the_words_and_retry_sends_them_once(page, fresh_sit
     expect(box).to_have_value("my important question")
     assert said(page, "my important question").count() == 0
 
-    heal(site)
+    heal(site.sandbox)
     page.get_by_role("button", name="Retry now").click()
     expect(said(page, "my important question")).to_have_count(1, timeout=WAIT * 1000)
     expect(box).to_have_value("")
     echo = page.locator(BOT).filter(has_text="You said: my important question")
-    until(page, lambda: echo.count(), "the bot's echo", site)
+    wait_for(page, lambda: echo.count(), "the bot's echo", site)
     page.wait_for_timeout(2500)  # a few more polls: still one message, one echo
     assert said(page, "my important question").count() == 1
     assert echo.count() == 1
@@ -195,21 +173,20 @@ def test_a_retry_after_the_upstream_stored_the_message_makes_no_duplicate(page, 
     page.goto(f"{site.widget}/w/default")
     start(page)
     # The send reaches the upstream, but the widget's answer fails (its list call does).
-    set_faults(site, error_status=503, operations=["list_messages"])
+    faults(site.sandbox, error_status=503, operations=["list_messages"])
     send(page, "only once please")
     box = page.get_by_label("Your message")
     expect(page.locator("#ww-status")).to_contain_text("trouble", timeout=WAIT * 1000)
     expect(box).to_have_value("only once please")
-    heal(site)
+    heal(site.sandbox)
     page.get_by_role("button", name="Send").click()
     expect(said(page, "only once please")).to_have_count(1, timeout=WAIT * 1000)
     echo = page.locator(BOT).filter(has_text="You said: only once please")
-    until(page, lambda: echo.count(), "the bot's echo", site)
+    wait_for(page, lambda: echo.count(), "the bot's echo", site)
     page.wait_for_timeout(2500)
     assert said(page, "only once please").count() == 1
     assert echo.count() == 1
-    stats = requests.get(f"{site.sandbox}/_sandbox/stats", timeout=5).json()["requests"]
-    assert stats["send_message"] == 2  # it was sent twice, and stored once
+    assert stats(site.sandbox)["send_message"] == 2  # it was sent twice, and stored once
 
 
 def test_retry_now_recovers_in_place_and_keeps_the_embedding(page, fresh_site):
@@ -217,14 +194,14 @@ def test_retry_now_recovers_in_place_and_keeps_the_embedding(page, fresh_site):
     frame = open_loader(page, site)
     start(frame)
     before = frame.locator(MESSAGE).count()
-    set_faults(site, error_status=503, operations=["list_messages"])
+    faults(site.sandbox, error_status=503, operations=["list_messages"])
     # The next poll that reaches the upstream fails.
     frame.locator("#ww-poller").dispatch_event("ww:visible")
     retry = frame.get_by_role("link", name="Retry now")
     expect(retry).to_be_visible(timeout=WAIT * 1000)
     # From here no poll may recover first: the link itself must do it.
     page.route("**/w/default/messages*", lambda route: route.abort())
-    heal(site)
+    heal(site.sandbox)
     widget_frame = next(f for f in page.frames if "/w/default" in f.url)
     url = widget_frame.url
     assert "page=" in url and "lang=en" in url
@@ -247,11 +224,11 @@ def test_without_script_the_retry_link_keeps_page_and_lang(browser, fresh_site):
     page.goto(f"{site.widget}/w/default{query}")
     page.get_by_role("button", name="Chat starten").click()
     expect(page.locator(MESSAGE).first).to_be_visible(timeout=WAIT * 1000)
-    set_faults(site, error_status=503, operations=["list_messages"])
+    faults(site.sandbox, error_status=503, operations=["list_messages"])
     page.goto(f"{site.widget}/w/default{query}")
     href = page.locator("a.ww-retry").get_attribute("href")
     assert "page=" in href and "lang=de" in href
-    heal(site)
+    heal(site.sandbox)
     context.close()
 
 
@@ -267,7 +244,7 @@ def test_times_are_the_visitors_own_and_say_utc_without_script(browser, fresh_si
     page.goto(f"{site.widget}/w/default")
     start(page)
     send(page, "help")
-    until(page, lambda: page.locator(f"{BOT} time").count() >= 2, "the reply", site)
+    wait_for(page, lambda: page.locator(f"{BOT} time").count() >= 2, "the reply", site)
     # A message replaced in place (its status moved on) gets the local time too.
     expect(page.locator(VISITOR).last).to_contain_text("Read", timeout=WAIT * 1000)
     times = page.locator("#ww-log time[datetime]")
@@ -296,13 +273,15 @@ def watch_typing(page) -> None:
 
 
 def poll_often(page, check, what: str):
-    """Poll every 200 ms (the poller listens for ww:visible) until `check()` holds."""
-    for _ in range(WAIT * 5):
+    """Make the page poll (the poller listens for ww:visible) until `check()` holds."""
+
+    def polled():
         if check():
-            return
+            return True
         page.locator("#ww-poller").dispatch_event("ww:visible")
-        page.wait_for_timeout(200)
-    raise AssertionError(f"timed out waiting for {what}")
+        return False
+
+    wait_for(page, polled, what)
 
 
 def test_typing_indicator_waits_for_the_reply_honours_delay_and_streams(page, fresh_site):
@@ -374,7 +353,7 @@ def test_the_composer_grows_and_is_16px_on_a_phone(browser, fresh_site):
     assert grown > one_line * 1.8
     # Nothing clipped: the box shows all of its text, and the newest message stays in view.
     assert box.evaluate("el => el.scrollHeight <= el.clientHeight + 1")
-    until(page, lambda: newest_in_view(page), "the newest message above the grown box")
+    wait_for(page, lambda: newest_in_view(page), "the newest message above the grown box")
     box.press("Enter")
     sent = page.locator(f"{VISITOR} .ww-msg__body").filter(has_text="third line")
     expect(sent).to_have_count(1, timeout=WAIT * 1000)
@@ -390,11 +369,11 @@ def test_the_core_journey_has_no_csp_violation_and_no_secret(page, fresh_site):
     frame = open_loader(page, site)
     start(frame)
     send(frame, "help")
-    until(page, lambda: frame.locator(BOT).count() >= 2, "the reply", site)
+    wait_for(page, lambda: frame.locator(BOT).count() >= 2, "the reply", site)
     page.reload()
     page.locator(LAUNCHER).click()
-    until(page, lambda: frame.locator(BOT).count() >= 2, "the conversation after a reload")
-    until(page, lambda: newest_in_view(frame), "the newest message in view")
+    wait_for(page, lambda: frame.locator(BOT).count() >= 2, "the conversation after a reload")
+    wait_for(page, lambda: newest_in_view(frame), "the newest message in view")
     html = next(f for f in page.frames if "/w/default" in f.url).content()
     assert CHANNEL_TOKEN not in html
     # No widget token, contact or conversation id (the sandbox's prefixes).
