@@ -15,7 +15,7 @@ import pytest
 import requests
 from conftest import advance, faults, heal, stats
 
-from webwidget.chatcaptain.client import ChatCaptainClient, _segment
+from webwidget.chatcaptain.client import ChatCaptainClient
 from webwidget.chatcaptain.errors import (
     ContractViolation,
     SendingUnsupported,
@@ -207,7 +207,15 @@ def test_api_key_header_is_sent():
 
 
 def test_path_segments_are_quoted(client):
-    assert _segment("a/b?c#d") == "a%2Fb%3Fc%23d"
+    paths: list[bytes] = []
+
+    def record(conn: socket.socket, request: bytes) -> None:
+        paths.append(request.split(b" ")[1])
+        conn.sendall(http_response("200 OK", b'{"messages": []}'))
+
+    with raw_server(record) as url, make_client(url) as c:
+        c.list_messages("bot/..", "a/b?c#d", "wt")
+    assert paths[0].startswith(b"/v1/widget/bot%2F../conversations/a%2Fb%3Fc%23d/messages?")
     with pytest.raises(UpstreamRejected) as info:
         client.create_contact("demo-bot/../demo-bot", contact_request())
     assert info.value.status == 404

@@ -10,12 +10,19 @@ from __future__ import annotations
 import dataclasses
 import json
 import re
-import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from conftest import HOST_ORIGIN, Visitor, https_client, make_app, parse_html, stats
+from conftest import (
+    HOST_ORIGIN,
+    Visitor,
+    corrupt_session,
+    https_client,
+    make_app,
+    parse_html,
+    stats,
+)
 from werkzeug.http import parse_cookie
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -623,19 +630,9 @@ def test_end_chat_deletes_the_record_and_the_old_handle_is_dead(app, visitor, sa
     assert stats(sandbox)["send_message"] == 0
 
 
-def corrupt(app, sid: str) -> None:
-    """Write garbage into the stored record, as a bad deploy or a disk fault might."""
-    store = store_of(app)
-    if hasattr(store, "path"):
-        with sqlite3.connect(store.path) as db:
-            db.execute("UPDATE sessions SET data = ? WHERE id = ?", ("{not json", sid))
-    else:
-        store._client.hset(store._key(sid), "d:chat:default", "{not json")
-
-
-def test_a_corrupt_store_record_is_discarded(app, visitor):
+def test_a_corrupt_store_record_is_discarded(app, visitor, store_url):
     handle = handle_of(visitor.start())
-    corrupt(app, sid_of(handle))
+    corrupt_session(store_of(app), sid_of(handle), store_url)
     page = visitor.get("/w/default")
     assert page.status_code == 200
     assert "ww-welcome" in page.get_data(as_text=True)
