@@ -33,6 +33,12 @@ def free_port() -> int:
     return holder.getsockname()[1]
 
 
+def pytest_unconfigure(config):
+    """Give the reserved ports back once every server of the run has stopped."""
+    while _RESERVED:
+        _RESERVED.pop().close()
+
+
 def wait_until(predicate, *, timeout: float, what: str, every: float = 0.05, pause=None):
     """Check `predicate` until it returns something truthy, and return that.
 
