@@ -17,61 +17,20 @@ from __future__ import annotations
 
 import argparse
 import heapq
-import os
 import random
 import re
-import shutil
 import signal
-import socket
 import statistics
-import subprocess
 import sys
-import tempfile
 import threading
 import time
 from collections import Counter
-from pathlib import Path
 
 import requests
+from servers import Servers, worker_memory
 
-ROOT = Path(__file__).resolve().parent.parent
-BIN = Path(sys.executable).parent
 POLLER = re.compile(r'<div id="ww-poller"[^>]*hx-get="([^"]+)".*?</div>', re.S)
 VERSION = re.compile(r'name="v" value="([^"]*)"')
-SECRET = "bench-secret-key-0123456789abcdefghijklmnopqrstuvwxyz"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_http(url: str, proc: subprocess.Popen, seconds: float = 30) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise SystemExit(f"{url}: the server exited early")
-        try:
-            requests.get(url, timeout=1)
-            return
-        except requests.RequestException:
-            time.sleep(0.1)
-    raise SystemExit(f"{url} did not come up")
-
-
-def rss_of_children(parent: int) -> dict[int, int]:
-    """RSS in KiB of every child process of `parent` (the gunicorn workers)."""
-    found = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-            if int(fields[1]) == parent:
-                status = (stat.parent / "status").read_text()
-                found[int(stat.parent.name)] = int(re.search(r"VmRSS:\s+(\d+)", status).group(1))
-        except (OSError, AttributeError, IndexError, ValueError):
-            continue
-    return found
 
 
 class Stats:
@@ -227,95 +186,58 @@ def main(argv: list[str] | None = None) -> int:
     if args.duration + 60 > args.max_duration:
         parser.error("--duration (or --soak) must leave a minute under --max-duration")
     hard_stop = time.monotonic() + args.max_duration
-    # A watchdog: whatever happens, the run ends (the finally below stops the servers).
+    # A watchdog: whatever happens, the run ends (leaving `with Servers` stops the servers).
     signal.signal(signal.SIGALRM, lambda *_: (_ for _ in ()).throw(SystemExit("max duration")))
     signal.alarm(int(args.max_duration))
 
-    workdir = Path(tempfile.mkdtemp(prefix="webwidget-bench-"))
-    processes: list[subprocess.Popen] = []
-    logs = []
-
-    def spawn(command: list[str], name: str, env: dict[str, str] | None = None):
-        log = (workdir / f"{name}.log").open("wb")
-        logs.append(log)
-        proc = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-        processes.append(proc)
-        return proc
-
     try:
-        sandbox_port = free_port()
-        sandbox = spawn([str(BIN / "webwidget"), "sandbox", "--host", "127.0.0.1",
-                         "--port", str(sandbox_port)], "sandbox")
-        sandbox_url = f"http://127.0.0.1:{sandbox_port}"
-        wait_http(sandbox_url + "/_sandbox/stats", sandbox)
-        requests.put(sandbox_url + "/_sandbox/faults", json={"latency_ms": args.latency_ms},
-                     timeout=5).raise_for_status()
-
-        if args.store == "redis":
-            redis_port = free_port()
-            spawn([shutil.which("redis-server") or "redis-server", "--port", str(redis_port),
-                   "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"], "redis")
-            time.sleep(0.5)
-            store = f"redis://127.0.0.1:{redis_port}/0"
-        else:
-            store = f"sqlite:///{workdir / 'sessions.sqlite3'}"
-
-        port = free_port()
-        env = {k: v for k, v in os.environ.items()
-               if not k.startswith(("CHATCAPTAIN_", "WIDGET_", "SESSION_", "RATE_LIMIT_"))}
-        env.update(
-            SECRET_KEY=SECRET, CHATCAPTAIN_BASE_URL=sandbox_url, CHATCAPTAIN_CHATBOT_ID="demo-bot",
-            CHATCAPTAIN_CHANNEL_ID="channel_abc123",
-            CHATCAPTAIN_CHANNEL_TOKEN="channel_token_xyz789", CHATCAPTAIN_SENDING_ENABLED="true",
-            WIDGET_ALLOWED_ORIGINS="https://host.example", SESSION_STORE_URL=store,
-            WIDGET_POLL_SECONDS=str(args.poll_seconds), RATE_LIMIT_ENABLED="false",
-            WEBWIDGET_INSTANCE_PATH=str(workdir / "instance"), PORT=str(port),
-            WEB_CONCURRENCY=str(args.workers), GUNICORN_THREADS=str(args.threads),
-            PROMETHEUS_MULTIPROC_DIR=str(workdir / "metrics"),
-        )
-        gunicorn = spawn([str(BIN / "gunicorn"), "-c", "gunicorn.conf.py", "--no-control-socket",
-                          "--bind", f"127.0.0.1:{port}", "--access-logfile", "/dev/null",
-                          "wsgi:app"], "gunicorn", env)
-        base = f"http://127.0.0.1:{port}"
-        wait_http(base + "/healthz", gunicorn)
-        print(f"widget {base} (gunicorn gthread {args.workers}x{args.threads}, {args.store}), "
-              f"sandbox latency {args.latency_ms} ms, {args.visitors} visitors polling every "
-              f"{args.poll_seconds:g} s for {args.duration:g} s, {args.clients} client threads",
-              flush=True)
-
-        stats = Stats()
-        began = time.monotonic()
-        stop_at = min(began + args.duration, hard_stop - 30)
-        load = threading.Thread(target=run_load, args=(base, args, stats, stop_at), daemon=True)
-        load.start()
-        if args.soak:
-            while load.is_alive():
-                rss = rss_of_children(gunicorn.pid)
-                total = len(stats.latencies["poll"])
-                print(f"t={time.monotonic() - began:5.0f} s  polls={total:7d}  worker RSS: "
-                      + ", ".join(f"{pid}={kib / 1024:.1f} MiB"
-                                  for pid, kib in sorted(rss.items())),
-                      flush=True)
-                load.join(timeout=30)
-        load.join()
-        errors = report(stats, time.monotonic() - began)
-        sandbox_stats = requests.get(sandbox_url + "/_sandbox/stats", timeout=5).json()["requests"]
-        print("sandbox saw: " + ", ".join(f"{k}={v}" for k, v in sandbox_stats.items()))
-        return 1 if errors else 0
+        with Servers("webwidget-bench-") as servers:
+            return run(args, servers, hard_stop)
     finally:
-        for proc in reversed(processes):
-            if proc.poll() is None:
-                proc.terminate()
-        for proc in processes:
-            try:
-                proc.wait(timeout=25)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-        for log in logs:
-            log.close()
         signal.alarm(0)
-        shutil.rmtree(workdir, ignore_errors=True)
 
+
+def run(args: argparse.Namespace, servers: Servers, hard_stop: float) -> int:
+    sandbox = servers.sandbox()
+    sandbox.latency(args.latency_ms)
+    if args.store == "redis":
+        store = servers.redis()
+    else:
+        store = f"sqlite:///{servers.work / 'sessions.sqlite3'}"
+    env = servers.widget_env(
+        sandbox,
+        SESSION_STORE_URL=store,
+        WIDGET_POLL_SECONDS=str(args.poll_seconds),
+        RATE_LIMIT_ENABLED="false",
+        WEB_CONCURRENCY=str(args.workers),
+        GUNICORN_THREADS=str(args.threads),
+        PROMETHEUS_MULTIPROC_DIR=str(servers.work / "metrics"),
+    )
+    gunicorn = servers.gunicorn(env)
+    base = gunicorn.url
+    print(f"widget {base} (gunicorn gthread {args.workers}x{args.threads}, {args.store}), "
+          f"sandbox latency {args.latency_ms} ms, {args.visitors} visitors polling every "
+          f"{args.poll_seconds:g} s for {args.duration:g} s, {args.clients} client threads",
+          flush=True)
+
+    stats = Stats()
+    began = time.monotonic()
+    stop_at = min(began + args.duration, hard_stop - 30)
+    load = threading.Thread(target=run_load, args=(base, args, stats, stop_at), daemon=True)
+    load.start()
+    if args.soak:
+        while load.is_alive():
+            rss = {pid: now for pid, (_, now) in worker_memory(gunicorn.proc.pid).items()}
+            total = len(stats.latencies["poll"])
+            print(f"t={time.monotonic() - began:5.0f} s  polls={total:7d}  worker RSS: "
+                  + ", ".join(f"{pid}={kib / 1024:.1f} MiB"
+                              for pid, kib in sorted(rss.items())),
+                  flush=True)
+            load.join(timeout=30)
+    load.join()
+    errors = report(stats, time.monotonic() - began)
+    print("sandbox saw: " + ", ".join(f"{k}={v}" for k, v in sandbox.stats().items()))
+    return 1 if errors else 0
 
 if __name__ == "__main__":
     sys.exit(main())
