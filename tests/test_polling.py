@@ -11,7 +11,6 @@ import pytest
 from conftest import Visitor, advance, https_client, make_app, parse_html
 from flask import template_rendered
 
-from webwidget.domids import dom_id
 from webwidget.polling import (
     Changes,
     PollState,
@@ -22,6 +21,7 @@ from webwidget.polling import (
     interval_for,
     read_state,
 )
+from webwidget.rendering.domids import dom_id
 
 HX = {"HX-Request": "true"}
 NOW = 1_800_000_000.0

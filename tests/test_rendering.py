@@ -1,4 +1,5 @@
-"""Tests for webwidget.rendering and the message partials (templates/widget/_message*.html)."""
+"""Tests for webwidget.rendering (messages.py, text.py) and the message partials
+(templates/widget/_message*.html)."""
 
 from __future__ import annotations
 
@@ -23,7 +24,7 @@ from webwidget.rendering import (
     build_message_views,
     register_template_helpers,
 )
-from webwidget.rendering_text import (
+from webwidget.rendering.text import (
     filesize,
     fill_placeholders,
     format_timestamp,

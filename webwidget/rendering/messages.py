@@ -1,7 +1,7 @@
 """Message rendering: upstream MessageDto lists become small view models for Jinja partials.
 
 Each content kind is one entry of ``KINDS`` (its partial and its view of the value);
-the text that reaches HTML is made safe in ``rendering_text``. Nothing here talks HTTP
+the text that reaches HTML is made safe in ``text``. Nothing here talks HTTP
 or touches sessions.
 """
 
@@ -16,8 +16,8 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 from markupsafe import Markup
 
-from webwidget.domids import dom_id
-from webwidget.rendering_text import (
+from .domids import dom_id
+from .text import (
     filesize,
     fill_placeholders,
     format_timestamp,
@@ -30,7 +30,7 @@ from webwidget.rendering_text import (
 if TYPE_CHECKING:
     from flask import Flask
 
-    from webwidget.chatcaptain.models import (
+    from ..chatcaptain.models import (
         ContentDto,
         MessageContentButtonsDto,
         MessageContentFileDto,
