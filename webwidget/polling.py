@@ -23,10 +23,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Generic, TypeVar
 
-from . import coalesce
 from . import conversation as chats
 from .chatcaptain.models import MessageDto
-from .coalesce import get_coalescer
+from .coalesce import Listing, get_coalescer
 from .widgets import WidgetConfig
 
 T = TypeVar("T")
@@ -53,16 +52,6 @@ def interval_for(idle_seconds: float, base: float) -> float:
 def format_seconds(value: float) -> str:
     """`1.5`, `3`: what htmx's `every Ns` and the URL show."""
     return f"{value:g}"
-
-
-def message_states(messages: Sequence[MessageDto]) -> list[list[str]]:
-    """[id, digest] of each message: what may change once shown (content, status, grouping).
-
-    The same content-aware digest as the list's version (see `coalesce.message_states`),
-    worked out from the upstream messages alone, so a poll builds view models only for
-    the messages its delta sends.
-    """
-    return coalesce.message_states(list(messages))
 
 
 @dataclass
@@ -178,13 +167,10 @@ def decide(
     return Changes(version=version, interval=interval_for(0, base), changed_at=int(now))
 
 
-def remember(
-    widget: WidgetConfig, chat: chats.Chat, version: str, messages: Sequence[MessageDto]
-) -> list[list[str]]:
-    """Keep what `version` shows, so the page's next changed poll can get a delta."""
-    states = message_states(messages)
-    get_coalescer().remember_states(chats.listing_key(widget, chat), version, states)
-    return states
+def remember(widget: WidgetConfig, chat: chats.Chat, listing: Listing) -> None:
+    """Keep what `listing`'s version shows, so the page's next changed poll can get a delta."""
+    key = chats.listing_key(widget, chat)
+    get_coalescer().remember_states(key, listing.version, listing.states)
 
 
 def poll(
@@ -216,8 +202,8 @@ def poll(
     if not isinstance(answer, Changes):
         return answer
     assert listing is not None
-    coalescer, key = get_coalescer(), chats.listing_key(widget, chat)
-    coalescer.remember_states(key, listing.version, listing.states)
-    base_states = coalescer.recall_states(key, state.version) if state.version else None
+    remember(widget, chat, listing)
+    key = chats.listing_key(widget, chat)
+    base_states = get_coalescer().recall_states(key, state.version) if state.version else None
     delta = compute_delta(base_states, range(len(listing.messages)), listing.states)
     return replace(answer, messages=listing.messages, delta=delta)

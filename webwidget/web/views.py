@@ -139,7 +139,7 @@ def conversation_context(widget: WidgetConfig, chat: chats.Chat) -> dict[str, ob
     views = build_message_views(
         listing.messages, locale=str(get_locale()), can_send=get_client().supports_sending
     )
-    polling.remember(widget, chat, listing.version, listing.messages)
+    polling.remember(widget, chat, listing)
     return page_context(
         widget,
         messages=views,
