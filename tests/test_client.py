@@ -66,12 +66,21 @@ def client(sandbox) -> Iterator[ChatCaptainClient]:
 
 
 class Visitor:
-    """A contact with one conversation, as the widget would hold it in its session."""
+    """A contact with one conversation on `client`'s upstream, as the widget would hold it
+    in its session.
 
-    def __init__(self, client: ChatCaptainClient) -> None:
-        contact = client.create_contact(BOT, contact_request())
-        self.contact_id, self.token = contact.contactId, contact.widgetToken
-        created = client.create_conversation(BOT, conversation_request(self.token))
+    Made with a client of its own with generous timeouts (`options`: e.g. the API key):
+    the set-up is not under test, and the tight ones of the client under test would let a
+    loaded machine fail it.
+    """
+
+    def __init__(self, client: ChatCaptainClient, **options) -> None:
+        with make_client(
+            client.base_url, connect_timeout=5, read_timeout=10, deadline=20, **options
+        ) as setup:
+            contact = setup.create_contact(BOT, contact_request())
+            self.contact_id, self.token = contact.contactId, contact.widgetToken
+            created = setup.create_conversation(BOT, conversation_request(self.token))
         self.conversation_id = created.conversation.id
 
 
@@ -524,7 +533,7 @@ def test_no_secret_in_logs_or_errors(sandbox, caplog):
     errors: list[UpstreamError] = []
     try:
         with make_client(server.url, api_key=api_key) as c:
-            visitor = Visitor(c)
+            visitor = Visitor(c, api_key=api_key)
             for fault in ({"error_status": 503, "times": 2}, {"reset_rate": 1},
                           {"malformed_rate": 1}, {"latency_ms": 2000}):
                 faults(server, operations=["list_messages", "send_message"], **fault)
