@@ -39,7 +39,7 @@ keepalive = 5
 worker_connections = int(os.environ.get("GUNICORN_WORKER_CONNECTIONS", "1000"))
 accesslog = "-"
 # Escapes every value for JSON (a decoded path may hold newlines, quotes, backslashes).
-logger_class = "webwidget.access_log.JsonAccessLogger"
+logger_class = "webwidget.ops.access_log.JsonAccessLogger"
 # One JSON object per request, like the app's own logs. Never the query string (the
 # format has no %(q)s or %(r)s) and never a header but the request id.
 access_log_format = (

@@ -9,11 +9,12 @@ from pathlib import Path
 from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from . import coalesce, health, logs, metrics, renewal, themes, upstream
+from . import coalesce, renewal, themes, upstream
 from .chatcaptain.client import ChatCaptainClient
 from .clock import Clock, get_clock
 from .clock import init_app as init_clock
 from .current import init_app as init_current_widget
+from .ops import health, logs, metrics
 from .rendering import register_template_helpers
 from .sessions import SessionStoreUnavailable, init_sessions
 from .settings import Settings, SettingsError, load_settings

@@ -3,7 +3,8 @@
 A theme becomes a small stylesheet (`Theme.css()`), served per widget by
 `web/theming.py` (the CSP allows only stylesheets from our origin, so no inline style)
 and linked after `static/css/widget.css`. An owner's own stylesheet (the theme's
-`stylesheet`, a file) and avatar are read and checked once at start-up here.
+`stylesheet`, a file) and avatar file are read once at start-up here, and the
+stylesheet checked for what the CSP would block.
 """
 
 from __future__ import annotations

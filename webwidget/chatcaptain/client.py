@@ -32,7 +32,7 @@ so), the API key in `x-chatcaptain-key`. Neither, nor any URL with a query, appe
 in our log records or exception texts; errors are raised with no chained cause or
 context, because a chained requests exception would print the URL. urllib3's own
 records (request lines, retry warnings) carry the full URL: the app's one logging
-setup (webwidget.logs) redacts every record it writes, whichever library made it.
+setup (webwidget.ops.logs) redacts every record it writes, whichever library made it.
 """
 
 from __future__ import annotations

@@ -37,7 +37,7 @@ from prometheus_client import (
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from .sessions import SessionStore, get_store
+from ..sessions import SessionStore, get_store
 
 log = logging.getLogger(__name__)
 

@@ -31,9 +31,9 @@ from urllib.parse import quote
 import requests
 from flask import Blueprint, Flask, current_app, jsonify, request
 
-from . import clock
-from .chatcaptain.errors import UpstreamRejected
-from .sessions import get_store
+from .. import clock
+from ..chatcaptain.errors import UpstreamRejected
+from ..sessions import get_store
 
 log = logging.getLogger(__name__)
 
