@@ -296,6 +296,21 @@ class MovableClock:
         self.offset += seconds
 
 
+class StoppedClock:
+    """A clock that stands still until the test moves it, for code that must see exactly
+    the time the test sets. Starts now unless told (Redis TTLs want a real-ish time)."""
+
+    def __init__(self, start: float | None = None) -> None:
+        self.now = time.time() if start is None else start
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        """Move this clock `seconds` ahead."""
+        self.now += seconds
+
+
 @pytest.fixture
 def clock():
     """The clock the `app` fixture's app reads: `clock.advance(s)` instead of sleeping."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 
 import pytest
+from conftest import StoppedClock
 
 from webwidget.breaker import Breaker, BreakerOpen
 
@@ -17,14 +18,6 @@ class Refused(Exception):
     """An answer that does not count (the service is up and said no)."""
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 def fail(error: type[Exception] = Down):
     def call():
         raise error("no")
@@ -34,7 +27,7 @@ def fail(error: type[Exception] = Down):
 
 @pytest.fixture
 def clock():
-    return Clock()
+    return StoppedClock(1000.0)
 
 
 @pytest.fixture

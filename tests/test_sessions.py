@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 import redis
-from conftest import corrupt_session
+from conftest import StoppedClock, corrupt_session
 from flask import Flask, jsonify, request, session
 
 import webwidget.sessions as sessions_pkg
@@ -30,19 +30,6 @@ KEYS = ["new-key", "old-key"]
 IDLE = 600.0
 ABSOLUTE = 3600.0
 BASE = "https://widget.test"
-
-
-class FakeClock:
-    """A clock the test moves by hand; starts at real time so Redis TTLs stay sane."""
-
-    def __init__(self) -> None:
-        self.now = time.time()
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
 
 
 class CountingStore:
@@ -85,7 +72,7 @@ def store(raw_store):
 
 @pytest.fixture
 def clock():
-    return FakeClock()
+    return StoppedClock()
 
 
 def session_app(store, clock, keys=KEYS) -> Flask:

@@ -9,10 +9,13 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from html import escape
+from pathlib import Path
 
 import pytest
-from conftest import SECRET_KEY, advance, free_port, hold, wait_until
+from axe_playwright_python.sync_playwright import Axe
+from conftest import CHANNEL_TOKEN, SECRET_KEY, advance, free_port, hold, wait_until
 from flask import Flask, request
+from playwright.sync_api import expect
 
 CHROMIUM = "/usr/bin/chromium"
 # Root in a container needs --no-sandbox; the rest keeps Chromium off the network.
@@ -24,7 +27,15 @@ CHROMIUM_ARGS = [
     "--disable-sync",
 ]
 MESSAGE = "[data-message-id]"
+VISITOR = f".ww-msg--visitor{MESSAGE}"
+BOT = f".ww-msg--bot{MESSAGE}"
+REPLY = f"{VISITOR} ~ {BOT}"  # a bot message after one of the visitor's
+# The loader's launcher, panel and iframe on a host page.
+LAUNCHER = "#webwidget-default button.l"
+PANEL = "#webwidget-default .p"
+FRAME = "#webwidget-default iframe"
 WAIT = 15  # seconds a browser step may take on a busy 2-core machine
+WCAG21AA = {"runOnly": {"type": "tag", "values": ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]}}
 
 
 @pytest.fixture(scope="session")
@@ -90,30 +101,39 @@ class Site:
         hold(self.sandbox)
 
 
+def browser_widget_app(sandbox_url: str, instance: Path, **settings):
+    """A widget app on the sandbox's demo-bot with production defaults (background poll
+    refresh, the default timeouts) but for `settings`; its instance folder is `instance`."""
+    from webwidget import create_app
+    from webwidget.settings import Settings
+
+    values = {
+        "SECRET_KEY": SECRET_KEY,
+        "CHATCAPTAIN_BASE_URL": sandbox_url,
+        "CHATCAPTAIN_CHATBOT_ID": "demo-bot",
+        "CHATCAPTAIN_CHANNEL_ID": "channel_abc123",
+        "CHATCAPTAIN_CHANNEL_TOKEN": CHANNEL_TOKEN,
+        "SESSION_STORE_URL": f"sqlite:///{instance / 'sessions.sqlite3'}",
+        **settings,
+    }
+    return create_app(settings=Settings(_env_file=None, **values), instance_path=str(instance))
+
+
 @pytest.fixture(scope="module")
 def site(sandbox_server, tmp_path_factory):
     """The widget app as a real threaded server on localhost, framed from 127.0.0.1."""
-    from webwidget import create_app
     from webwidget.sandbox.server import BackgroundServer
-    from webwidget.settings import Settings
 
     host_port = free_port()
-    instance = tmp_path_factory.mktemp("widget")
-    settings = Settings(
-        _env_file=None,
-        SECRET_KEY=SECRET_KEY,
-        CHATCAPTAIN_BASE_URL=sandbox_server.url,
-        CHATCAPTAIN_CHATBOT_ID="demo-bot",
-        CHATCAPTAIN_CHANNEL_ID="channel_abc123",
-        CHATCAPTAIN_CHANNEL_TOKEN="channel_token_xyz789",
+    app = browser_widget_app(
+        sandbox_server.url,
+        tmp_path_factory.mktemp("widget"),
         CHATCAPTAIN_SENDING_ENABLED=True,
         WIDGET_ALLOWED_ORIGINS=f"http://127.0.0.1:{host_port}",
         WIDGET_POLL_SECONDS=1,
         # Every test starts its own chat from 127.0.0.1; the limits have their own tests.
         RATE_LIMIT_START_PER_IP="1000/minute",
-        SESSION_STORE_URL=f"sqlite:///{instance / 'sessions.sqlite3'}",
     )
-    app = create_app(settings=settings, instance_path=str(instance))
     # As in demo mode: the sandbox serves its media over http on loopback.
     app.config["WEBWIDGET_MEDIA_ORIGINS"] = (sandbox_server.url,)
     widget = BackgroundServer(app).start()
@@ -133,6 +153,21 @@ def fresh_site(site, sandbox):
     return site
 
 
+@pytest.fixture(scope="module")
+def demo_server(tmp_path_factory):
+    """The demo host page in demo mode, on its bundled sandbox."""
+    from webwidget import create_app
+    from webwidget.sandbox.server import BackgroundServer
+    from webwidget.settings import Settings
+
+    instance = tmp_path_factory.mktemp("demo")
+    server = BackgroundServer(
+        create_app(settings=Settings(_env_file=None), instance_path=str(instance))
+    )
+    yield server.start().url
+    server.stop()
+
+
 @pytest.fixture
 def persistent_context(browser_type, tmp_path):
     """A persistent profile whose preferences allow third-party cookies."""
@@ -146,6 +181,31 @@ def persistent_context(browser_type, tmp_path):
     )
     yield context
     context.close()
+
+
+def start_chat(scope, button: str = "Start chat") -> None:
+    """Start the chat and wait for the greeting (scope: a page or a widget's frame).
+
+    A click before htmx has started would be a plain form post: the page must be ready.
+    """
+    expect(scope.locator("html[data-ww-ready]")).to_have_count(1, timeout=WAIT * 1000)
+    scope.get_by_role("button", name=button).click()
+    expect(scope.locator(MESSAGE).first).to_be_visible(timeout=WAIT * 1000)
+
+
+def open_and_start(page, site) -> None:
+    """The widget's own page, with a chat started."""
+    page.goto(f"{site.widget}/w/default")
+    start_chat(page)
+
+
+def violations(page) -> list[str]:
+    """Each WCAG 2.1 AA rule axe-core finds broken, with the markup that breaks it."""
+    results = Axe().run(page, options=WCAG21AA)
+    return [
+        f"{v['id']}: {v['help']} -> {[n['html'] for n in v['nodes']][:3]}"
+        for v in results.response["violations"]
+    ]
 
 
 def message_ids(frame) -> list[str]:

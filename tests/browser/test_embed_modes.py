@@ -5,23 +5,18 @@ from __future__ import annotations
 import requests
 from playwright.sync_api import expect
 
-from .conftest import MESSAGE, WAIT, message_ids, wait_for
-
-LAUNCHER = "#webwidget-default button.l"
-FRAME = "#webwidget-default iframe"
+from .conftest import FRAME, LAUNCHER, MESSAGE, REPLY, WAIT, message_ids, start_chat, wait_for
 
 
 def chat(page, frame, site) -> list[str]:
     """Start, see the greeting, send, see the reply; returns the conversation's ids."""
-    # A click before htmx has started is a plain form post: with the cookie stripped its
-    # 303 would lose the new session (a visitor is never that fast; a test can be).
-    expect(frame.locator("html[data-ww-ready]")).to_have_count(1, timeout=WAIT * 1000)
-    frame.get_by_role("button", name="Start chat").click()
-    expect(frame.locator(MESSAGE).first).to_be_visible(timeout=WAIT * 1000)
+    # start_chat waits for htmx: a plain form post's 303 would lose the new session when the
+    # cookie is stripped (a visitor is never that fast; a test can be).
+    start_chat(frame)
     greeting = message_ids(frame)
     frame.get_by_label("Your message").fill("help")
     frame.get_by_role("button", name="Send").click()
-    reply = frame.locator(f".ww-msg--visitor{MESSAGE} ~ .ww-msg--bot{MESSAGE}")
+    reply = frame.locator(REPLY)
     wait_for(page, lambda: reply.count(), "the bot's reply", site)
     ids = message_ids(frame)
     assert ids[: len(greeting)] == greeting and len(ids) > len(greeting) + 1
@@ -141,7 +136,7 @@ def test_d_javascript_disabled_plain_iframe(browser, fresh_site):
     greeting = message_ids(frame)
     frame.get_by_label("Your message").fill("help")
     frame.get_by_role("button", name="Send").click()
-    reply = frame.locator(f".ww-msg--visitor{MESSAGE} ~ .ww-msg--bot{MESSAGE}")
+    reply = frame.locator(REPLY)
     # The page's <noscript> meta refresh brings the reply in without any script.
     wait_for(page, lambda: reply.count(), "the reply after the meta refresh", fresh_site)
     ids = message_ids(frame)

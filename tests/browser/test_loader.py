@@ -4,11 +4,7 @@ from __future__ import annotations
 
 from playwright.sync_api import expect
 
-from .conftest import MESSAGE, WAIT, wait_for
-
-LAUNCHER = "#webwidget-default button.l"
-PANEL = "#webwidget-default .p"
-FRAME = "#webwidget-default iframe"
+from .conftest import FRAME, LAUNCHER, PANEL, VISITOR, WAIT, start_chat, wait_for
 
 
 def events(page) -> list[str]:
@@ -41,12 +37,10 @@ def test_unread_badge_counts_bot_messages_while_closed(page, fresh_site):
     page.goto(f"{fresh_site.host}/loader")
     page.locator(LAUNCHER).click()
     frame = page.frame_locator(FRAME)
-    expect(frame.locator("html[data-ww-ready]")).to_have_count(1, timeout=WAIT * 1000)
-    frame.get_by_role("button", name="Start chat").click()
-    expect(frame.locator(MESSAGE).first).to_be_visible(timeout=WAIT * 1000)
+    start_chat(frame)
     frame.get_by_label("Your message").fill("later")
     frame.get_by_role("button", name="Send").click()
-    wait_for(page, lambda: frame.locator(f".ww-msg--visitor{MESSAGE}").count(), "the sent message")
+    wait_for(page, lambda: frame.locator(VISITOR).count(), "the sent message")
     # The reply is due a minute later on the sandbox clock, which only wait_for below
     # advances: it cannot arrive before the widget is closed, and a poll brings it then.
     page.evaluate("WebWidget.close()")

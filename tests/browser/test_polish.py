@@ -6,26 +6,25 @@ import re
 
 import pytest
 import requests
+from conftest import faults
 from playwright.sync_api import expect
 
 from webwidget.themes import contrast_ratio
 
-from .conftest import MESSAGE, WAIT, wait_for
+from .conftest import (
+    FRAME,
+    LAUNCHER,
+    MESSAGE,
+    REPLY,
+    WAIT,
+    open_and_start,
+    start_chat,
+    violations,
+    wait_for,
+)
 
-
-@pytest.fixture(scope="module")
-def demo_server(tmp_path_factory):
-    """The demo host page in demo mode, on its bundled sandbox."""
-    from webwidget import create_app
-    from webwidget.sandbox.server import BackgroundServer
-    from webwidget.settings import Settings
-
-    instance = tmp_path_factory.mktemp("demo")
-    server = BackgroundServer(
-        create_app(settings=Settings(_env_file=None), instance_path=str(instance))
-    )
-    yield server.start().url
-    server.stop()
+# The next chat start fails: the upstream answers 503.
+START_FAILS = {"error_status": 503, "operations": ["create_contact", "create_conversation"]}
 
 
 def css(locator, prop: str) -> str:
@@ -35,13 +34,6 @@ def css(locator, prop: str) -> str:
 def hex_color(rgb: str) -> str:
     r, g, b = (int(v) for v in re.findall(r"\d+", rgb)[:3])
     return f"#{r:02x}{g:02x}{b:02x}"
-
-
-def start(page, site):
-    page.goto(f"{site.widget}/w/default")
-    expect(page.locator("html[data-ww-ready]")).to_have_count(1, timeout=WAIT * 1000)
-    page.get_by_role("button", name="Start chat").click()
-    expect(page.locator(MESSAGE).first).to_be_visible(timeout=WAIT * 1000)
 
 
 @pytest.mark.parametrize("scheme", ["light", "dark"])
@@ -64,17 +56,13 @@ def test_primary_actions_are_filled_with_readable_text(browser, fresh_site, sche
 
 
 def test_error_notices_look_different_from_information(page, fresh_site):
-    start(page, fresh_site)
+    open_and_start(page, fresh_site)
     page.locator(".ww-end summary").click()
     page.get_by_role("button", name="Yes, end chat").click()
     info = page.locator(".ww-notice--ended")
     expect(info).to_be_visible(timeout=WAIT * 1000)
     info_look = (css(info, "backgroundColor"), css(info, "borderLeftColor"))
-    requests.put(
-        f"{fresh_site.sandbox}/_sandbox/faults",
-        json={"error_status": 503, "operations": ["create_contact", "create_conversation"]},
-        timeout=5,
-    ).raise_for_status()
+    faults(fresh_site.sandbox, **START_FAILS)
     page.get_by_role("button", name="Start chat").click()
     error = page.locator(".ww-notice--start_failed")
     expect(error).to_be_visible(timeout=WAIT * 1000)
@@ -86,9 +74,7 @@ def test_error_notices_look_different_from_information(page, fresh_site):
 def test_file_messages_play_download_and_open_full_size(page, demo_server):
     # Demo mode: the page's CSP allows media from the bundled sandbox, as from https hosts.
     page.goto(f"{demo_server}/w/default")
-    expect(page.locator("html[data-ww-ready]")).to_have_count(1, timeout=WAIT * 1000)
-    page.get_by_role("button", name="Start chat").click()
-    expect(page.locator(MESSAGE).first).to_be_visible(timeout=WAIT * 1000)
+    start_chat(page)
     page.get_by_label("Your message").fill("all")
     page.keyboard.press("Enter")
     video = page.locator(".ww-file--video video")
@@ -126,8 +112,8 @@ def test_demo_page_has_a_favicon_and_no_missing_file(browser, demo_server):
     href = icon.get_attribute("href")
     assert requests.get(f"{demo_server}{href}", timeout=5).status_code == 200
     assert requests.get(f"{demo_server}/favicon.ico", timeout=5).status_code == 200
-    page.locator("#webwidget-default button.l").click()
-    frame = page.frame_locator("#webwidget-default iframe")
+    page.locator(LAUNCHER).click()
+    frame = page.frame_locator(FRAME)
     expect(frame.locator("html[data-ww-ready]")).to_have_count(1, timeout=WAIT * 1000)
     assert missing == []
     context.close()
@@ -170,7 +156,7 @@ def test_end_chat_sits_in_the_header_and_confirms_without_javascript(browser, fr
 
 
 def test_end_chat_with_htmx_keeps_the_header_in_step(page, fresh_site):
-    start(page, fresh_site)
+    open_and_start(page, fresh_site)
     page.locator(".ww-header .ww-end summary").click()
     page.get_by_role("button", name="Yes, end chat").click()
     expect(page.locator(".ww-notice--ended")).to_be_visible(timeout=WAIT * 1000)
@@ -180,11 +166,11 @@ def test_end_chat_with_htmx_keeps_the_header_in_step(page, fresh_site):
 
 
 def test_a_poll_crossing_a_send_never_shows_a_message_twice(page, fresh_site):
-    start(page, fresh_site)
+    open_and_start(page, fresh_site)
     before = page.locator("#ww-poller").get_attribute("hx-get")
     page.get_by_label("Your message").fill("help")
     page.keyboard.press("Enter")
-    reply = page.locator(f".ww-msg--visitor{MESSAGE} ~ .ww-msg--bot{MESSAGE}")
+    reply = page.locator(REPLY)
     wait_for(page, lambda: reply.count(), "the bot's reply", fresh_site)
     # Two polls that still carry the version from before the send, as one that crossed
     # the send's answer does: their appends must not repeat what the log already shows.
@@ -199,21 +185,15 @@ def test_a_poll_crossing_a_send_never_shows_a_message_twice(page, fresh_site):
 
 @pytest.mark.parametrize("scheme", ["light", "dark"])
 def test_end_chat_confirmation_and_error_notice_pass_axe(browser, fresh_site, scheme):
-    from .test_accessibility import violations
-
     context = browser.new_context(color_scheme=scheme)
     page = context.new_page()
-    start(page, fresh_site)
+    open_and_start(page, fresh_site)
     page.locator(".ww-header .ww-end summary").click()
     expect(page.get_by_role("button", name="Yes, end chat")).to_be_visible()
     assert violations(page) == []
     page.get_by_role("button", name="Yes, end chat").click()
     expect(page.locator(".ww-notice--ended")).to_be_visible(timeout=WAIT * 1000)
-    requests.put(
-        f"{fresh_site.sandbox}/_sandbox/faults",
-        json={"error_status": 503, "operations": ["create_contact", "create_conversation"]},
-        timeout=5,
-    ).raise_for_status()
+    faults(fresh_site.sandbox, **START_FAILS)
     page.get_by_role("button", name="Start chat").click()
     expect(page.locator(".ww-notice--start_failed")).to_be_visible(timeout=WAIT * 1000)
     assert violations(page) == []

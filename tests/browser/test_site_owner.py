@@ -7,14 +7,12 @@ from html import escape
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-from conftest import SECRET_KEY, free_port
+from conftest import free_port
 from flask import Flask, request
 from playwright.sync_api import expect
 
-from .conftest import MESSAGE, WAIT
+from .conftest import FRAME, LAUNCHER, MESSAGE, WAIT, browser_widget_app, start_chat
 
-LAUNCHER = "#webwidget-default button.l"
-FRAME = "#webwidget-default iframe"
 GREEN = "#0a6b3d"
 
 
@@ -49,27 +47,19 @@ def owner_host(widget_url: str) -> Flask:
 @pytest.fixture(scope="module")
 def themed(sandbox_server, tmp_path_factory):
     """A read-only widget whose theme puts a green launcher on the left; hosts on 127.0.0.1."""
-    from webwidget import create_app
     from webwidget.sandbox.server import BackgroundServer
-    from webwidget.settings import Settings
 
     host_port = free_port()
-    instance = tmp_path_factory.mktemp("owner")
-    settings = Settings(
-        _env_file=None,
-        SECRET_KEY=SECRET_KEY,
-        CHATCAPTAIN_BASE_URL=sandbox_server.url,
-        CHATCAPTAIN_CHATBOT_ID="demo-bot",
-        CHATCAPTAIN_CHANNEL_ID="channel_abc123",
-        CHATCAPTAIN_CHANNEL_TOKEN="channel_token_xyz789",
+    app = browser_widget_app(
+        sandbox_server.url,
+        tmp_path_factory.mktemp("owner"),
         # The default, and the only choice with the published API.
         CHATCAPTAIN_SENDING_ENABLED=False,
         WIDGET_ALLOWED_ORIGINS=f"http://127.0.0.1:{host_port}",
         WIDGET_POSITION="left",
         WIDGET_PRIMARY_COLOR=GREEN,
-        SESSION_STORE_URL=f"sqlite:///{instance / 'sessions.sqlite3'}",
     )
-    widget = BackgroundServer(create_app(settings=settings, instance_path=str(instance))).start()
+    widget = BackgroundServer(app).start()
     widget_url = f"http://localhost:{widget.port}"
     host = BackgroundServer(owner_host(widget_url), port=host_port).start()
     try:
@@ -167,9 +157,7 @@ def test_read_only_mode_shows_no_dead_controls_and_says_why(page, themed):
     page.goto(f"{themed.host}/page?html_lang=de")
     page.locator(LAUNCHER).click()
     frame = page.frame_locator(FRAME)
-    expect(frame.locator("html[data-ww-ready]")).to_have_count(1, timeout=WAIT * 1000)
-    frame.get_by_role("button", name="Chat starten").click()
-    expect(frame.locator(MESSAGE).first).to_be_visible(timeout=WAIT * 1000)
+    start_chat(frame, "Chat starten")
     note = frame.locator("#ww-readonly")
     expect(note).to_have_text("In diesem Chat können keine Antworten gesendet werden.")
     expect(frame.locator("textarea")).to_have_count(0)

@@ -11,13 +11,8 @@ from zoneinfo import ZoneInfo
 from conftest import CHANNEL_TOKEN, faults, heal, stats
 from playwright.sync_api import expect
 
-from .conftest import MESSAGE, WAIT, wait_for
+from .conftest import BOT, FRAME, LAUNCHER, MESSAGE, PANEL, VISITOR, WAIT, start_chat, wait_for
 
-LAUNCHER = "#webwidget-default button.l"
-PANEL = "#webwidget-default .p"
-FRAME = "#webwidget-default iframe"
-VISITOR = f".ww-msg--visitor{MESSAGE}"
-BOT = f".ww-msg--bot{MESSAGE}"
 TYPING_ON = re.compile(r"\bww-typing--on\b")
 
 
@@ -30,6 +25,19 @@ def newest_in_view(scope) -> bool:
     return log["y"] <= last["y"] + last["height"] <= log["y"] + log["height"] + 2
 
 
+def wait_for_newest_in_view(page, frame, when: str) -> None:
+    """Wait until the newest message is in view; if it never is, say where the log stood."""
+    try:
+        wait_for(page, lambda: newest_in_view(frame), f"the newest message in view {when}")
+    except AssertionError as timeout:
+        where = frame.locator("#ww-log").evaluate(
+            "e => ({scrollHeight: e.scrollHeight, scrollTop: e.scrollTop,"
+            " clientHeight: e.clientHeight, jumpShown: !document.getElementById('ww-jump').hidden,"
+            " imagesLoading: [...e.querySelectorAll('img')].filter(i => !i.complete).length})"
+        )
+        raise AssertionError(f"{timeout}; the log: {where}") from None
+
+
 def open_loader(page, site):
     """The host page with the loader, opened, the frame's script running."""
     page.goto(f"{site.host}/loader")
@@ -37,13 +45,6 @@ def open_loader(page, site):
     frame = page.frame_locator(FRAME)
     expect(frame.locator("html[data-ww-ready]")).to_have_count(1, timeout=WAIT * 1000)
     return frame
-
-
-def start(scope):
-    """Start the chat and wait for the greeting (scope: a page or the loader's frame)."""
-    expect(scope.locator("html[data-ww-ready]")).to_have_count(1, timeout=WAIT * 1000)
-    scope.get_by_role("button", name="Start chat").click()
-    expect(scope.locator(MESSAGE).first).to_be_visible(timeout=WAIT * 1000)
 
 
 def send(scope, text: str) -> None:
@@ -60,20 +61,20 @@ def said(scope, text: str):
 def test_newest_message_in_view_after_a_burst_a_reload_a_reopen_and_the_badge(page, fresh_site):
     site = fresh_site
     frame = open_loader(page, site)
-    start(frame)
+    start_chat(frame)
     send(frame, "all")
     # The burst: every content kind, images and media included.
     wait_for(page, lambda: frame.locator(BOT).count() >= 15, "the burst", site)
-    wait_for(page, lambda: newest_in_view(frame), "the newest message in view after the burst")
+    wait_for_newest_in_view(page, frame, "after the burst")
 
     page.reload()
     page.locator(LAUNCHER).click()
     wait_for(page, lambda: frame.locator(BOT).count() >= 15, "the conversation after a reload")
-    wait_for(page, lambda: newest_in_view(frame), "the newest message in view after a reload")
+    wait_for_newest_in_view(page, frame, "after a reload")
 
     page.evaluate("WebWidget.close()")
     page.locator(LAUNCHER).click()
-    wait_for(page, lambda: newest_in_view(frame), "the newest message in view after reopening")
+    wait_for_newest_in_view(page, frame, "after reopening")
 
     # A reply that arrives while closed raises the badge; opening shows it.
     send(frame, "later")
@@ -83,13 +84,13 @@ def test_newest_message_in_view_after_a_burst_a_reload_a_reopen_and_the_badge(pa
     wait_for(page, lambda: badge.is_visible(), "the unread badge", site)
     page.locator(LAUNCHER).click()
     expect(frame.locator(BOT).last).to_contain_text("a minute later", timeout=WAIT * 1000)
-    wait_for(page, lambda: newest_in_view(frame), "the newest message in view after the badge")
+    wait_for_newest_in_view(page, frame, "after the badge")
 
 
 def test_a_visitor_reading_further_up_keeps_the_place_and_gets_a_way_down(page, fresh_site):
     site = fresh_site
     page.goto(f"{site.widget}/w/default")
-    start(page)
+    start_chat(page)
     send(page, "all")
     wait_for(page, lambda: page.locator(BOT).count() >= 15, "the burst", site)
     # `later`: the reply is due a minute later on the sandbox clock, which `until` advances.
@@ -144,7 +145,7 @@ def test_keyboard_start_and_reopen_put_focus_in_the_composer(page, fresh_site):
 def test_a_failed_send_keeps_the_words_and_retry_sends_them_once(page, fresh_site):
     site = fresh_site
     page.goto(f"{site.widget}/w/default")
-    start(page)
+    start_chat(page)
     faults(site.sandbox, error_status=503, operations=["send_message"])
     send(page, "my important question")
     notice = page.locator("#ww-status")
@@ -171,7 +172,7 @@ def test_a_failed_send_keeps_the_words_and_retry_sends_them_once(page, fresh_sit
 def test_a_retry_after_the_upstream_stored_the_message_makes_no_duplicate(page, fresh_site):
     site = fresh_site
     page.goto(f"{site.widget}/w/default")
-    start(page)
+    start_chat(page)
     # The send reaches the upstream, but the widget's answer fails (its list call does).
     faults(site.sandbox, error_status=503, operations=["list_messages"])
     send(page, "only once please")
@@ -192,7 +193,7 @@ def test_a_retry_after_the_upstream_stored_the_message_makes_no_duplicate(page, 
 def test_retry_now_recovers_in_place_and_keeps_the_embedding(page, fresh_site):
     site = fresh_site
     frame = open_loader(page, site)
-    start(frame)
+    start_chat(frame)
     before = frame.locator(MESSAGE).count()
     faults(site.sandbox, error_status=503, operations=["list_messages"])
     # The next poll that reaches the upstream fails.
@@ -242,7 +243,7 @@ def test_times_are_the_visitors_own_and_say_utc_without_script(browser, fresh_si
     context = browser.new_context(timezone_id="America/New_York", locale="en-US")
     page = context.new_page()
     page.goto(f"{site.widget}/w/default")
-    start(page)
+    start_chat(page)
     send(page, "help")
     wait_for(page, lambda: page.locator(f"{BOT} time").count() >= 2, "the reply", site)
     # A message replaced in place (its status moved on) gets the local time too.
@@ -287,7 +288,7 @@ def poll_often(page, check, what: str):
 def test_typing_indicator_waits_for_the_reply_honours_delay_and_streams(page, fresh_site):
     site = fresh_site
     page.goto(f"{site.widget}/w/default")
-    start(page)
+    start_chat(page)
     typing = page.locator("#ww-typing")
     expect(typing).not_to_have_class(TYPING_ON)  # the greeting is there: nobody types
     watch_typing(page)
@@ -341,7 +342,7 @@ def test_the_composer_grows_and_is_16px_on_a_phone(browser, fresh_site):
     context = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True)
     page = context.new_page()
     page.goto(f"{fresh_site.widget}/w/default")
-    start(page)
+    start_chat(page)
     box = page.get_by_label("Your message")
     assert box.evaluate("el => getComputedStyle(el).fontSize") == "16px"
     one_line = box.bounding_box()["height"]
@@ -367,7 +368,7 @@ def test_the_core_journey_has_no_csp_violation_and_no_secret(page, fresh_site):
     console = []
     page.on("console", lambda message: console.append(f"{message.type}: {message.text}"))
     frame = open_loader(page, site)
-    start(frame)
+    start_chat(frame)
     send(frame, "help")
     wait_for(page, lambda: frame.locator(BOT).count() >= 2, "the reply", site)
     page.reload()
