@@ -117,7 +117,7 @@ class Bench:
     # --- set-up -----------------------------------------------------------------------
 
     def start_servers(self) -> None:
-        self.sandbox = self.servers.sandbox()
+        self.sandbox = self.servers.sandbox(keep_alive=not self.args.werkzeug_sandbox)
 
     def create_conversations(self, count: int) -> list[tuple[str, str]]:
         """`count` started chats: (session handle, poller URL of the current list)."""
@@ -357,6 +357,12 @@ def main() -> int:
     parser.add_argument("--visitor-seconds", type=float, default=90)
     parser.add_argument("--ramp", type=float, default=30)
     parser.add_argument("--visitor-latency", type=int, default=300)
+    parser.add_argument(
+        "--werkzeug-sandbox",
+        action="store_true",
+        help="serve the sandbox with werkzeug (a new connection per upstream call), as"
+        " before, instead of gunicorn with keep-alive as the real API",
+    )
     parser.add_argument("--slow-clients", type=int, default=1000)
     parser.add_argument("--slow-seconds", type=float, default=20)
     parser.add_argument(

@@ -161,6 +161,7 @@ def calls_per_minute_with_tabs(
 ) -> float:
     """Upstream list calls per minute while `n` tabs, started evenly over one 1.5 s
     interval, each call `poll` (one GET of one conversation) every 1.5 s."""
+    sandbox.settle()
     stop = time.monotonic() + seconds
     before = sandbox.list_calls()
 
@@ -190,6 +191,18 @@ class Sandbox:
 
     def list_calls(self) -> int:
         return self.stats()["list_messages"]
+
+    def settle(self, quiet: float = 1.0, at_most: float = 60.0) -> None:
+        """Wait until no list call arrives for `quiet` seconds: refreshes a previous
+        measurement left in flight must not count in the next one."""
+        deadline = time.monotonic() + at_most
+        last = self.list_calls()
+        while time.monotonic() < deadline:
+            time.sleep(quiet)
+            now = self.list_calls()
+            if now == last:
+                return
+            last = now
 
     def latency(self, ms: int) -> None:
         requests.put(
@@ -265,13 +278,27 @@ class Servers:
 
     # --- the servers ------------------------------------------------------------------
 
-    def sandbox(self) -> Sandbox:
-        """The ChatCaptain sandbox in its own process (in-memory state)."""
+    def sandbox(self, *, keep_alive: bool = False) -> Sandbox:
+        """The ChatCaptain sandbox in its own process (in-memory state).
+
+        `webwidget sandbox` serves with werkzeug, which closes the connection after every
+        answer; with `keep_alive` it runs under gunicorn (one process: the state is in
+        memory; threads enough for every call its injected latency holds), which keeps
+        connections open as the real API does, so that neither side pays for a new TCP
+        connection per upstream call.
+        """
         port = free_port()
-        proc = self.spawn(
-            [str(BIN / "webwidget"), "sandbox", "--host", "127.0.0.1", "--port", str(port)],
-            "sandbox",
-        )
+        if keep_alive:
+            command = [
+                str(BIN / "gunicorn"), "--worker-class", "gthread", "--workers", "1",
+                "--threads", "256", "--keep-alive", "75", "--no-control-socket",
+                "--access-logfile", "/dev/null", "--bind", f"127.0.0.1:{port}",
+                "webwidget.sandbox:create_sandbox_app()",
+            ]
+        else:
+            command = [str(BIN / "webwidget"), "sandbox", "--host", "127.0.0.1", "--port"]
+            command.append(str(port))
+        proc = self.spawn(command, "sandbox")
         sandbox = Sandbox(f"http://127.0.0.1:{port}")
         self.wait_http(sandbox.url + "/_sandbox/stats", proc)
         return sandbox
