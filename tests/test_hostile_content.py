@@ -225,8 +225,16 @@ def test_100_kb_in_every_field_renders_as_text(widget_app):
     assert len(html) > 500_000
 
 
+def bot_command(text: str) -> bool:
+    """Whether the sandbox bot answers `text` with a command's replies instead of echoing it
+    (hypothesis once drew "AUDIO")."""
+    from webwidget.sandbox.bot import COMMANDS
+
+    return text.strip().lower() in {*COMMANDS, "all", "demo"}
+
+
 @settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(text=HOSTILE.filter(lambda t: t.strip() and len(t) < 2000))
+@given(text=HOSTILE.filter(lambda t: t.strip() and len(t) < 2000 and not bot_command(t)))
 def test_a_visitors_hostile_text_comes_back_through_the_sandbox_as_text(text):
     """End to end: the visitor's text goes upstream and the bot's echo of it is rendered."""
     # Module-scoped servers are created once; hypothesis runs this body per example.
