@@ -232,6 +232,22 @@ def corrupt_session(store, sid: str, store_url: str) -> None:
         client.hset(key, mapping=dict.fromkeys(fields, "{not json"))
 
 
+def message_payload(mid: str, content: dict, *, outgoing: bool = True, **extra) -> dict:
+    """A MessageDto payload as the upstream sends it, the required fields filled: a bot's
+    text message unless `outgoing` is False (the visitor's) or `extra` says otherwise."""
+    return {
+        "id": mid,
+        "sender": "bot" if outgoing else "user",
+        "type": "text",
+        "status": "sent",
+        "created": "2024-05-01T10:00:00Z",
+        "outgoing": outgoing,
+        "content": content,
+        "tags": [],
+        **extra,
+    }
+
+
 SECRET_KEY = "test-secret-key-0123456789abcdefghijklmnopqrstuvwxyz"
 HOST_ORIGIN = "https://host.example"
 CHANNEL_TOKEN = "channel_token_xyz789"

@@ -6,7 +6,7 @@ import threading
 
 import pytest
 import redis
-from conftest import faults, heal, https_client, make_app, stats
+from conftest import faults, heal, https_client, make_app, message_payload, stats
 
 from webwidget.coalesce import KEY_PREFIX
 
@@ -149,18 +149,7 @@ def test_a_long_running_process_keeps_a_bounded_number_of_lists(monkeypatch):
 def _message(message_id: str, text: str, *, status: str = "sent"):
     from webwidget.chatcaptain.models import MessageDto
 
-    return MessageDto.model_validate(
-        {
-            "id": message_id,
-            "sender": "bot",
-            "type": "text",
-            "status": status,
-            "created": "2026-01-01T00:00:00Z",
-            "outgoing": True,
-            "content": {"text": text},
-            "tags": [],
-        }
-    )
+    return MessageDto.model_validate(message_payload(message_id, {"text": text}, status=status))
 
 
 def test_the_version_and_the_states_change_with_a_message_s_content():

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 from conftest import advance, https_client, make_app, parse_html, reset, widget_settings
+from conftest import message_payload as message
 from flask import render_template
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -91,21 +92,6 @@ def assert_nothing_introduced(html: str) -> None:
         assert not any(name.startswith("on") for name in attrs)
     # The text, not attributes: random message ids may hold any digits.
     assert "49" not in "".join(parser.text), "upstream text was evaluated as a template"
-
-
-def message(mid, content, *, outgoing=True, **extra):
-    data = {
-        "id": mid,
-        "sender": "bot" if outgoing else "user",
-        "type": "text",
-        "status": "sent",
-        "created": "2024-05-01T10:00:00Z",
-        "outgoing": outgoing,
-        "content": content,
-        "tags": [],
-    }
-    data.update(extra)
-    return data
 
 
 @st.composite

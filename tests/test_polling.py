@@ -8,7 +8,7 @@ from dataclasses import dataclass, replace
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-from conftest import Visitor, advance, https_client, make_app, parse_html
+from conftest import Visitor, advance, https_client, make_app, message_payload, parse_html
 from flask import template_rendered
 
 from webwidget.polling import (
@@ -268,9 +268,8 @@ def test_views_built_for_a_delta_equal_those_of_the_whole_list():
 
     def message(i, group=None, outgoing=True, status="sent"):
         return MessageDto.model_validate(
-            {"id": f"m{i}", "sender": "bot", "type": "text", "status": status,
-             "created": "2026-11-26T10:00:00Z", "outgoing": outgoing, "tags": [],
-             "content": {"text": f"part {i}"}, "streamGroupId": group}
+            message_payload(f"m{i}", {"text": f"part {i}"}, outgoing=outgoing, status=status,
+                            streamGroupId=group)
         )
 
     messages = [message(0, outgoing=False), message(1, "g"), message(2, "g"), message(3, "g"),

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from conftest import Html, parse_html
+from conftest import message_payload as msg
 from flask import Blueprint, Flask, render_template
 from hypothesis import given
 from hypothesis import strategies as st
@@ -146,22 +147,6 @@ def render(app):
             )
 
     return render
-
-
-def msg(mid, content, *, outgoing=True, **extra):
-    """A MessageDto payload with the required fields filled."""
-    data = {
-        "id": mid,
-        "sender": "bot" if outgoing else "user",
-        "type": "text",
-        "status": "sent",
-        "created": "2024-05-01T10:00:00Z",
-        "outgoing": outgoing,
-        "content": content,
-        "tags": [],
-    }
-    data.update(extra)
-    return data
 
 
 def file_(url="https://files.example/a.pdf", **kw):
