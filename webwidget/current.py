@@ -11,6 +11,8 @@ from typing import Any
 
 from flask import Flask, g, has_request_context
 
+from .widgets import WidgetConfig
+
 WIDGETS = "webwidget.widgets"
 
 
@@ -23,10 +25,9 @@ def init_app(app: Flask) -> None:
             g.widget = app.extensions.get(WIDGETS, {}).get(values["widget"])
 
 
-def current_widget() -> Any:
-    """The configured widget (a `widgets.WidgetConfig`) this request addresses; None
-    outside widget routes and for an id no widget has (its view answers 404). Typed
-    loosely on purpose: this module imports nothing of ours, so themes may use it."""
+def current_widget() -> WidgetConfig | None:
+    """The configured widget this request addresses; None outside widget routes and for
+    an id no widget has (its view answers 404)."""
     if not has_request_context():
         return None
     return g.get("widget")

@@ -26,7 +26,9 @@ from flask import Flask, current_app, has_request_context, request
 from flask_babel import Babel, Domain, get_locale
 from werkzeug.exceptions import RequestEntityTooLarge
 
+from ..conversation import current_chat
 from ..current import current_widget
+from ..settings import SettingsError
 from .languages import upstream_code
 
 TRANSLATIONS = Path(__file__).resolve().parent.parent / "translations"
@@ -135,8 +137,6 @@ def widget_languages(widget) -> tuple[str, ...]:
 
 
 def _chat_language(widget) -> str | None:
-    from ..conversation import current_chat
-
     try:
         chat = current_chat(widget)
     except Exception:  # noqa: BLE001 - an unreadable session only loses the preference
@@ -194,8 +194,6 @@ def widget_domains(
     widgets: Mapping[str, object], shared_folder: str | None
 ) -> dict[str, WidgetDomain]:
     """Compile every override folder's catalogs once; a domain for each widget that has any."""
-    from ..settings import SettingsError
-
     compiled: dict[str, dict[str, Translations]] = {}
 
     def catalogs(folder: str | None, widget) -> dict[str, Translations]:
