@@ -57,7 +57,10 @@ def wait_until(predicate, *, timeout: float, what: str, every: float = 0.05, pau
         if time.monotonic() >= deadline:
             raise AssertionError(f"timed out after {timeout} s waiting for {what}")
         # Between checks only: the condition, not the pause, ends the wait.
-        (pause or time.sleep)(every)
+        if pause is None:
+            time.sleep(every)
+        else:
+            pause(every)
 
 
 def exited(process: subprocess.Popen | None, log: Path | None = None) -> None:
