@@ -22,6 +22,7 @@ graceful_timeout seconds, longer than the upstream deadline (UPSTREAM_DEADLINE, 
 """
 
 import os
+import resource
 import shutil
 from pathlib import Path
 
@@ -33,10 +34,18 @@ workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
 threads = int(os.environ.get("GUNICORN_THREADS", "16"))
 timeout = 30
 graceful_timeout = int(os.environ.get("GUNICORN_GRACEFUL_TIMEOUT", "20"))
+# Idle keep-alive connections close after 5 s: short, because they count towards
+# worker_connections. A proxy's own idle timeout must be shorter (nginx's upstream
+# keepalive_timeout 4s in docs/hosting/nginx.md), or it may reuse a closing connection.
 keepalive = 5
 # Idle keep-alive connections hold a thread in gthread only while they have data; this
-# caps how many a worker keeps open at once.
-worker_connections = int(os.environ.get("GUNICORN_WORKER_CONNECTIONS", "1000"))
+# caps how many a worker keeps open at once. A worker at its cap stops accepting, so a
+# visitor opening a connection waits until an idle one closes (up to `keepalive`): with
+# 1000 per worker, 2,000 polling visitors saw a p99 of 5.2 s, with 4000 of 0.16 s
+# (bench/capacity.py (4)). Each costs a file descriptor: see on_starting.
+worker_connections = int(os.environ.get("GUNICORN_WORKER_CONNECTIONS", "4000"))
+# Besides connections: the log, SQLite, Redis, the upstream pool, the metrics files.
+OTHER_FILES = 512
 accesslog = "-"
 # Escapes every value for JSON (a decoded path may hold newlines, quotes, backslashes).
 logger_class = "webwidget.ops.access_log.JsonAccessLogger"
@@ -62,11 +71,23 @@ def empty_metrics_directory():
         path.mkdir(parents=True, exist_ok=True)
 
 
+def raise_open_files_limit(wanted: int) -> None:
+    """Let the workers (forked after this) hold `wanted` open files: the usual soft limit
+    of 1024 would refuse connections long before worker_connections. Never above the
+    hard limit, which only the system may raise."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY:
+        wanted = min(wanted, hard)
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
+
+
 def on_starting(server):
     """Build the app once before forking workers: a bad setting stops start-up here,
     once, in one line per setting (webwidget/preflight.py)."""
     from webwidget.preflight import check_app_builds
 
+    raise_open_files_limit(worker_connections + OTHER_FILES)
     empty_metrics_directory()
     status = check_app_builds()
     if status:

@@ -50,7 +50,7 @@ http {{
   fastcgi_temp_path {tmp}/fastcgi;
   uwsgi_temp_path {tmp}/uwsgi;
   scgi_temp_path {tmp}/scgi;
-  upstream webwidget {{ server 127.0.0.1:{app_port}; keepalive 32; }}
+  upstream webwidget {{ server 127.0.0.1:{app_port}; keepalive 32; keepalive_timeout 4s; }}
   server {{
     listen 127.0.0.1:{port};
     location / {{ include {proxy_conf}; }}

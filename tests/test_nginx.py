@@ -32,7 +32,7 @@ http {{
   fastcgi_temp_path {tmp}/fastcgi;
   uwsgi_temp_path {tmp}/uwsgi;
   scgi_temp_path {tmp}/scgi;
-  upstream webwidget {{ server 127.0.0.1:{app_port}; keepalive 8; }}
+  upstream webwidget {{ server 127.0.0.1:{app_port}; keepalive 8; keepalive_timeout 4s; }}
   server {{
     listen 127.0.0.1:{http_port};
     location / {{ include {proxy_conf}; }}

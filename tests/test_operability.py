@@ -23,6 +23,7 @@ from conftest import (
     https_client,
     make_app,
     stats,
+    wait_for_server,
     wait_until,
 )
 from test_scale_out import Browser, Instance, instance_env
@@ -203,3 +204,36 @@ def test_sigterm_lets_a_request_in_flight_finish(sandbox, tmp_path):
         instance.stop()
     assert result["r"].status_code == 200
     assert 'data-message-id="' in result["r"].text
+
+
+def test_workers_may_hold_a_file_per_connection_they_accept(sandbox, tmp_path):
+    """A worker at worker_connections stops accepting, and every connection is a file: the
+    config raises a soft open-files limit of 1024 (a common default) to what the
+    connections need, so that visitors are not refused long before."""
+    import resource
+    import subprocess
+    from pathlib import Path
+
+    from test_scale_out import GUNICORN, ROOT
+
+    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    port = free_port()
+    env = instance_env(sandbox.url, f"sqlite:///{tmp_path / 'sessions.sqlite3'}")
+    env["WEBWIDGET_INSTANCE_PATH"] = str(tmp_path)
+    proc = subprocess.Popen(
+        [GUNICORN, "-c", "gunicorn.conf.py", "--no-control-socket",
+         "--bind", f"127.0.0.1:{port}", "wsgi:app"],
+        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (1024, hard)),
+    )
+    try:
+        wait_for_server(f"http://127.0.0.1:{port}/healthz", proc, timeout=30)
+        workers = Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().split()
+        assert workers
+        for pid in workers:
+            limits = Path(f"/proc/{pid}/limits").read_text()
+            soft = int(re.search(r"Max open files\s+(\d+)", limits).group(1))
+            assert soft == min(4000 + 512, hard), limits
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)

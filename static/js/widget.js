@@ -17,6 +17,8 @@
   // After a message that announces a delay or a stream part: the announced time plus this.
   var TYPING_GRACE = 4000;
   var pinned = true;
+  // Where showNewest left the log: only a scroll above it is the visitor leaving the end.
+  var pinnedTop = 0;
 
   function byId(id) { return document.getElementById(id); }
 
@@ -55,7 +57,7 @@
 
   function showNewest() {
     var el = log();
-    if (el) el.scrollTop = el.scrollHeight;
+    if (el) { el.scrollTop = el.scrollHeight; pinnedTop = el.scrollTop; }
     pinned = true;
     var jump = byId("ww-jump");
     if (jump) jump.hidden = true;
@@ -73,8 +75,16 @@
     var el = event.target;
     // A hidden frame (closed launcher) has no layout: its scroll position means nothing.
     if (!el || el.id !== "ww-log" || !el.clientHeight) return;
-    pinned = atBottom(el);
-    if (pinned) { var jump = byId("ww-jump"); if (jump) jump.hidden = true; }
+    if (atBottom(el)) {
+      pinned = true;
+      pinnedTop = el.scrollTop;
+      var jump = byId("ww-jump");
+      if (jump) jump.hidden = true;
+    } else if (el.scrollTop < pinnedTop - PIN_SLACK) {
+      // Not merely content growing below (an image's size arriving before the event of
+      // our own scroll to the end): the visitor scrolled up to read.
+      pinned = false;
+    }
   }, true);
 
   // Images and media load after the swap and push the end down: follow them.
