@@ -87,12 +87,17 @@ def test_newest_message_in_view_after_a_burst_a_reload_a_reopen_and_the_badge(pa
     wait_for_newest_in_view(page, frame, "after the badge")
 
 
-def test_a_visitor_reading_further_up_keeps_the_place_and_gets_a_way_down(page, fresh_site):
-    site = fresh_site
+def chat_with_a_burst(page, site) -> None:
+    """The widget page with a chat holding every content kind: a log that scrolls."""
     page.goto(f"{site.widget}/w/default")
     start_chat(page)
     send(page, "all")
     wait_for(page, lambda: page.locator(BOT).count() >= 15, "the burst", site)
+
+
+def test_a_visitor_reading_further_up_keeps_the_place_and_gets_a_way_down(page, fresh_site):
+    site = fresh_site
+    chat_with_a_burst(page, site)
     # `later`: the reply is due a minute later on the sandbox clock, which `until` advances.
     send(page, "later")
     expect(said(page, "later")).to_have_count(1, timeout=WAIT * 1000)
@@ -141,10 +146,7 @@ def test_growth_before_our_own_scroll_event_does_not_unpin_the_log(page, fresh_s
     scroll to the end and that scroll's event, which then read as the visitor scrolling
     up, so the image that loaded next was not followed."""
     site = fresh_site
-    page.goto(f"{site.widget}/w/default")
-    start_chat(page)
-    send(page, "all")
-    wait_for(page, lambda: page.locator(BOT).count() >= 15, "the burst", site)
+    chat_with_a_burst(page, site)
     wait_for(page, lambda: newest_in_view(page), "the newest message in view")
     assert page.evaluate(GROWTH_RACE) <= 2
 
