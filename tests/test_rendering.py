@@ -6,14 +6,16 @@ from __future__ import annotations
 import copy
 import html
 import re
+import time
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
 from conftest import Html, parse_html
 from conftest import message_payload as msg
+from flask_babel import Babel, force_locale
 from flask import Blueprint, Flask, render_template
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from markupsafe import Markup
 
@@ -26,6 +28,9 @@ from webwidget.rendering import (
     register_template_helpers,
 )
 from webwidget.rendering.text import (
+    FOLD_AT,
+    RENDER_LIMIT,
+    _linked,
     filesize,
     fill_placeholders,
     format_timestamp,
@@ -35,6 +40,7 @@ from webwidget.rendering.text import (
 )
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
+TRANSLATIONS_DIR = Path(__file__).resolve().parent.parent / "webwidget" / "translations"
 NOW = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 SEND_ACTION = "/w/default/send"
 
@@ -46,7 +52,7 @@ ALLOWED = {
     "article": {"class", "id", "data-message-id", "data-delay-ms", "data-stream"},
     "header": {"class"},
     "footer": {"class"},
-    "div": {"class", "role"},
+    "div": {"class", "role", "dir"},
     "p": {"class", "dir"},
     "span": {"class", "aria-hidden", "dir"},
     "bdi": {"class"},
@@ -132,6 +138,7 @@ def app():
 
     app.register_blueprint(bp)
     register_template_helpers(app)
+    Babel(app, default_translation_directories=str(TRANSLATIONS_DIR))  # linkify's "Show more"
     app.jinja_env.globals["_"] = lambda s, **kw: s % kw if kw else s
     return app
 
@@ -607,7 +614,7 @@ def test_hostile_strings_add_no_element_or_attribute(render, hostile, can_send):
 
 def test_bidi_text_is_isolated(render):
     out = render([msg("m", {"text": "\u202eevil"}, persona={"name": "\u202eAva", "image": ""})])
-    assert '<p class="ww-text" dir="auto">\u202eevil</p>' in out
+    assert '<div class="ww-text" dir="auto">\u202eevil</div>' in out
     assert '<bdi class="ww-msg__name">\u202eAva</bdi>' in out
 
 
@@ -679,6 +686,104 @@ def test_linkify_only_adds_links_and_breaks(text):
     assert {t for t, _ in doc.tags} <= {"p", "a", "br"}
     plain = html.unescape(re.sub(r"<[^>]*>", "", str(out).replace("<br>\n", "\n")))
     assert plain == text.replace("\r\n", "\n").replace("\r", "\n")
+
+
+# --- linkify's cost and size --------------------------------------------------------------
+
+# Pieces that steer the URL scanner: scheme starts, brackets, trailing punctuation,
+# separators and characters that need escaping.
+_STEERING = ["https://a.example/", "http://", "www.", "mailto:", "(", ")", ".", ",", "!",
+             ")", "a", " ", "\n", "\r\n", "<", "&", '"', "\u202e", "://", "w"]
+
+
+def _best_seconds(function, argument, runs: int = 3) -> float:
+    """The fastest of a few runs: load from other processes only ever adds time."""
+    best = float("inf")
+    for _ in range(runs):
+        started = time.perf_counter()
+        function(argument)
+        best = min(best, time.perf_counter() - started)
+    return best
+
+
+def _per_character(function, text: str) -> float:
+    return _best_seconds(function, text) / len(text)
+
+
+@pytest.fixture(scope="module")
+def plain_cost():
+    """Seconds per character to escape and scan 40 KB of ordinary prose, on this machine now."""
+    prose = ("Hello there, see https://example.com/a_(b) for more. " * 800)[:40_000]
+    return _per_character(_linked, prose)
+
+
+def test_linkify_is_linear_on_nested_brackets(plain_cost):
+    # The red team's input: 0.06 s at 10 KB, 0.86 s at 40 KB, 22 s at 160 KB before.
+    for size in (10_000, 40_000, 160_000):
+        n = (size - len("https://a.example/")) // 2
+        text = "https://a.example/" + "(" * n + ")" * n
+        assert _per_character(_linked, text) < 25 * plain_cost, size
+        # Whatever the input, the filter itself renders at most RENDER_LIMIT characters.
+        assert _best_seconds(linkify, text) < 25 * plain_cost * RENDER_LIMIT
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    st.lists(st.sampled_from(_STEERING), min_size=1, max_size=6),
+    st.text(max_size=30),
+)
+def test_linkify_cost_is_linear_in_the_length(plain_cost, motif, noise):
+    # Any repeated pattern, at 40 KB, costs a small multiple of plain prose per character:
+    # a quadratic step would cost hundreds of times more at this size.
+    unit = "".join(motif)
+    text = noise + unit * (40_000 // len(unit) + 1)
+    assert _per_character(_linked, text) < 25 * plain_cost, unit
+
+
+def test_long_text_shows_its_start_and_the_rest_behind_show_more():
+    words = " ".join(f"w{i}" for i in range(FOLD_AT))  # longer than FOLD_AT
+    out = str(linkify(words))
+    head, _, rest = out.partition('<details class="ww-more"><summary>Show more</summary>')
+    assert rest.endswith("</details>") and "\u2026" not in rest
+    assert len(head) <= FOLD_AT and head.endswith(" ")  # ends between two words
+    assert head + rest.removesuffix("</details>") == words
+    assert str(linkify(words[:FOLD_AT])) == words[:FOLD_AT]  # short text is not folded
+
+
+def test_text_past_the_render_limit_is_not_rendered():
+    huge = "x" * RENDER_LIMIT + "END" + "y" * 100_000
+    out = str(linkify(huge))
+    assert "END" not in out and "yy" not in out
+    assert out.endswith("x\u2026</details>")
+    assert out.count("x") == RENDER_LIMIT
+
+
+def test_show_more_speaks_the_page_language(app):
+    with app.test_request_context(), force_locale("de"):
+        assert "<summary>Mehr anzeigen</summary>" in linkify("x " * FOLD_AT)
+
+
+def test_long_messages_fold_in_every_text_partial(render):
+    long = "word " * 1000
+    messages = [
+        msg("t", {"text": long}),
+        msg("e", {"email": {**EVERY_KIND["email"], "body": long}}),
+        msg("tpl", {"template": {"header": "H", "body": long, "footer": "F"}}),
+        msg("s", {"textToSpeech": {"text": long}}),
+        msg("wa", {"metaWhatsappTemplate": {**EVERY_KIND["metaWhatsappTemplate"],
+                                             "bodyText": long}}),
+    ]
+    doc = assert_allowlisted(render(messages))
+    folds = [a for t, a in doc.tags if t == "details" and a.get("class") == "ww-more"]
+    assert len(folds) == len(messages)
+    # Each fold sits in a <div>, where a <details> is allowed (a <p> would be cut by it).
+    assert "<p" not in re.sub(r"<p[^>]*>(?:(?!</p>).)*</p>", "", render(messages), flags=re.S)
+
+
+def test_placeholder_numbers_of_thousands_of_digits_stay_text():
+    # int() refuses more than 4300 digits with ValueError: the page must still render.
+    huge = "{{" + "9" * 5000 + "}}"
+    assert fill_placeholders(huge + " {{1}}", ["a"]) == huge + " a"
 
 
 def test_filesize():

@@ -14,6 +14,7 @@ from collections.abc import Iterable
 from datetime import UTC, datetime, tzinfo
 from urllib.parse import urlsplit
 
+from flask_babel import gettext
 from markupsafe import Markup, escape
 
 _SAFE_SCHEMES = frozenset({"http", "https", "mailto", "tel"})
@@ -30,7 +31,15 @@ _LINK_RE = re.compile(
     re.IGNORECASE,
 )
 _TRAILING_PUNCT = ".,;:!?'\")]}"
-_PLACEHOLDER_RE = re.compile(r"\{\{\s*(\d+)\s*\}\}")
+# Few digits: a placeholder number of thousands of digits is no placeholder, and int()
+# refuses such strings (ValueError) after a cost that grows with their length.
+_PLACEHOLDER_RE = re.compile(r"\{\{\s*(\d{1,4})\s*\}\}")
+# A message shows its first FOLD_AT characters; up to RENDER_LIMIT more behind "Show more";
+# the rest is not rendered. Both bound the work and the HTML one message costs.
+FOLD_AT = 1_200
+RENDER_LIMIT = 12_000
+_FOLD_SLACK = 200  # how far back from FOLD_AT a space or line break may end the visible part
+_ELLIPSIS = "\u2026"
 
 
 def safe_url(url: object, *, schemes: Iterable[str] = _SAFE_SCHEMES) -> str | None:
@@ -69,24 +78,25 @@ def _link(url_text: str) -> str:
     )
 
 
-def linkify(text: object) -> Markup:
-    """Escape text, then link http(s)/mailto/www. URLs and turn newlines into <br>."""
-    if text is None:
-        return Markup("")
-    text = str(text)
+def _link_length(url: str) -> int:
+    """How much of a URL match is the link: sentence punctuation after it is not..."""
+    end = len(url.rstrip(_TRAILING_PUNCT))
+    # ...except a ")" that closes a "(" inside the URL, as in Wikipedia links. Counted once
+    # and then stepped, so a URL of n "(" and n ")" costs n, not n squared.
+    unclosed = url.count("(", 0, end) - url.count(")", 0, end)
+    while unclosed > 0 and end < len(url) and url[end] == ")":
+        end += 1
+        unclosed -= 1
+    return end
+
+
+def _linked(text: str) -> str:
+    """Escaped text with its URLs as links and its newlines (already \\n only) as <br>."""
     out: list[str] = []
     pos = 0
     for match in _LINK_RE.finditer(text):
         url = match.group(0)
-        # Sentence punctuation after a URL belongs to the sentence, not the link.
-        stripped = url.rstrip(_TRAILING_PUNCT)
-        # ...except a ")" that closes a "(" inside the URL, as in Wikipedia links.
-        while (
-            len(stripped) < len(url)
-            and url[len(stripped)] == ")"
-            and stripped.count("(") > stripped.count(")")
-        ):
-            stripped = url[: len(stripped) + 1]
+        stripped = url[: _link_length(url)]
         out.append(str(escape(text[pos : match.start()])))
         if stripped.lower() in ("www.", "mailto:") or stripped.endswith("://"):
             out.append(str(escape(stripped)))
@@ -94,8 +104,38 @@ def linkify(text: object) -> Markup:
             out.append(_link(stripped))
         pos = match.start() + len(stripped)
     out.append(str(escape(text[pos:])))
-    html = "".join(out)
-    html = html.replace("\r\n", "\n").replace("\r", "\n").replace("\n", "<br>\n")
+    return "".join(out).replace("\n", "<br>\n")
+
+
+def _fold(text: str) -> tuple[str, str]:
+    """Split text at FOLD_AT characters, at a space or line break near there if there is one."""
+    if len(text) <= FOLD_AT:
+        return text, ""
+    near = FOLD_AT - _FOLD_SLACK
+    cut = max(text.rfind(" ", near, FOLD_AT), text.rfind("\n", near, FOLD_AT))
+    cut = cut + 1 if cut >= 0 else FOLD_AT
+    return text[:cut], text[cut:]
+
+
+def linkify(text: object) -> Markup:
+    """Escape text, link http(s)/mailto/www. URLs, turn newlines into <br>, fold long text.
+
+    At most RENDER_LIMIT characters are rendered (an ellipsis says there was more); past
+    FOLD_AT they sit behind a "show more" disclosure, so a long message stays short.
+    """
+    if text is None:
+        return Markup("")
+    text = str(text)
+    clipped = len(text) > RENDER_LIMIT
+    text = text[:RENDER_LIMIT].replace("\r\n", "\n").replace("\r", "\n")
+    head, rest = _fold(text)
+    html = _linked(head)
+    if rest:
+        label = escape(gettext("Show more"))
+        html += (
+            f'<details class="ww-more"><summary>{label}</summary>'
+            f"{_linked(rest)}{_ELLIPSIS if clipped else ''}</details>"
+        )
     return Markup(html)
 
 
