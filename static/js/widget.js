@@ -184,6 +184,225 @@
     if (pinned) showNewest();
   }
 
+  // --- the outbox ----------------------------------------------------------------------------
+  // What the visitor sent that ChatCaptain has not acknowledged yet, oldest first. A send
+  // leaves the box at once (so typing goes on) and waits here as a bubble until a 2xx that
+  // means "stored"; one is on the wire at a time, so messages keep their order. Without a
+  // connection it waits and goes by itself when the connection is back; a refusal keeps it
+  // for the visitor to retry or discard. Every attempt carries the same client_id, so the
+  // upstream stores it once however often it goes.
+  var outbox = [];
+  var pending = new WeakMap(); // htmx request config -> the entry it carries
+  var issuing = null;          // the entry whose request htmx is building right now
+  var inFlight = null;
+  // Longer than the server's own upstream timeouts: a timeout here means the network.
+  var SEND_TIMEOUT = 30000;
+
+  function composer() { return byId("ww-composer"); }
+
+  // The entry's words as a visitor bubble at the end of the log, with its state.
+  function bubbleFor(entry) {
+    var bubble = document.createElement("article");
+    bubble.className = "ww-msg ww-msg--visitor ww-msg--sending";
+    var body = document.createElement("div");
+    body.className = "ww-msg__body";
+    body.textContent = entry.label;
+    bubble.appendChild(body);
+    var meta = byId("ww-pending-meta");
+    if (meta) bubble.appendChild(meta.content.firstElementChild.cloneNode(true));
+    bubble.wwEntry = entry;
+    return bubble;
+  }
+
+  function render(entry) {
+    var el = entry.bubble;
+    el.setAttribute("data-ww-pending", entry.state);
+    el.classList.toggle("ww-msg--unsent", entry.state === "waiting" || entry.state === "failed");
+    var state = el.querySelector(".ww-pending__state");
+    if (state) state.textContent = state.getAttribute("data-" + entry.state) || "";
+  }
+
+  // Pending bubbles stay after the stored messages, also when a swap replaced the log.
+  function outboxToLog() {
+    var el = log();
+    if (!el) return;
+    outbox.forEach(function (entry) { el.appendChild(entry.bubble); });
+  }
+
+  function setState(entry, state) { entry.state = state; render(entry); }
+
+  function add(fields, label) {
+    var entry = { fields: fields, label: label, state: "queued" };
+    entry.bubble = bubbleFor(entry);
+    // Behind one that waits for the connection, it waits too.
+    if (outbox.some(function (e) { return e.state === "waiting"; })) entry.state = "waiting";
+    outbox.push(entry);
+    render(entry);
+    outboxToLog();
+    showNewest();
+    flush();
+  }
+
+  function remove(entry) {
+    var at = outbox.indexOf(entry);
+    if (at >= 0) outbox.splice(at, 1);
+    if (entry.bubble.parentNode) entry.bubble.parentNode.removeChild(entry.bubble);
+  }
+
+  // Send the oldest entry if it may go; the rest follow one by one as each is stored.
+  function flush() {
+    var entry = outbox[0];
+    if (inFlight || !entry || entry.state !== "queued") return;
+    var form = composer();
+    if (!form || !window.htmx) return;
+    if (navigator.onLine === false) return offline();
+    setState(entry, "sending");
+    inFlight = entry;
+    issuing = entry;
+    var request;
+    try {
+      request = window.htmx.ajax("POST", form.getAttribute("hx-post"), {
+        source: form, values: entry.fields, swap: "none",
+      });
+    } finally {
+      issuing = null;
+    }
+    // Settles after htmx:afterRequest; a request htmx never made (the form left the page)
+    // or one that failed on the wire waits for the connection.
+    var unsettled = function () { if (inFlight === entry) settle(entry, "network"); };
+    if (request && request.then) request.then(unsettled, unsettled);
+    else unsettled();
+  }
+
+  // Waiting entries go again (the connection is back); a refused one still needs the visitor.
+  function resume() {
+    for (var i = 0; i < outbox.length && outbox[i].state !== "failed"; i++) {
+      if (outbox[i].state === "waiting") setState(outbox[i], "queued");
+    }
+    flush();
+  }
+
+  // The visitor's retry: every entry that did not go, in order.
+  function retryAll() {
+    outbox.forEach(function (entry) {
+      if (entry.state === "waiting" || entry.state === "failed") setState(entry, "queued");
+    });
+    flush();
+  }
+
+  function offline() {
+    outbox.forEach(function (entry) {
+      if (entry.state === "queued" || entry.state === "sending") setState(entry, "waiting");
+    });
+    clientNotice("ww-notice-offline");
+  }
+
+  // What the answer to an entry's request means: stored, refused, or never arrived.
+  function outcome(detail) {
+    var xhr = detail.xhr;
+    if (!xhr || !xhr.status) return "network";
+    if (xhr.status < 200 || xhr.status >= 300) return "refused";
+    // A 2xx that puts another view or a notice in place (the chat is gone), or that is the
+    // page after a redirect, is not "stored".
+    if (xhr.getResponseHeader("HX-Retarget")) return "refused";
+    var asked = (detail.pathInfo && detail.pathInfo.requestPath) || "";
+    var answered = (detail.pathInfo && detail.pathInfo.responsePath) || asked;
+    if (answered.split("?")[0] !== asked.split("?")[0]) return "refused";
+    return "stored";
+  }
+
+  function settleSend(entry, detail) {
+    pending.delete(detail.requestConfig);
+    settle(entry, outcome(detail));
+  }
+
+  function settle(entry, result) {
+    if (inFlight !== entry) return;
+    inFlight = null;
+    if (result === "stored") {
+      remove(entry);
+      clearClientNotice();
+      if (awaitingReply()) expectReply(TYPING_TIMEOUT);
+      showNewest();
+      flush();
+      return;
+    }
+    stopTyping();
+    if (result === "network") return offline();
+    var box = byId("ww-text");
+    var form = composer();
+    if (outbox.length === 1 && entry.fields.text && box && form && !box.value.trim()) {
+      // Alone and nothing typed since: the words go back into the box with their id, so
+      // "Retry now" (or Enter) sends them once.
+      remove(entry);
+      box.value = entry.fields.text;
+      form.elements.client_id.value = entry.fields.client_id;
+      fitComposer();
+      box.focus();
+      return;
+    }
+    setState(entry, "failed");
+    // Those behind it wait for it: order is kept.
+    outbox.forEach(function (e) { if (e.state === "queued") setState(e, "waiting"); });
+  }
+
+  // The composer: what is in the box joins the outbox (after any entry that did not go);
+  // "Retry now" of a notice retries the outbox and leaves a half-typed text alone.
+  function submitComposer(form, submitter) {
+    var retry = submitter && submitter.classList && submitter.classList.contains("ww-retry");
+    var box = form.elements.text;
+    var text = box.value.trim();
+    if (outbox.length) retryAll();
+    if (!text || (retry && outbox.length)) return;
+    add({ text: text, client_id: form.elements.client_id.value }, text);
+    box.value = "";
+    form.elements.client_id.value = newClientId();
+    fitComposer();
+    box.focus();
+  }
+
+  // A quick reply is a send too, with its own id so a repeat is stored once.
+  function submitChoice(form) {
+    if (!composer()) return false;
+    var label = form.elements.button_label.value, value = form.elements.button_value.value;
+    if (outbox.length) retryAll();
+    add({ text: "", button_label: label, button_value: value, client_id: newClientId() },
+      label || value);
+    return true;
+  }
+
+  // --- notices the page shows by itself ----------------------------------------------------
+  // Rendered (translated) by the server in <template>s; marked so an answer that arrives
+  // later knows they are ours to clear.
+  function clientNotice(id) {
+    var status = byId("ww-status"), source = byId(id);
+    if (!status || !source) return;
+    var shown = status.querySelector("[data-ww-client]");
+    if (shown && shown.getAttribute("data-ww-client") === id) return;
+    // A notice the server sent (a refused send) says more: keep it.
+    if (status.textContent.trim() && !shown) return;
+    var notice = source.content.firstElementChild.cloneNode(true);
+    notice.setAttribute("data-ww-client", id);
+    status.replaceChildren(notice);
+    if (window.htmx) window.htmx.process(notice);
+  }
+
+  function clearClientNotice() {
+    var status = byId("ww-status");
+    var shown = status && status.querySelector("[data-ww-client]");
+    if (shown) shown.remove();
+  }
+
+  // A poll that got through means the connection is back; one that did not, that it is not.
+  function afterPoll(xhr) {
+    if (!xhr.status) {
+      clientNotice(outbox.length ? "ww-notice-offline" : "ww-notice-reconnecting");
+      return;
+    }
+    clearClientNotice();
+    resume();
+  }
+
   // --- wiring ------------------------------------------------------------------------------
   // Where our cookie is blocked, the loader hands us the handle it kept; we then load
   // the visitor's conversation with it in the header.
@@ -224,6 +443,47 @@
 
   document.addEventListener("htmx:configRequest", function (event) {
     if (handle) event.detail.headers[HEADER] = handle;
+    if (!issuing) return;
+    // The outbox's own send: its values stand in for the (by now empty) box.
+    pending.set(event.detail, issuing);
+    event.detail.errors = [];
+    event.detail.timeout = SEND_TIMEOUT;
+  });
+
+  // Every send goes through the outbox (htmx's own request for the form is not made).
+  document.addEventListener("htmx:confirm", function (event) {
+    var form = event.detail.elt;
+    if (issuing || !form) return;
+    if (form.id === "ww-composer") {
+      event.preventDefault();
+      var trigger = event.detail.triggeringEvent;
+      submitComposer(form, trigger && trigger.submitter);
+    } else if (form.classList && form.classList.contains("ww-choice") && submitChoice(form)) {
+      event.preventDefault();
+    }
+  });
+
+  // A pending bubble's own buttons: send it now, or let it go.
+  document.addEventListener("click", function (event) {
+    var button = event.target.closest && event.target.closest("[data-ww-outbox]");
+    var bubble = button && button.closest(".ww-msg--sending");
+    if (!bubble || !bubble.wwEntry || bubble.wwEntry === inFlight) return;
+    if (button.getAttribute("data-ww-outbox") === "discard") {
+      var head = outbox[0] === bubble.wwEntry;
+      remove(bubble.wwEntry);
+      if (!outbox.length) clearClientNotice();
+      if (head) resume();
+      focusComposer();
+    } else {
+      retryAll();
+    }
+  });
+
+  // Back online: what waited goes now, and a poll brings the conversation up to date.
+  window.addEventListener("online", function () {
+    resume();
+    var poller = byId("ww-poller");
+    if (poller && window.htmx) window.htmx.trigger(poller, "ww:visible");
   });
 
   // A new view in #ww-main (chat started, recovered, ended, restored with the handle).
@@ -231,6 +491,7 @@
     if (!event.detail.target || event.detail.target.id !== "ww-main") return;
     localTimes();
     watchLog();
+    outboxToLog();
     showNewest();
     fitComposer();
     var active = document.activeElement;
@@ -249,38 +510,9 @@
       handle = value || null;
       keep(value);
     }
-    var form = event.detail.elt;
-    var ok = xhr.status >= 200 && xhr.status < 300;
     var config = event.detail.requestConfig || {};
-    if (!form || form.id !== "ww-composer") {
-      // A quick reply (a boosted form in the log) is a send too: the bot is on it.
-      if (ok && config.verb === "post" && /\/send$/.test(config.path || "") && awaitingReply()) {
-        expectReply(TYPING_TIMEOUT);
-      }
-      return;
-    }
-    // The real message (or nothing) replaces the optimistic copy.
-    document.querySelectorAll(".ww-msg--sending").forEach(function (el) { el.remove(); });
-    if (ok) {
-      // Sent: clear the box and give the next message its own id.
-      form.reset();
-      form.elements.client_id.value = newClientId();
-      fitComposer();
-      if (awaitingReply()) expectReply(TYPING_TIMEOUT);
-      showNewest();
-    } else {
-      // Not sent: the words stay in the box with the same id, so "Retry" sends them once.
-      stopTyping();
-      var box = byId("ww-text");
-      if (box) box.focus();
-    }
-  });
-
-  // A network failure never reaches afterRequest with a status: the text simply stays.
-  document.addEventListener("htmx:sendError", function (event) {
-    if (event.detail.elt && event.detail.elt.id === "ww-composer") {
-      document.querySelectorAll(".ww-msg--sending").forEach(function (el) { el.remove(); });
-    }
+    if (pending.has(config)) settleSend(pending.get(config), event.detail);
+    else if (event.detail.elt && event.detail.elt.id === "ww-poller") afterPoll(xhr);
   });
 
   // Count bot messages an update adds (for the loader's unread badge); updates append
@@ -288,9 +520,11 @@
   var newestBot = null;
   document.addEventListener("htmx:oobBeforeSwap", function (event) {
     var target = event.detail.target;
-    // "Not sent" stays up while its words wait in the box; a poll may not clear it.
+    // "Not sent" stays up while its words wait in the box or the outbox; a poll may not
+    // clear it.
     var box = byId("ww-text");
-    if (target && target.id === "ww-status" && box && box.value.trim() &&
+    var waiting = (box && box.value.trim()) || outbox.some(function (e) { return e.state === "failed"; });
+    if (target && target.id === "ww-status" && waiting &&
         target.querySelector(".ww-notice--send_failed") && !event.detail.fragment.textContent.trim()) {
       event.detail.shouldSwap = false;
       return;
@@ -320,29 +554,13 @@
     localTimes();
     var el = log();
     if (!el || !(event.detail.target === el || el.contains(event.detail.target))) return;
+    outboxToLog();
     if (newestBot) {
       var bot = el.querySelector('[data-message-id="' + CSS.escape(newestBot) + '"]');
       newestBot = null;
       if (bot) afterBotMessage(bot);
     }
     followNewMessages();
-  });
-
-  // Show the visitor's message at once while it is on its way.
-  document.addEventListener("htmx:beforeRequest", function (event) {
-    var form = event.detail.elt;
-    if (!form || form.id !== "ww-composer") return;
-    var text = form.querySelector("textarea").value.trim();
-    var el = log();
-    if (!text || !el) return;
-    var bubble = document.createElement("article");
-    bubble.className = "ww-msg ww-msg--visitor ww-msg--sending";
-    var body = document.createElement("div");
-    body.className = "ww-msg__body";
-    body.textContent = text;
-    bubble.appendChild(body);
-    el.appendChild(bubble);
-    showNewest();
   });
 
   // A hidden tab does not poll; it polls at once when shown again (the poller listens for ww:visible).
