@@ -2,8 +2,11 @@
 
 A host page on another site embeds the widget with the script tag; the visitor starts,
 sends, sees the reply, reloads the host page, and finds the conversation with the newest
-message in view; no secret is in the widget's page. scripts/test.sh installs firefox-esr,
-webkit2gtk-driver, xvfb and the npm packages (`npm ci` in tests/browser/engines).
+message in view; no secret is in the widget's page. The core of sending runs in both too:
+a send while the connection is cut waits and goes once when it is back, a refused send
+keeps its words and a retry stores them once (the sandbox's stored messages are counted).
+scripts/test.sh installs firefox-esr, webkit2gtk-driver, xvfb and the npm packages
+(`npm ci` in tests/browser/engines).
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import CHANNEL_TOKEN, free_port
+from conftest import CHANNEL_TOKEN, faults, free_port, heal
 from selenium import webdriver
 from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.common.by import By
@@ -24,6 +27,9 @@ from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support.ui import WebDriverWait
 from selenium.webdriver.webkitgtk.options import Options
 from selenium.webdriver.webkitgtk.service import Service
+
+from .copies import stored, unique
+from .cutoff import Cutoff
 
 ENGINES = Path(__file__).parent / "engines"
 FIREFOX = "/usr/bin/firefox-esr"
@@ -36,7 +42,8 @@ MESSAGE = "[data-message-id]"
 REPLY = ".ww-msg--visitor[data-message-id] ~ .ww-msg--bot[data-message-id]"
 
 
-def test_core_journey_in_firefox(fresh_site):
+def run_in_firefox(script: str, *args: str) -> dict:
+    """Run one of the engines/ scripts in Firefox; its JSON result, checked to be ok."""
     node = shutil.which("node")
     assert node, "Node.js is needed (scripts/test.sh installs it with apt when missing)"
     assert Path(FIREFOX).exists(), "firefox-esr is not installed: run scripts/test.sh"
@@ -44,8 +51,7 @@ def test_core_journey_in_firefox(fresh_site):
         "puppeteer-core is not installed: run `npm ci` in tests/browser/engines (scripts/test.sh)"
     )
     run = subprocess.run(
-        [node, str(ENGINES / "firefox_journey.mjs"), f"{fresh_site.host}/loader",
-         fresh_site.sandbox, CHANNEL_TOKEN],
+        [node, str(ENGINES / script), *args],
         capture_output=True, text=True, timeout=180, cwd=ENGINES,
     )
     lines = [line for line in run.stdout.splitlines() if line.startswith("{")]
@@ -53,6 +59,13 @@ def test_core_journey_in_firefox(fresh_site):
     result = json.loads(lines[-1])
     assert result["ok"], result.get("error")
     assert run.returncode == 0
+    return result
+
+
+def test_core_journey_in_firefox(fresh_site):
+    result = run_in_firefox(
+        "firefox_journey.mjs", f"{fresh_site.host}/loader", fresh_site.sandbox, CHANNEL_TOKEN
+    )
     assert "firefox" in result["browser"].lower()
     assert result["messages"] >= 3  # greeting, the visitor's message, the reply
 
@@ -179,3 +192,82 @@ def test_core_journey_in_webkit(webkit, fresh_site):
     assert driver.execute_script(
         "return Object.keys(localStorage).some(k => k.startsWith('webwidget:'))"
     )
+
+
+# --- sending: without a connection, and refused ------------------------------------------
+
+
+@pytest.fixture
+def cutoff(fresh_site):
+    """The widget behind a connection the test can cut (tests/browser/cutoff.py)."""
+    line = Cutoff(int(fresh_site.widget.rsplit(":", 1)[1]))
+    line.up()
+    yield line
+    line.close()
+
+
+def test_sending_without_a_connection_and_refused_in_firefox(fresh_site, cutoff, sandbox_server):
+    offline, refused = unique("sent from the tunnel"), unique("refused at first")
+    result = run_in_firefox(
+        "firefox_sending.mjs", f"{cutoff.url}/w/default", fresh_site.sandbox,
+        cutoff.control_url(), offline, refused,
+    )
+    assert "firefox" in result["browser"].lower()
+    assert result["said"].count(offline) == 1 and result["said"].count(refused) == 1
+    # Exactly one copy of each reached ChatCaptain.
+    assert stored(sandbox_server, offline) == [offline]
+    assert stored(sandbox_server, refused) == [refused]
+
+
+def page_state(driver) -> dict:
+    """The box, the notice and the messages, read in one script call."""
+    return driver.execute_script(
+        "return {box: document.getElementById('ww-text').value,"
+        " notice: (document.querySelector('#ww-status .ww-notice') || {}).className || '',"
+        " pending: Array.from(document.querySelectorAll('.ww-msg--sending'), function (el) {"
+        "   return [el.querySelector('.ww-msg__body').textContent.trim(),"
+        "           el.getAttribute('data-ww-pending')]; }),"
+        " said: Array.from(document.querySelectorAll("
+        "   '.ww-msg--visitor[data-message-id] .ww-msg__body'),"
+        "   function (el) { return el.textContent.trim(); })};"
+    )
+
+
+@pytest.mark.filterwarnings("ignore:setting remote_server_addr:DeprecationWarning")
+def test_sending_without_a_connection_and_refused_in_webkit(
+    webkit, fresh_site, cutoff, sandbox_server
+):
+    driver = webkit
+    offline, refused = unique("sent from the tunnel"), unique("refused at first")
+    driver.get(f"{cutoff.url}/w/default")
+    wait = WebDriverWait(driver, WAIT, ignored_exceptions=(StaleElementReferenceException,))
+    wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "html[data-ww-ready]"))
+    wait.until(lambda d: d.find_element(By.CSS_SELECTOR, "#ww-main .ww-button--primary")).click()
+    wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, MESSAGE))
+
+    # The connection goes: the words wait in a bubble, the box is free, the notice says so.
+    cutoff.down()
+    box = wait.until(lambda d: d.find_element(By.ID, "ww-text"))
+    box.send_keys(offline)
+    box.send_keys(Keys.ENTER)
+    wait.until(lambda d: (s := page_state(d))["box"] == ""
+               and "ww-notice--offline" in s["notice"]
+               and [offline, "waiting"] in s["pending"])
+    # It comes back: the next poll that gets through sends it, once.
+    cutoff.up()
+    wait.until(lambda d: offline in (s := page_state(d))["said"] and not s["pending"])
+
+    # ChatCaptain refuses: the words come back into the box; "Retry now" sends them once.
+    faults(fresh_site.sandbox, error_status=503, operations=["send_message"])
+    box = driver.find_element(By.ID, "ww-text")
+    box.send_keys(refused)
+    box.send_keys(Keys.ENTER)
+    wait.until(lambda d: (s := page_state(d))["box"] == refused
+               and "ww-notice--send_failed" in s["notice"] and not s["pending"])
+    heal(fresh_site.sandbox)
+    driver.find_element(By.CSS_SELECTOR, "#ww-status .ww-retry").click()
+    wait.until(lambda d: refused in (s := page_state(d))["said"] and s["box"] == "")
+    said = page_state(driver)["said"]
+    assert said.count(offline) == 1 and said.count(refused) == 1
+    assert stored(sandbox_server, offline) == [offline]
+    assert stored(sandbox_server, refused) == [refused]

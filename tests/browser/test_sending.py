@@ -5,38 +5,16 @@ prove that exactly one copy of each arrived."""
 
 from __future__ import annotations
 
-import json
 import re
-import uuid
 
 import pytest
 from conftest import faults, heal, stats
 from playwright.sync_api import expect
 
 from .conftest import BOT, VISITOR, WAIT, browser_widget_app, start_chat, wait_for
+from .copies import stored, unique
 
 PENDING = ".ww-msg--sending"
-
-
-def stored(sandbox_server, marker: str) -> list[str]:
-    """The visitor texts containing `marker` that the sandbox stored, in order, over all
-    conversations: what reached ChatCaptain, however often it was sent."""
-    store = sandbox_server._server.app.extensions["webwidget_sandbox"].store
-    with store.transaction() as db:
-        rows = db.execute("SELECT body FROM messages ORDER BY seq").fetchall()
-    texts = []
-    for row in rows:
-        body = json.loads(row["body"])
-        content = body.get("content") or {}
-        text = content.get("text") or (content.get("selectedButton") or {}).get("label") or ""
-        if body.get("sender") == "user" and marker in text:
-            texts.append(text)
-    return texts
-
-
-def unique(text: str) -> str:
-    """`text` with a marker of this test run, so the sandbox's stored copies can be counted."""
-    return f"{text} {uuid.uuid4().hex[:6]}"
 
 
 def said(scope, text: str):
