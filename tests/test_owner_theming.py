@@ -101,7 +101,10 @@ def test_a_widget_without_its_own_stylesheet_links_none(sandbox, tmp_path):
     assert client.get("/themes/nobody/stylesheet.css").status_code == 404
 
 
-def test_the_default_widget_takes_its_stylesheet_from_the_environment(sandbox, tmp_path):
+def test_the_default_widget_takes_its_stylesheet_from_the_environment(
+    sandbox, tmp_path, monkeypatch
+):
+    monkeypatch.chdir(tmp_path)  # the environment's widget's folder: the working directory
     css = tmp_path / "shop.css"
     css.write_text(".shop { color: red }", encoding="utf-8")
     client = https_client(make_app(sandbox, tmp_path, WIDGET_STYLESHEET=str(css)))
@@ -214,7 +217,10 @@ def test_a_catalog_folder_that_is_no_language_stops_start_up(sandbox, tmp_path, 
 # --- 3. start-up checks -------------------------------------------------------------------------
 
 
-def test_a_missing_stylesheet_stops_start_up_naming_file_and_widget(sandbox, tmp_path):
+def test_a_missing_stylesheet_stops_start_up_naming_file_and_widget(
+    sandbox, tmp_path, monkeypatch
+):
+    monkeypatch.chdir(tmp_path)
     site = owner_site(tmp_path, theme='stylesheet = "acme-typo.css"')
     with pytest.raises(SettingsError) as caught:
         site_app(sandbox, tmp_path, site)
@@ -224,6 +230,119 @@ def test_a_missing_stylesheet_stops_start_up_naming_file_and_widget(sandbox, tmp
     assert f"{site / 'acme-typo.css'}' does not exist" in message
     with pytest.raises(SettingsError, match="WIDGET_STYLESHEET: .*nope.css' does not exist"):
         make_app(sandbox, tmp_path, WIDGET_STYLESHEET=str(tmp_path / "nope.css"))
+
+
+def _refused(sandbox, tmp_path, site: Path, field: str) -> str:
+    """The one-line start-up error for `field` of widget acme in the site's widgets file."""
+    with pytest.raises(SettingsError) as caught:
+        site_app(sandbox, tmp_path, site)
+    message = str(caught.value)
+    assert "\n" not in message
+    assert message.startswith(f"{site / 'widgets.toml'}: widget 'acme': {field}: "), message
+    return message
+
+
+@pytest.mark.parametrize(
+    "value, why",
+    [
+        # The red team's finding: served the owner's secrets with public caching.
+        ("app.env", "app.env' is not a .css file"),
+        ("acme.css.bak", "is not a .css file"),
+        ("../outside.css", "outside.css' is not inside"),
+        ("{tmp}/outside.css", "outside.css' is not inside"),
+        ("shared/../../outside.css", "outside.css' is not inside"),
+    ],
+)
+def test_a_stylesheet_that_is_no_css_file_inside_the_widgets_folder_stops_start_up(
+    sandbox, tmp_path, value, why
+):
+    site = owner_site(tmp_path, theme=f'stylesheet = "{value.format(tmp=tmp_path)}"')
+    (site / "app.env").write_text("CHATCAPTAIN_CHANNEL_TOKEN=secret-token\n", encoding="utf-8")
+    (site / "acme.css.bak").write_text(".x {}\n", encoding="utf-8")
+    (site / "shared").mkdir()
+    (tmp_path / "outside.css").write_text(".outside {}\n", encoding="utf-8")
+    message = _refused(sandbox, tmp_path, site, "theme.stylesheet")
+    assert why in message, message
+    assert "secret-token" not in message
+
+
+@pytest.mark.parametrize("through", ["file", "folder"])
+def test_a_stylesheet_reached_through_a_symbolic_link_stops_start_up(sandbox, tmp_path, through):
+    site = owner_site(tmp_path)
+    (tmp_path / "elsewhere").mkdir()
+    target = tmp_path / "elsewhere" / "secret.css"
+    target.write_text("/* SECRET */\n", encoding="utf-8")
+    if through == "file":
+        (site / "linked.css").symlink_to(target)
+        value, link = "linked.css", site / "linked.css"
+    else:
+        (site / "styles").symlink_to(tmp_path / "elsewhere")
+        value, link = "styles/secret.css", site / "styles"
+    (site / "widgets.toml").write_text(
+        (site / "widgets.toml").read_text().replace('"acme.css"', f'"{value}"'), encoding="utf-8"
+    )
+    message = _refused(sandbox, tmp_path, site, "theme.stylesheet")
+    assert f"{str(link)!r} is a symbolic link" in message
+
+
+@pytest.mark.parametrize(
+    "value, why",
+    [
+        ("../logo.png", "logo.png' is not inside"),
+        ("linked.png", "linked.png' is a symbolic link"),
+    ],
+)
+def test_an_avatar_outside_the_widgets_folder_or_linked_stops_start_up(
+    sandbox, tmp_path, value, why
+):
+    from webwidget.sandbox.files import png
+
+    site = owner_site(tmp_path, theme=f'avatar = "{value}"')
+    (tmp_path / "logo.png").write_bytes(png(rgb=(1, 2, 3)))
+    (site / "linked.png").symlink_to(tmp_path / "logo.png")
+    assert why in _refused(sandbox, tmp_path, site, "theme.avatar")
+
+
+@pytest.mark.parametrize("linked", ["widget/_welcome.html", "translations/de/LC_MESSAGES/x.po"])
+def test_a_template_folder_holding_a_symbolic_link_stops_start_up(sandbox, tmp_path, linked):
+    # Override templates are rendered to visitors and catalogs read at start-up: a link to
+    # app.env would show its lines on a page or in the start-up error.
+    site = owner_site(tmp_path)
+    secret = tmp_path / "app.env"
+    secret.write_text("CHATCAPTAIN_CHANNEL_TOKEN=secret-token\n", encoding="utf-8")
+    link = site / "acme-templates" / linked
+    link.symlink_to(secret)
+    message = _refused(sandbox, tmp_path, site, "template_dir")
+    assert f"{str(link)!r} is a symbolic link" in message
+    assert "secret-token" not in message
+
+
+def test_a_template_folder_outside_the_widgets_folder_stops_start_up(sandbox, tmp_path):
+    site = owner_site(tmp_path)
+    (tmp_path / "elsewhere").mkdir()
+    toml = site / "widgets.toml"
+    toml.write_text(toml.read_text().replace('"acme-templates"', '"../elsewhere"'), "utf-8")
+    assert "elsewhere' is not inside" in _refused(sandbox, tmp_path, site, "template_dir")
+
+
+def test_the_shared_template_folder_may_hold_no_symbolic_link(sandbox, tmp_path):
+    shared = tmp_path / "shared"
+    (shared / "widget").mkdir(parents=True)
+    (shared / "widget" / "_header.html").symlink_to(tmp_path / "sessions.sqlite3")
+    with pytest.raises(SettingsError, match="WIDGET_TEMPLATE_DIR: .*_header.html' is a symbolic"):
+        make_app(sandbox, tmp_path, WIDGET_TEMPLATE_DIR=str(shared))
+
+
+def test_the_environments_stylesheet_must_be_inside_the_working_directory(
+    sandbox, tmp_path, monkeypatch
+):
+    (tmp_path / "site").mkdir()
+    monkeypatch.chdir(tmp_path / "site")
+    (tmp_path / "outside.css").write_text(".x {}\n", encoding="utf-8")
+    with pytest.raises(SettingsError, match="WIDGET_STYLESHEET: .*outside.css' is not inside"):
+        make_app(sandbox, tmp_path, WIDGET_STYLESHEET=str(tmp_path / "outside.css"))
+    with pytest.raises(SettingsError, match="WIDGET_STYLESHEET: .*outside.css' is not inside"):
+        make_app(sandbox, tmp_path, WIDGET_STYLESHEET="../outside.css")
 
 
 def test_a_missing_local_avatar_stops_start_up_naming_file_and_widget(sandbox, tmp_path):

@@ -3,8 +3,9 @@
 A theme becomes a small stylesheet (`Theme.css()`), served per widget by
 `web/theming.py` (the CSP allows only stylesheets from our origin, so no inline style)
 and linked after `static/css/widget.css`. An owner's own stylesheet (the theme's
-`stylesheet`, a file) and avatar file are read once at start-up here, and the
-stylesheet checked for what the CSP would block.
+`stylesheet`, a file) and avatar file are read once at start-up here (only from inside
+the widget's folder: see owner_files.py), and the stylesheet checked for what the CSP
+would block.
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from flask import Flask
+
+from .owner_files import OwnerFileError, read_owner_file, widget_folder
 
 log = logging.getLogger(__name__)
 
@@ -73,26 +76,18 @@ class OwnerStylesheet:
         return hashlib.sha256(self.text.encode()).hexdigest()[:12]
 
 
-def _owner_file(name: str, value: object, base_dir: Path | None, limit: int) -> Path:
-    """The existing file a theme key names (relative to `base_dir`), or a ThemeError."""
-    path = Path(str(value).strip()).expanduser()
-    if not path.is_absolute():
-        path = (base_dir or Path.cwd()) / path
-    path = path.resolve()
-    if not path.is_file():
-        raise ThemeError(f"{name}: {str(path)!r} does not exist")
-    if path.stat().st_size > limit:
-        raise ThemeError(f"{name}: {str(path)!r} is over {limit // 1024} KB")
-    return path
-
-
 def read_stylesheet(value: object, base_dir: Path | None) -> OwnerStylesheet:
-    """Read the theme's `stylesheet` (a path, relative to `base_dir`); ThemeError if unusable."""
+    """Read the theme's `stylesheet`: a .css file inside the widget's folder; ThemeError if not."""
     if not isinstance(value, str) or not value.strip():
         raise ThemeError("stylesheet: use the path of a .css file, e.g. 'acme.css'")
-    path = _owner_file("stylesheet", value, base_dir, MAX_STYLESHEET_BYTES)
     try:
-        text = path.read_bytes().decode("utf-8")
+        path, raw = read_owner_file(
+            widget_folder(base_dir), value, suffixes=(".css",), limit=MAX_STYLESHEET_BYTES
+        )
+    except OwnerFileError as exc:
+        raise ThemeError(f"stylesheet: {exc}") from None
+    try:
+        text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise ThemeError(
             f"stylesheet: {str(path)!r} is not UTF-8 text (byte {exc.start})"
@@ -115,15 +110,20 @@ class OwnerImage:
 
 
 def read_avatar_file(value: str, base_dir: Path | None) -> OwnerImage:
-    """Read an avatar image next to the widgets file; raster formats only (no SVG scripts)."""
+    """Read an avatar image inside the widget's folder; raster formats only (no SVG scripts)."""
     mimetype = IMAGE_TYPES.get(Path(value).suffix.lower())
     if mimetype is None:
         raise ThemeError(
             f"avatar: {value!r} must be a PNG, JPEG, GIF or WebP image, an https:// URL "
             "or a path like /static/..."
         )
-    path = _owner_file("avatar", value, base_dir, MAX_IMAGE_BYTES)
-    return OwnerImage(str(path), path.read_bytes(), mimetype)
+    try:
+        path, data = read_owner_file(
+            widget_folder(base_dir), value, suffixes=tuple(IMAGE_TYPES), limit=MAX_IMAGE_BYTES
+        )
+    except OwnerFileError as exc:
+        raise ThemeError(f"avatar: {exc}") from None
+    return OwnerImage(str(path), data, mimetype)
 
 
 def localized(value: Localized | None, lang: str, fallback: str = "") -> str:
@@ -348,7 +348,8 @@ def _pixels(values: Mapping[str, object], name: str, default: int) -> int:
 def theme_from_mapping(values: Mapping[str, object], *, base_dir: Path | None = None) -> Theme:
     """Validate a theme table (widgets file or settings); a ThemeError names the field.
 
-    A relative `stylesheet` path is relative to `base_dir` (the widgets file's folder).
+    `stylesheet` and a file `avatar` are inside `base_dir` (the widgets file's folder; the
+    working directory when None).
     """
     unknown = sorted(set(values) - THEME_FIELDS)
     if unknown:

@@ -21,6 +21,7 @@ from flask import Flask
 from pydantic import SecretStr
 from werkzeug.security import safe_join
 
+from .owner_files import OwnerFileError, folder_inside, widget_folder
 from .settings import LANGUAGE_CODE, Settings, SettingsError, parse_origin, split_list
 from .themes import Theme, ThemeError, theme_from_mapping
 
@@ -226,10 +227,10 @@ def _widget(
         raise ValueError(f"theme.{exc}") from None
     template_dir = _str(table, "template_dir", False)
     if template_dir:
-        folder = (base / template_dir).resolve()
-        if not folder.is_dir():
-            raise ValueError(f"template_dir: {str(folder)!r} is not a folder")
-        template_dir = str(folder)
+        try:
+            template_dir = str(folder_inside(widget_folder(base), template_dir))
+        except OwnerFileError as exc:
+            raise ValueError(f"template_dir: {exc}") from None
     title = _str(table, "title", False)
     return WidgetConfig(
         id=widget_id,

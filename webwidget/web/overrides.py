@@ -23,6 +23,7 @@ from flask.templating import Environment
 from jinja2 import ChoiceLoader, FileSystemLoader
 
 from ..current import current_widget
+from ..owner_files import OwnerFileError, refuse_links_below
 
 log = logging.getLogger(__name__)
 
@@ -61,12 +62,18 @@ def init_app(app: Flask, template_dir: str | None) -> None:
     app.jinja_environment = WidgetEnvironment  # type: ignore[misc]
     if template_dir:
         folder = Path(template_dir).resolve()
-        if not folder.is_dir():
+        why = None if folder.is_dir() else f"{str(folder)!r} is not a folder"
+        if why is None:
+            try:
+                # Its templates are rendered and its catalogs read: a link could publish any file.
+                refuse_links_below(folder)
+            except OwnerFileError as exc:
+                why = str(exc)
+        if why:
             from ..settings import SettingsError
 
             raise SettingsError(
-                "webwidget cannot start; fix this setting:\n"
-                f"  WIDGET_TEMPLATE_DIR: {str(folder)!r} is not a folder"
+                f"webwidget cannot start; fix this setting:\n  WIDGET_TEMPLATE_DIR: {why}"
             )
         # The app's own loader is what Flask consults first; put the owner's folder before it.
         app.jinja_loader = ChoiceLoader(  # type: ignore[misc]
