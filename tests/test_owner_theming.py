@@ -11,7 +11,7 @@ import re
 from pathlib import Path
 
 import pytest
-from conftest import https_client, make_app
+from conftest import Visitor, https_client, make_app, parse_html
 
 from webwidget.settings import SettingsError
 from webwidget.themes import SHADOWS, ThemeError, theme_from_mapping
@@ -186,6 +186,15 @@ def test_the_shared_template_dir_may_bring_catalogs_for_every_widget(sandbox, tm
         ('msgid "Open weekdays"\n', "missing msgstr"),
         ('msgid "Hi %(name)s"\nmsgstr "Hallo %(nom)s"\n', "placeholder"),
         (b'msgid "Open weekdays"\nmsgstr "\xff"\n', "not UTF-8"),
+        # The red team's catalog: gettext's result is markup in a template.
+        (
+            'msgid "Open weekdays"\nmsgstr "<b>Werktags</b> <img src=x>"\n',
+            "msgid 'Open weekdays': the translation holds markup ('<b'...)",
+        ),
+        (
+            'msgid "Open weekdays"\nmsgstr "Werktags<!-- x -->"\n',
+            "msgid 'Open weekdays': the translation holds markup",
+        ),
     ],
 )
 def test_a_malformed_catalog_stops_start_up_with_one_line_naming_the_file(
@@ -202,6 +211,27 @@ def test_a_malformed_catalog_stops_start_up_with_one_line_naming_the_file(
     message = str(caught.value)
     assert "\n" not in message
     assert message.startswith(f"{po}: widget 'acme': ") and why in message, message
+
+
+def test_owner_translations_are_text_in_the_page_even_in_an_attribute(sandbox, tmp_path):
+    # What is not markup passes the catalog check, and is still escaped where it lands:
+    # a quote in an attribute value, a "<" that starts no tag, an entity spelled out.
+    site = owner_site(tmp_path)
+    po = site / "acme-templates" / "translations" / "de" / "LC_MESSAGES" / "messages.po"
+    po.write_text(
+        GERMAN.replace("Los geht's", "Wir <3 euch &amp; Co")
+        + '\nmsgid "Conversation"\nmsgstr "Chat\\" data-x=\\"1"\n',
+        encoding="utf-8",
+    )
+    (site / "acme-templates" / "widget" / "_header.html").unlink()
+    client = https_client(site_app(sandbox, tmp_path, site))
+    welcome = client.get("/w/acme", headers={"Accept-Language": "de"}).get_data(as_text=True)
+    assert "Wir &lt;3 euch &amp;amp; Co" in welcome
+    assert "<3" not in welcome
+    Visitor(client).start("acme", lang="de")
+    html = client.get("/w/acme", headers={"Accept-Language": "de"}).get_data(as_text=True)
+    assert 'aria-label="Chat&#34; data-x=&#34;1"' in html
+    assert not any("data-x" in attrs for _, attrs in parse_html(html).tags)
 
 
 @pytest.mark.parametrize("name", ["german", "xx", "DE"])

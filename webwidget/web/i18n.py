@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import io
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 from babel import Locale, UnknownLocaleError
@@ -23,7 +23,9 @@ from babel.messages.mofile import write_mo
 from babel.messages.pofile import PoFileError, read_po
 from babel.support import Translations
 from flask import Flask, current_app, has_request_context, request
-from flask_babel import Babel, Domain, get_locale
+from flask_babel import Babel, Domain, get_locale, get_translations
+from jinja2 import pass_context
+from markupsafe import escape
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from ..conversation import current_chat
@@ -59,6 +61,10 @@ _PO_LINE = re.compile(
 )
 
 
+# The start of an HTML tag, comment or declaration; "a < b" and "<3" are text.
+_TAG = re.compile(r"<[A-Za-z/!?][^\s>]{0,20}")
+
+
 def compile_catalog(path: Path, language: str) -> Translations:
     """Read one `messages.po` and compile it in memory; CatalogError says what is wrong."""
     raw = path.read_bytes()
@@ -77,6 +83,18 @@ def compile_catalog(path: Path, language: str) -> Translations:
     for message, errors in catalog.check():
         # A placeholder the source text does not have would fail when the page renders.
         raise CatalogError(f"msgid {message.id!r}: {errors[0]}")
+    for message in catalog:
+        if not message.id:
+            continue  # the header: metadata, never shown
+        strings = message.string if isinstance(message.string, tuple) else (message.string,)
+        tag = next((m.group(0) for s in strings if s and (m := _TAG.search(s))), None)
+        if tag:
+            # Translations are shown as text (see escaped_gettext): markup would show as-is.
+            msgid = message.id[0] if isinstance(message.id, tuple) else message.id
+            raise CatalogError(
+                f"msgid {msgid!r}: the translation holds markup ({tag!r}...); "
+                "translations are text, so write it without HTML"
+            )
     compiled = io.BytesIO()
     write_mo(compiled, catalog)
     compiled.seek(0)
@@ -234,6 +252,29 @@ def vary_on_language(response):
     return response
 
 
+def _escaped(translate: Callable[..., str]) -> Callable[..., str]:
+    """A gettext for templates whose translation is text: Jinja marks what gettext returns
+    as safe markup, so a catalog's `<img src=x>` or `"` would otherwise become HTML."""
+
+    @pass_context
+    def translated(context, *args):
+        text = translate(*args)
+        return escape(text) if context.eval_ctx.autoescape else text
+
+    return translated
+
+
+def escape_translations(app: Flask) -> None:
+    """Install the template gettext callables again, their results escaped as text."""
+    app.jinja_env.install_gettext_callables(  # type: ignore[attr-defined]
+        gettext=_escaped(lambda s: get_translations().ugettext(s)),
+        ngettext=_escaped(lambda s, p, n: get_translations().ungettext(s, p, n)),
+        pgettext=_escaped(lambda c, s: get_translations().upgettext(c, s)),
+        npgettext=_escaped(lambda c, s, p, n: get_translations().unpgettext(c, s, p, n)),
+        newstyle=True,
+    )
+
+
 def init_app(app: Flask, template_dir: str | None = None) -> None:
     """Install Flask-Babel with the shipped translations, the owners' ones and the selector."""
     app.extensions["webwidget.domains"] = widget_domains(
@@ -245,6 +286,7 @@ def init_app(app: Flask, template_dir: str | None = None) -> None:
         default_locale="en",
         default_translation_directories=str(TRANSLATIONS),
     )
+    escape_translations(app)
     app.context_processor(page_language)
     app.before_request(use_widget_catalogs)
     app.before_request(settle_locale)
