@@ -71,3 +71,26 @@ def test_the_host_pages_query_and_fragment_never_go_upstream(sandbox, tmp_path, 
     # An old loader (cached) or a crafted form still cannot send them upstream.
     visitor.start(page_url=f"{HOST_ORIGIN}/account?email=a%40b.example#frag")
     assert sent == [f"{HOST_ORIGIN}/account"]
+
+
+def test_the_host_pages_path_parameters_never_go_upstream(sandbox, tmp_path, monkeypatch):
+    from conftest import HOST_ORIGIN
+
+    from webwidget import conversation
+
+    sent = []
+    real = conversation.start_chat
+    monkeypatch.setattr(
+        conversation,
+        "start_chat",
+        lambda widget, *, origin_url, language: sent.append(origin_url)
+        or real(widget, origin_url=origin_url, language=language),
+    )
+    visitor = visitor_for(sandbox, tmp_path)
+    hosted = f"{HOST_ORIGIN}/shop;jsessionid=S3CRET1/cart;v=2;sid=S3CRET2?x=1#y"
+    page = visitor.get("/w/default", query_string={"page": hosted}).get_data(as_text=True)
+    assert f'value="{HOST_ORIGIN}/shop/cart"' in page and "S3CRET" not in page
+    visitor.start(page_url=f"{HOST_ORIGIN}/checkout;JSESSIONID=S3CRET3")
+    visitor.end()
+    visitor.start(page_url=hosted)
+    assert sent == [f"{HOST_ORIGIN}/checkout", f"{HOST_ORIGIN}/shop/cart"]

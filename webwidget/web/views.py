@@ -96,9 +96,12 @@ def embedding_page_url(widget: WidgetConfig) -> str:
 
 
 def origin_and_path(url: str) -> str:
-    """`url` without its query string and fragment."""
+    """`url` without its query string, fragment and path parameters (`;jsessionid=...`)."""
     parts = urlsplit(url)
-    return urlunsplit((parts.scheme, parts.netloc, parts.path, "", ""))
+    # Servers put session ids in a segment's parameters (`/cart;jsessionid=...`): a secret
+    # of the host page like its query, so every segment loses them.
+    path = "/".join(segment.split(";", 1)[0] for segment in parts.path.split("/"))
+    return urlunsplit((parts.scheme, parts.netloc, path, "", ""))
 
 
 # The title a widget has when its owner set none: shown in the visitor's language.
