@@ -92,6 +92,7 @@ def build_app(store_url: str, sandbox_url: str, instance: Path):
         SESSION_STORE_URL=store_url,
         RATE_LIMIT_ENABLED=True,
         RATE_LIMIT_START_PER_IP="1000/minute",
+        RATE_LIMIT_START_PER_NETWORK="1000/minute",
     )
     app = create_app(settings=settings, instance_path=str(instance))
     app.config["PREFERRED_URL_SCHEME"] = "https"

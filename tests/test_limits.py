@@ -44,11 +44,16 @@ def test_defaults_are_what_a_real_site_would_use():
     settings = Settings(_env_file=None)
     assert settings.RATE_LIMIT_START_PER_IP == "10/minute;100/hour"
     assert settings.RATE_LIMIT_START_PER_WIDGET == "600/minute"
+    assert settings.RATE_LIMIT_START_PER_NETWORK == "30/minute;300/hour"
+    assert settings.RATE_LIMIT_IPV6_PREFIX == 64
     assert settings.RATE_LIMIT_SEND_PER_SESSION == "30/minute"
     assert settings.TRUSTED_PROXY_HOPS == 0
 
 
-@pytest.mark.parametrize("name", ["RATE_LIMIT_START_PER_IP", "RATE_LIMIT_SEND_PER_SESSION"])
+@pytest.mark.parametrize(
+    "name",
+    ["RATE_LIMIT_START_PER_IP", "RATE_LIMIT_START_PER_NETWORK", "RATE_LIMIT_SEND_PER_SESSION"],
+)
 def test_a_malformed_limit_stops_start_up_with_its_name(name):
     from webwidget.settings import SettingsError, load_settings
 
@@ -103,6 +108,94 @@ def test_starts_per_widget_are_limited_across_addresses(sandbox, tmp_path):
         assert start_from(app, f"10.0.0.{n}").status_code == 303
     assert_friendly_429(start_from(app, "10.0.0.99"))
     assert stats(sandbox)["create_contact"] == 3
+
+
+# --- IPv6 and networks: through a trusted proxy, as in production ------------------------
+
+# One VPS's /64 (the red team's host), and two other sites' networks.
+ATTACKER_64 = "2001:db8:abcd:12"
+NEIGHBOUR_48 = "2001:db8:abcd"  # the attacker's /48: a hosting customer's allocation
+
+
+def test_an_ipv6_client_is_counted_per_64_not_per_address(sandbox, tmp_path):
+    # The finding: 600 starts in 20 s from 62 addresses of one /64, then the widget's
+    # ceiling refused every other visitor. Now the /64 has one client's budget.
+    app = make_app(sandbox, tmp_path, TRUSTED_PROXY_HOPS=1)
+    answers = [
+        start_from(app, forwarded=f"{ATTACKER_64}:{n:x}::{n + 1:x}").status_code
+        for n in range(62)
+    ]
+    assert answers.count(303) == 10 and answers.count(429) == 52
+    assert stats(sandbox)["create_contact"] == 10
+    # Everyone else still gets in: another site's IPv6 visitor and an IPv4 one.
+    assert start_from(app, forwarded="2001:db8:beef::7").status_code == 303
+    assert start_from(app, forwarded="203.0.113.9").status_code == 303
+    # The same host written as an IPv4-mapped address is the IPv4 client.
+    assert start_from(app, forwarded="::ffff:203.0.113.9").status_code == 303
+    for _ in range(8):
+        start_from(app, forwarded="203.0.113.9")
+    assert_friendly_429(start_from(app, forwarded="::ffff:203.0.113.9"))
+
+
+def test_the_ipv6_prefix_is_configurable(sandbox, tmp_path):
+    app = make_app(
+        sandbox, tmp_path, TRUSTED_PROXY_HOPS=1, RATE_LIMIT_IPV6_PREFIX=128,
+        RATE_LIMIT_START_PER_IP="1/minute",
+    )
+    assert start_from(app, forwarded=f"{ATTACKER_64}::1").status_code == 303
+    assert start_from(app, forwarded=f"{ATTACKER_64}::2").status_code == 303  # its own budget
+    assert_friendly_429(start_from(app, forwarded=f"{ATTACKER_64}::1"))
+    wide = make_app(
+        sandbox, tmp_path / "wide", TRUSTED_PROXY_HOPS=1, RATE_LIMIT_IPV6_PREFIX=56,
+        RATE_LIMIT_START_PER_IP="1/minute",
+    )
+    assert start_from(wide, forwarded="2001:db8:abcd:1200::1").status_code == 303
+    assert_friendly_429(start_from(wide, forwarded="2001:db8:abcd:12ff::1"))  # same /56
+
+
+def test_one_network_cannot_use_up_the_widgets_ceiling(sandbox, tmp_path):
+    # Many /64s of one /48 (or many addresses of one /24): each client within its own
+    # limit, the network as a whole stops at its ceiling, far below the widget's.
+    app = make_app(
+        sandbox, tmp_path, TRUSTED_PROXY_HOPS=1,
+        RATE_LIMIT_START_PER_IP="5/minute",
+        RATE_LIMIT_START_PER_NETWORK="8/minute",
+        RATE_LIMIT_START_PER_WIDGET="12/minute",
+    )
+    ipv6 = [start_from(app, forwarded=f"{NEIGHBOUR_48}:{n:x}::1").status_code for n in range(30)]
+    ipv4 = [start_from(app, forwarded=f"198.51.100.{n}").status_code for n in range(30)]
+    assert ipv6.count(303) == 8 and ipv4.count(303) == 4  # the widget had 12 - 8 left
+    # Two networks at their ceilings made the widget full: the ceiling is for many
+    # networks together, each holding a small share of it.
+    assert stats(sandbox)["create_contact"] == 12
+    assert_friendly_429(start_from(app, forwarded="2001:db8:beef::7"))
+    one_network = make_app(
+        sandbox, tmp_path / "one", TRUSTED_PROXY_HOPS=1,
+        RATE_LIMIT_START_PER_IP="5/minute",
+        RATE_LIMIT_START_PER_NETWORK="8/minute",
+        RATE_LIMIT_START_PER_WIDGET="12/minute",
+    )
+    for n in range(30):
+        start_from(one_network, forwarded=f"{NEIGHBOUR_48}:{n:x}::1")
+    for n in range(30):
+        start_from(one_network, forwarded=f"{NEIGHBOUR_48}:{n:x}:5::1")
+    # However hard one network tries, visitors elsewhere still start chats.
+    assert start_from(one_network, forwarded="2001:db8:beef::7").status_code == 303
+    assert start_from(one_network, forwarded="192.0.2.1").status_code == 303
+
+
+def test_the_default_ceilings_keep_one_network_far_below_the_widgets():
+    from limits import parse_many
+
+    from webwidget.settings import Settings
+
+    def per_minute(rules: str) -> int:
+        return next(i.amount for i in parse_many(rules) if i.GRANULARITY.name == "minute")
+
+    settings = Settings(_env_file=None)
+    network = per_minute(settings.RATE_LIMIT_START_PER_NETWORK)
+    assert per_minute(settings.RATE_LIMIT_START_PER_WIDGET) >= 20 * network
+    assert network >= per_minute(settings.RATE_LIMIT_START_PER_IP)
 
 
 def test_sends_per_session_are_limited(sandbox, tmp_path):

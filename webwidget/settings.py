@@ -125,9 +125,14 @@ class Settings(BaseSettings):
     SESSION_ABSOLUTE_TIMEOUT: int = Field(default=7 * 24 * 3600, ge=60)
 
     # Abuse limits (limits syntax, ';' between several): starting a chat creates a contact
-    # and a conversation upstream, so it is limited per client IP and per widget.
+    # and a conversation upstream, so it is limited per client, per network and per widget.
     RATE_LIMIT_ENABLED: bool = True
     RATE_LIMIT_START_PER_IP: str = "10/minute;100/hour"
+    # An IPv6 client is its network of this prefix: one host routinely holds a whole /64.
+    RATE_LIMIT_IPV6_PREFIX: int = Field(default=64, ge=32, le=128)
+    # Per /24 (IPv4) or /48 (IPv6): far below the widget's ceiling, so that no one network
+    # can use all of it up and lock every other visitor out.
+    RATE_LIMIT_START_PER_NETWORK: str = "30/minute;300/hour"
     RATE_LIMIT_START_PER_WIDGET: str = "600/minute"
     RATE_LIMIT_SEND_PER_SESSION: str = "30/minute"
     # memory:// (one process) or redis://; unset: the session store's Redis, else memory.
@@ -180,7 +185,10 @@ class Settings(BaseSettings):
         return [parse_origin(item) for item in split_list(value)]
 
     @field_validator(
-        "RATE_LIMIT_START_PER_IP", "RATE_LIMIT_START_PER_WIDGET", "RATE_LIMIT_SEND_PER_SESSION"
+        "RATE_LIMIT_START_PER_IP",
+        "RATE_LIMIT_START_PER_NETWORK",
+        "RATE_LIMIT_START_PER_WIDGET",
+        "RATE_LIMIT_SEND_PER_SESSION",
     )
     @classmethod
     def _rate_limit(cls, value: str) -> str:

@@ -133,6 +133,7 @@ def site(sandbox_server, tmp_path_factory):
         WIDGET_POLL_SECONDS=1,
         # Every test starts its own chat from 127.0.0.1; the limits have their own tests.
         RATE_LIMIT_START_PER_IP="1000/minute",
+        RATE_LIMIT_START_PER_NETWORK="1000/minute",
     )
     # As in demo mode: the sandbox serves its media over http on loopback.
     app.config["WEBWIDGET_MEDIA_ORIGINS"] = (sandbox_server.url,)

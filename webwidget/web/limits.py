@@ -1,11 +1,14 @@
-"""Abuse limits: chat starts per client IP and per widget, sends per session.
+"""Abuse limits: chat starts per client, per network and per widget, sends per session.
 
 The counters must be shared by every worker and instance, or N workers allow N times
 the limit: storage is `RATE_LIMIT_STORAGE_URL`, else the session store's Redis (or
 `REDIS_URL`), else the session store's SQLite file (`limit_storage.py`). `memory://` is
 only ever used when set, and start-up then warns that it is per process. The client IP
 is `request.remote_addr`: X-Forwarded-For counts only through ProxyFix with
-`TRUSTED_PROXY_HOPS` configured, so a spoofed header cannot dodge the per-IP limit.
+`TRUSTED_PROXY_HOPS` configured, so a spoofed header cannot dodge the per-IP limit. An
+IPv6 client is its /64 (`RATE_LIMIT_IPV6_PREFIX`): one VPS holds a whole /64, and 62 of
+its addresses once used up the widget's ceiling for every visitor. The per-widget ceiling
+is far above the per-network one (a /24 or /48), so no single network can reach it alone.
 
 Only the start and send views carry limits, checked by a wrapper around each of them
 (after the same-origin check, before the view, so a refused request costs nothing
@@ -19,6 +22,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import ipaddress
 import logging
 import math
 import os
@@ -26,7 +30,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from flask import Flask, g, request, session
+from flask import Flask, current_app, g, request, session
 from limits import RateLimitItem, parse_many
 from limits.storage import storage_from_string
 from limits.strategies import MovingWindowRateLimiter
@@ -52,9 +56,49 @@ def storage_url(settings, sqlite_path: str | Path | None = None) -> str:
     return "memory://"
 
 
+# The network around a client: its neighbours in a /24, or a site's /48 (what a hosting
+# customer or an office is routinely given), never wider than the client's own prefix.
+IPV4_NETWORK_PREFIX = 24
+IPV6_NETWORK_PREFIX = 48
+
+
+def _remote_address() -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    """The client's address (an IPv4-mapped IPv6 one as IPv4), or None if it is no address."""
+    try:
+        address = ipaddress.ip_address((request.remote_addr or "").split("%", 1)[0])
+    except ValueError:
+        return None
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
+        return address.ipv4_mapped
+    return address
+
+
+def _ipv6_prefix() -> int:
+    return current_app.config["WEBWIDGET_SETTINGS"].RATE_LIMIT_IPV6_PREFIX
+
+
 def client_ip() -> str:
-    """The client address the per-IP limit counts."""
-    return "ip:" + (request.remote_addr or "unknown")
+    """The client the per-IP limit counts: an IPv4 address, or an IPv6 address's /64
+    (RATE_LIMIT_IPV6_PREFIX), since one host may use every address of its network."""
+    address = _remote_address()
+    if address is None:
+        return "ip:" + (request.remote_addr or "unknown")
+    if address.version == 4:
+        return f"ip:{address}"
+    return f"ip:{ipaddress.ip_network((address, _ipv6_prefix()), strict=False)}"
+
+
+def network_key() -> str:
+    """The client's network (/24 or /48), which the per-network limit counts."""
+    address = _remote_address()
+    if address is None:
+        return "net:" + (request.remote_addr or "unknown")
+    prefix = (
+        IPV4_NETWORK_PREFIX
+        if address.version == 4
+        else min(IPV6_NETWORK_PREFIX, _ipv6_prefix())
+    )
+    return f"net:{ipaddress.ip_network((address, prefix), strict=False)}"
 
 
 def widget_key() -> str:
@@ -140,7 +184,10 @@ def init_app(app: Flask) -> MovingWindowRateLimiter | None:
     views = app.view_functions
     views["widget.start"] = limited(
         views["widget.start"],
+        # In this order, each counting only what the one before let through: a client
+        # over its own limit adds nothing to its network's, a network nothing to the widget's.
         Limit(window, settings.RATE_LIMIT_START_PER_IP, client_ip),
+        Limit(window, settings.RATE_LIMIT_START_PER_NETWORK, network_key),
         Limit(window, settings.RATE_LIMIT_START_PER_WIDGET, widget_key),
     )
     views["widget.send"] = limited(
