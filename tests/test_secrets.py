@@ -207,3 +207,45 @@ def test_no_secret_in_any_response_or_log(keyed_sandbox, tmp_path, caplog, trans
             text += logging.Formatter().formatException(record.exc_info)
         for secret in secrets:
             assert secret not in text, f"a {record.name} log record holds a secret: {text[:200]}"
+
+
+@pytest.mark.parametrize("transport", ["cookie", "header"])
+def test_every_html_answer_has_the_csp_and_every_cookie_the_host_prefix(
+    keyed_sandbox, tmp_path, transport
+):
+    # The same crawl as above (every state, every error page, upstream and store down).
+    from webwidget import create_app
+
+    settings = widget_settings(
+        keyed_sandbox.url,
+        f"sqlite:///{tmp_path / 'sessions.sqlite3'}",
+        CHATCAPTAIN_API_KEY=API_KEY,
+        RATE_LIMIT_START_PER_IP="4/minute",
+        RATE_LIMIT_SEND_PER_SESSION="6/minute",
+        UPSTREAM_BREAKER_FAIL_MAX=1000,
+    )
+    visitor = Recorder(create_app(settings=settings, instance_path=str(tmp_path)), transport)
+    crawl(visitor.client.application, keyed_sandbox, visitor)
+
+    html_statuses, cookies = set(), []
+    for what, status, headers, _ in visitor.seen:
+        found = dict(headers)
+        cookies += [value for name, value in headers if name == "Set-Cookie"]
+        if not found.get("Content-Type", "").startswith("text/html"):
+            continue
+        html_statuses.add(status)
+        csp = {part.split()[0]: part.split()[1:] for part in found.get(
+            "Content-Security-Policy", "").split(";") if part.split()}
+        assert csp.get("default-src") == ["'none'"], f"{what} ({status}): {csp}"
+        assert csp.get("script-src") == ["'self'"], f"{what} ({status})"
+        assert csp.get("frame-ancestors"), f"{what} ({status})"
+    assert {200, 403, 404, 405, 413, 429, 503} <= html_statuses, html_statuses
+    # Every cookie the app ever set (start, renewal, end) keeps the __Host- rules.
+    if transport == "cookie":
+        assert cookies
+    for cookie in cookies:
+        name = cookie.split("=", 1)[0]
+        attributes = [part.strip().lower() for part in cookie.split(";")[1:]]
+        assert name.startswith("__Host-"), cookie
+        assert "secure" in attributes and "path=/" in attributes, cookie
+        assert not any(a.startswith("domain=") for a in attributes), cookie

@@ -157,6 +157,44 @@ def test_send_and_end_from_another_site_change_nothing(guest, sandbox):
     assert 'role="log"' in guest.get("/w/default").get_data(as_text=True)
 
 
+def state_changing_routes(app) -> list[tuple[str, str]]:
+    """Every route that takes a method other than GET, with its widget filled in."""
+    routes = []
+    for rule in app.url_map.iter_rules():
+        for method in sorted(rule.methods - {"GET", "HEAD", "OPTIONS"}):
+            path = re.sub(r"<(widget|widget_id)>", "default", rule.rule)
+            assert "<" not in path, f"fill in the variable of {rule.rule}"
+            routes.append((method, path))
+    return routes
+
+
+@pytest.mark.parametrize("via", ["cookie", "header"])
+def test_every_state_changing_route_refuses_other_sites_whichever_way_the_handle_comes(
+    one_app, guest, sandbox, via
+):
+    routes = state_changing_routes(one_app)
+    assert {("POST", f"/w/default/{name}") for name in ("start", "send", "end")} <= set(routes)
+    handle = handle_of(guest.start())
+    record = store_of(one_app).load(sid_of(handle)).data
+    # The handle as the loader hands it over (X-Widget-Session) or as the iframe keeps it.
+    holder = fresh_client(one_app, handle, via=via)
+    before = stats(sandbox)
+    for method, path in routes:
+        for name, headers in REFUSED.items():
+            for htmx in ({}, {"HX-Request": "true"}):
+                response = holder.open(
+                    path, method=method, data={"text": "hi"}, headers={**htmx, **headers}
+                )
+                assert response.status_code == 403, (method, path, name, htmx)
+                assert "Set-Cookie" not in response.headers, (path, name)
+                assert "X-Widget-Session" not in response.headers, (path, name)
+    after = stats(sandbox)
+    assert all(after[op] == before[op] for op in UPSTREAM_WRITES)
+    assert store_of(one_app).load(sid_of(handle)).data == record
+    # The same holder, same-origin, still reaches its chat: the refusals ended nothing.
+    assert 'role="log"' in holder.get("/w/default").get_data(as_text=True)
+
+
 def test_htmx_refusal_is_a_fragment_for_the_status_area(guest):
     response = guest.client.post(
         "/w/default/start", headers={"Sec-Fetch-Site": "cross-site", "HX-Request": "true"}
@@ -242,6 +280,39 @@ def test_frame_ancestors_lists_exactly_the_allowed_origins(sandbox, tmp_path):
     refused = client.post("/w/default/end")
     assert refused.status_code == 403
     assert csp_directive(refused, "frame-ancestors") == "https://a.example https://b.example:8443"
+
+
+def test_each_widget_is_framed_only_by_its_own_origins(sandbox, tmp_path):
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "widgets.toml").write_text(
+        "".join(
+            f"[widgets.{name}]\n"
+            'chatbot_id = "demo-bot"\nchannel_id = "channel_abc123"\n'
+            'channel_token = "channel_token_xyz789"\n'
+            f'allowed_origins = ["https://{name}.example"]\n\n'
+            for name in ("shop", "docs")
+        ),
+        encoding="utf-8",
+    )
+    app = make_app(sandbox, tmp_path, WIDGETS_FILE=str(site / "widgets.toml"))
+    for name, other in (("shop", "docs"), ("docs", "shop")):
+        visitor = Visitor(https_client(app))
+        answers = {
+            "page": visitor.get(f"/w/{name}"),
+            "started": visitor.start(name),
+            "conversation": visitor.get(f"/w/{name}"),
+            "poll": visitor.get(f"/w/{name}/messages?v=x", headers={"HX-Request": "true"}),
+            "405": visitor.get(f"/w/{name}/send"),
+            "403": visitor.client.post(f"/w/{name}/end", headers={"Sec-Fetch-Site": "cross-site"}),
+            "413": visitor.send("x" * 20_000, widget=name),
+            "404 inside the widget": visitor.get(f"/w/{name}/nothing"),
+        }
+        for what, response in answers.items():
+            assert "Content-Security-Policy" in response.headers, (name, what, response.status)
+            ancestors = csp_directive(response, "frame-ancestors")
+            assert ancestors == f"https://{name}.example", (name, what)
+            assert other not in response.headers["Content-Security-Policy"], (name, what)
 
 
 def test_nobody_may_frame_an_unknown_widget_or_other_pages(guest):
