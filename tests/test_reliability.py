@@ -3,6 +3,7 @@ the circuit breaker, and a chat the upstream has forgotten."""
 
 from __future__ import annotations
 
+import html as html_module
 import re
 import subprocess
 import sys
@@ -84,7 +85,7 @@ def status_text(html: str) -> str:
     """What the #ww-status box says."""
     match = STATUS_BOX.search(html)
     assert match, "no #ww-status"
-    return re.sub(r"<[^>]+>", "", match.group(1)).strip()
+    return html_module.unescape(re.sub(r"<[^>]+>", "", match.group(1))).strip()
 
 
 def assert_no_secrets(response, *secrets: str) -> None:
@@ -297,37 +298,37 @@ def test_refusals_do_not_count_towards_the_breaker(sandbox, tmp_path, clock):
     assert app.extensions["webwidget.upstream"].circuit_state == "closed"
 
 
-# -- a chat the upstream cannot continue ---------------------------------------------
+# -- a chat the upstream refuses: kept, never ended (docs/reliability.md) ---------------
 
 
-
-def test_refused_token_renewal_starts_over_with_a_notice(chatting, sandbox):
+def test_a_refused_token_renewal_keeps_the_chat_and_offers_a_new_one(chatting, sandbox):
     visitor, html = chatting
+    shown = MESSAGE_ID.findall(html)
     advance(sandbox, 4000)  # the widget token has expired
     faults(sandbox, error_status=404, operations=["create_conversation"])
     page = visitor.get("/w/default")
-    assert page.status_code == 200
+    assert page.status_code == 502
     body = page.get_data(as_text=True)
-    assert "previous chat has expired" in body
-    assert 'action="/w/default/start"' in body
+    assert "can't be reached right now" in status_text(body)
+    assert 'formaction="/w/default/start?new=1"' in body
     assert_no_secrets(page)
-    # The old chat is gone from the session: the next view is a plain welcome.
-    again = visitor.get("/w/default").get_data(as_text=True)
-    assert "previous chat has expired" not in again
-    assert 'action="/w/default/start"' in again
+    # The chat is still the visitor's: once the upstream renews the token, it is back.
     heal(sandbox)
-    assert visitor.start().status_code == 303
+    again = visitor.get("/w/default")
+    assert again.status_code == 200
+    assert MESSAGE_ID.findall(again.get_data(as_text=True))[: len(shown)] == shown
 
 
-def test_a_poll_on_a_refused_renewal_swaps_the_welcome_into_the_frame(chatting, sandbox, clock):
+def test_a_poll_on_a_refused_renewal_keeps_the_messages_and_the_chat(chatting, sandbox, clock):
     visitor, html = chatting
     advance(sandbox, 4000)
     faults(sandbox, error_status=401, operations=["create_conversation"])
     answer = poll_through(visitor, poller_url(html), clock)
-    assert answer.status_code == 200
-    assert answer.headers["HX-Retarget"] == "#ww-main"
-    assert answer.headers["HX-Reswap"] == "innerHTML"
-    assert "previous chat has expired" in answer.get_data(as_text=True)
+    assert answer.status_code == 502
+    assert "HX-Retarget" not in answer.headers  # out of band: the messages stay on screen
+    assert "can't be reached right now" in status_text(answer.get_data(as_text=True))
+    heal(sandbox)
+    assert poll_through(visitor, poller_url(html), clock).status_code in (200, 204)
 
 
 def start_sandbox_process(port: int, log: Path) -> subprocess.Popen:
@@ -348,7 +349,11 @@ def start_sandbox_process(port: int, log: Path) -> subprocess.Popen:
     return process
 
 
-def test_an_upstream_that_lost_all_state_starts_the_chat_over(tmp_path, clock):
+def test_an_upstream_that_lost_all_state_keeps_the_chat_until_the_visitor_leaves_it(
+    tmp_path, clock
+):
+    """A 404 for every call of the chat is no proof: the chat stays, the visitor is told
+    it cannot be reached, and a new chat (with the words in the box) is their choice."""
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     first = start_sandbox_process(port, tmp_path / "sandbox.log")
@@ -365,12 +370,19 @@ def test_an_upstream_that_lost_all_state_starts_the_chat_over(tmp_path, clock):
     second = start_sandbox_process(port, tmp_path / "sandbox.log")  # it knows nobody
     try:
         answer = poll_through(visitor, poller_url(html), clock)
-        assert answer.status_code == 200
-        assert "previous chat has expired" in answer.get_data(as_text=True)
+        assert answer.status_code == 502
+        assert "can't be reached right now" in status_text(answer.get_data(as_text=True))
         assert_no_secrets(answer)
-        # Starting over works on the new upstream.
-        assert visitor.start().status_code == 303
-        assert MESSAGE_ID.findall(visitor.get("/w/default").get_data(as_text=True))
+        # A send is not acknowledged, and the chat is still there for the next try.
+        form = {"text": "are you there?", "client_id": "lost-state-0123456789"}
+        refused = visitor.post("/w/default/send", form, htmx=True)
+        assert refused.status_code == 502
+        assert visitor.get("/w/default").status_code == 502
+        # The visitor leaves it for a new chat, and the words go with them, once.
+        started = visitor.post("/w/default/start?new=1", form)
+        assert started.status_code == 303
+        page = visitor.get("/w/default").get_data(as_text=True)
+        assert page.count(">are you there?<") == 1
     finally:
         second.terminate()
         second.wait(timeout=10)

@@ -9,15 +9,16 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-from flask import session
+from flask import current_app, session
 
 from . import renewal
-from .chatcaptain.errors import ContractViolation, TokenExpired, TokenInvalid, UpstreamRejected
+from .chatcaptain.errors import ContractViolation, TokenExpired, UpstreamError, UpstreamRejected
 from .chatcaptain.models import (
     CreateWidgetContactRequestDto,
     CreateWidgetConversationRequestDto,
     MessageDto,
 )
+from .sessions import get_store
 from .coalesce import Listing, conversation_key, get_coalescer
 from .upstream import get_client
 from .widgets import WidgetConfig
@@ -133,29 +134,29 @@ def renew_token(widget: WidgetConfig, chat: Chat) -> Chat:
     return chat
 
 
-def chat_gone(error: UpstreamRejected) -> bool:
-    """Whether a refusal means the upstream no longer knows this contact or conversation."""
-    return isinstance(error, TokenInvalid) or error.status in (401, 403, 404, 410)
+# Refusals that may mean "this chat is gone" but are documented nowhere: the vendor lists
+# no error codes, and a key rotation or an auth blip answers the same. They never end a
+# chat (docs/reliability.md); the visitor sees that it cannot be reached and may choose
+# to start a new one.
+UNREACHABLE_STATUSES = frozenset({401, 403, 404, 410})
+
+
+def chat_unreachable(error: UpstreamError) -> bool:
+    """Whether the upstream refused this chat (as opposed to failing or being slow)."""
+    return isinstance(error, UpstreamRejected) and error.status in UNREACHABLE_STATUSES
 
 
 def with_fresh_token(widget: WidgetConfig, chat: Chat, call):
     """Run `call(chat)`; on an expired token renew it once and run it again.
 
-    When the upstream has forgotten the chat (renewal refused, conversation unknown,
-    e.g. after it lost its state) this raises TokenInvalid, and the views start over.
+    Every other refusal, the renewal's own included, is raised as it came: the chat stays
+    in the session, and the next poll or send tries again.
     """
     try:
-        try:
-            return call(chat)
-        except TokenExpired:
-            renewed = renew_token(widget, chat)
-        return call(renewed)
-    except UpstreamRejected as error:
-        if not chat_gone(error) or isinstance(error, TokenInvalid):
-            raise
-        failure = TokenInvalid(error.status or 401, error.error, operation=error.operation)
-    # Raised outside the except block: the new error needs no chained original.
-    raise failure
+        return call(chat)
+    except TokenExpired:
+        renewed = renew_token(widget, chat)
+    return call(renewed)
 
 
 def fetch_messages(widget: WidgetConfig, chat: Chat) -> list[MessageDto]:
@@ -250,3 +251,21 @@ def end_chat(widget: WidgetConfig) -> None:
     session.pop(session_key(widget), None)
     if not any(key.startswith(SESSION_PREFIX) for key in session):
         session.destroy()
+
+
+def leave_chat(widget: WidgetConfig) -> None:
+    """The visitor chose a new chat over one that cannot be reached: forget the old one
+    here (the new one replaces it in the same session, under a new handle)."""
+    session.pop(session_key(widget), None)
+
+
+def lost_reason() -> str | None:
+    """Why the handle the browser sent led to no session, if it sent one (see
+    ServerSession.lost): "ended", "expired" or "unknown"."""
+    return getattr(session, "lost", None)
+
+
+def check_store_writable() -> None:
+    """Raise SessionStoreUnavailable unless the session store takes a write now, before
+    a start creates a contact and a conversation upstream that only a session could keep."""
+    get_store(current_app).probe_write()

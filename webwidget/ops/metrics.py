@@ -82,6 +82,13 @@ class Metrics:
             ("operation", "kind"),
             registry=self.registry,
         )
+        self.sessions_lost = Counter(
+            "webwidget_sessions_lost",
+            "Requests whose handle led to no session, by reason (ended, expired, unknown: "
+            "another store issued it) and where it was met (send, poll, start).",
+            ("reason", "at"),
+            registry=self.registry,
+        )
         # livemax: the worst state of any live worker; a dead worker's value is dropped.
         self.circuit_state = Gauge(
             "webwidget_upstream_circuit_state",
@@ -130,6 +137,13 @@ def init_app(app: Flask) -> Metrics:
 
     app.register_blueprint(bp)
     return metrics
+
+
+def count_session_lost(app: Flask, reason: str, at: str) -> None:
+    """Count a handle that led to no session (reason and at are closed sets)."""
+    metrics = get_metrics(app)
+    if metrics is not None:
+        metrics.sessions_lost.labels(reason, at).inc()
 
 
 def get_metrics(app: Flask) -> Metrics | None:

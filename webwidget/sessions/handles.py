@@ -16,9 +16,15 @@ _SID_RE = re.compile(r"[A-Za-z0-9_-]{43}")
 _HANDLE_RE = re.compile(r"[A-Za-z0-9_-]{43}\.[A-Za-z0-9_-]{1,200}")
 
 
-def new_session_id() -> str:
-    """A fresh 256-bit random session id."""
-    return secrets.token_urlsafe(32)
+# How many characters of its store's identity a session id begins with.
+STORE_TAG_LENGTH = 6
+
+
+def new_session_id(store_tag: str = "") -> str:
+    """A fresh random session id (at least 220 random bits), led by `store_tag`: the
+    store that issued it, so a miss elsewhere can be told from one here."""
+    tag = store_tag[:STORE_TAG_LENGTH]
+    return tag + secrets.token_urlsafe(32)[len(tag) :]
 
 
 class HandleSigner:

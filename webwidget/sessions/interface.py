@@ -21,7 +21,7 @@ from flask import Flask, Request, Response
 from flask.sessions import SessionInterface
 
 from .errors import CorruptSessionRecord, SessionStoreUnavailable
-from .handles import HandleSigner
+from .handles import STORE_TAG_LENGTH, HandleSigner, new_session_id
 from .session import ServerSession, UnavailableSession
 from .store import SessionStore, encode_value
 
@@ -64,8 +64,28 @@ class ServerSessionInterface(SessionInterface):
     def _signing(self, scope: str) -> Callable[[str], str]:
         return lambda sid: self.signer.sign(sid, scope)
 
-    def _new_session(self, scope: str = "") -> ServerSession:
-        return ServerSession(sign=self._signing(scope), delete=self.store.delete, scope=scope)
+    def _new_session(self, scope: str = "", lost: str | None = None) -> ServerSession:
+        return ServerSession(
+            sign=self._signing(scope),
+            delete=self.store.delete,
+            scope=scope,
+            new_sid=self._new_sid,
+            lost=lost,
+        )
+
+    def _store_tag(self) -> str:
+        # Read afresh (once per new session): a flushed Redis has a new identity.
+        try:
+            return self.store.store_id()[:STORE_TAG_LENGTH]
+        except SessionStoreUnavailable:
+            return ""  # the save will fail and say so; an untagged id is still valid
+
+    def _new_sid(self) -> str:
+        return new_session_id(self._store_tag())
+
+    def _why_missing(self, sid: str) -> str:
+        tag = self._store_tag()
+        return "ended" if not tag or sid.startswith(tag) else "unknown"
 
     def _candidates(self, request: Request, scope: str) -> Sequence[str]:
         # Cookie first (see the module docstring). Never the URL: handles in URLs leak
@@ -89,6 +109,7 @@ class ServerSessionInterface(SessionInterface):
         if scope is None:
             return self._new_session()  # no widget, no session: nothing is read
         now = self.clock()
+        lost: str | None = None
         try:
             for handle in self._candidates(request, scope):
                 sid = self.signer.unsign(handle, scope)
@@ -102,9 +123,11 @@ class ServerSessionInterface(SessionInterface):
                     self.store.delete(sid)
                     continue
                 if record is None:
+                    lost = lost or self._why_missing(sid)
                     continue
                 if self._expired(record.created_at, record.last_seen, now):
                     self.store.delete(sid)
+                    lost = lost or "expired"
                     continue
                 return ServerSession(
                     record.data,
@@ -114,13 +137,14 @@ class ServerSessionInterface(SessionInterface):
                     created_at=record.created_at,
                     last_seen=record.last_seen,
                     scope=scope,
+                    new_sid=self._new_sid,
                 )
         except SessionStoreUnavailable as exc:
             logger.error("session store unavailable at open: %s", exc)
             return UnavailableSession(
                 sign=self._signing(scope), delete=self.store.delete, scope=scope
             )
-        return self._new_session(scope)
+        return self._new_session(scope, lost)
 
     def save_session(self, app: Flask, session: ServerSession, response: Response) -> None:
         """Merge what this request changed into the store and send the handle if it is new."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import secrets
 from collections.abc import Collection, Mapping
 from typing import Any
 
@@ -70,6 +71,8 @@ class RedisSessionStore:
         timeout: float = 2.0,
     ) -> None:
         self.key_prefix = key_prefix
+        # Beside the sessions, not among them: count_active scans the session prefix.
+        self.meta_prefix = key_prefix.rstrip(":") + "-meta:"
         # One quick retry: a visitor waiting on a dead Redis should get a 503 fast.
         self._client = redis.Redis.from_url(
             url,
@@ -149,6 +152,22 @@ class RedisSessionStore:
         """Raise SessionStoreUnavailable unless Redis answers."""
         try:
             self._client.ping()
+        except redis.RedisError as exc:
+            raise SessionStoreUnavailable(f"Redis session store: {exc}") from exc
+
+    def probe_write(self) -> None:
+        """One expiring write: Redis out of memory, read-only or hung shows now."""
+        try:
+            self._client.set(self.meta_prefix + "probe", "1", px=10_000)
+        except redis.RedisError as exc:
+            raise SessionStoreUnavailable(f"Redis session store: {exc}") from exc
+
+    def store_id(self) -> str:
+        """This Redis's identity; a flushed Redis makes a new one, as it is a new store."""
+        key = self.meta_prefix + "store-id"
+        try:
+            self._client.set(key, secrets.token_urlsafe(12), nx=True)
+            return str(self._client.get(key))
         except redis.RedisError as exc:
             raise SessionStoreUnavailable(f"Redis session store: {exc}") from exc
 

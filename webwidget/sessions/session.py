@@ -26,16 +26,23 @@ class ServerSession(CallbackDict[str, Any], SessionMixin):
         created_at: float | None = None,
         last_seen: float | None = None,
         scope: str = "",
+        new_sid: Callable[[], str] = new_session_id,
+        lost: str | None = None,
     ) -> None:
         def on_update(self: ServerSession) -> None:
             self.modified = True
             # Allocating the id at the first write lets this very request render .handle.
             if self._sid is None:
-                self._sid = new_session_id()
+                self._sid = self._new_sid()
 
         super().__init__(data, on_update)
         self._sign = sign
         self._delete = delete
+        self._new_sid = new_sid
+        # Why a handle the browser sent led to no session: "ended" (here, by the visitor
+        # or a timeout), "expired" (found past its timeout) or "unknown" (issued by
+        # another store: instances on separate SQLite files, or a store emptied since).
+        self.lost = lost
         self._stored_sid = stored_sid
         self._sid = stored_sid
         self._destroyed = False
@@ -94,7 +101,7 @@ class ServerSession(CallbackDict[str, Any], SessionMixin):
 
     def regenerate(self) -> None:
         """Move the data to a new id; the old handle stops working once this response is saved."""
-        self._sid = new_session_id()
+        self._sid = self._new_sid()
         self.modified = True
 
     def destroy(self) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import secrets
 import sqlite3
 import time
 from collections.abc import Collection, Iterator, Mapping
@@ -25,6 +26,7 @@ CREATE TABLE IF NOT EXISTS sessions (
     expires_at REAL NOT NULL
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS sessions_expires_at ON sessions (expires_at);
+CREATE TABLE IF NOT EXISTS store_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
 """
 
 
@@ -103,7 +105,7 @@ class SQLiteSessionStore:
                 )
                 conn.execute("COMMIT")
             except BaseException:
-                conn.execute("ROLLBACK")
+                _rollback(conn)
                 raise
             if next(self._writes) % self._purge_every == 0:
                 # last_seen is "now" on the interface's clock, which set every expires_at.
@@ -175,9 +177,40 @@ class SQLiteSessionStore:
         with self._connect() as conn:
             conn.execute("SELECT 1 FROM sessions LIMIT 1").fetchall()
 
+    def probe_write(self) -> None:
+        """Commit one small write, so a full disk or a read-only file shows now."""
+        with self._connect() as conn:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                conn.execute(
+                    "INSERT OR REPLACE INTO store_meta (key, value) VALUES ('probe', ?)",
+                    (repr(time.time()),),
+                )
+                conn.execute("COMMIT")
+            except BaseException:
+                _rollback(conn)
+                raise
+
+    def store_id(self) -> str:
+        """This file's identity, made by whichever process asks first."""
+        with self._connect() as conn:
+            conn.execute(
+                "INSERT OR IGNORE INTO store_meta (key, value) VALUES ('store_id', ?)",
+                (secrets.token_urlsafe(12),),
+            )
+            row = conn.execute("SELECT value FROM store_meta WHERE key = 'store_id'").fetchone()
+        return str(row[0])
+
     def close(self) -> None:
         """Close the calling thread's connection (others close with their threads)."""
         self._forget_connection()
+
+
+def _rollback(conn: sqlite3.Connection) -> None:
+    # A COMMIT that failed for a full disk has rolled back already: a second ROLLBACK
+    # would raise "cannot rollback" and hide the real cause from the log.
+    if conn.in_transaction:
+        conn.execute("ROLLBACK")
 
 
 def _decode(text: Any) -> dict[str, Any]:

@@ -56,6 +56,15 @@ class SessionStore(Protocol):
     def ping(self) -> None:
         """Raise SessionStoreUnavailable unless the store answers."""
 
+    def probe_write(self) -> None:
+        """Raise SessionStoreUnavailable unless a write reaches the store now (disk full,
+        read-only file, Redis out of memory or hung): checked before creating anything
+        upstream that only a session could keep."""
+
+    def store_id(self) -> str:
+        """This store's identity, made once when it is first asked for: handles carry a
+        few characters of it, so a miss can tell "ended here" from "never seen here"."""
+
     def count_active(self) -> int:
         """How many sessions have not expired (the active-sessions gauge)."""
 

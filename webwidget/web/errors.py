@@ -52,7 +52,9 @@ def register_error_pages(app: Flask) -> None:
 
     @app.errorhandler(SessionStoreUnavailable)
     def store_down(error: SessionStoreUnavailable):
-        log.error("session store unavailable")
+        # The store's own words ("database or disk is full", "OOM command not allowed"):
+        # what the operator must mend. They name a file or an address, never a secret.
+        log.error("session store unavailable: %s", error)
         return render_error(503)
 
     @app.errorhandler(Exception)

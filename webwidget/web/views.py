@@ -25,12 +25,12 @@ from .. import clock, polling
 from .. import conversation as chats
 from ..chatcaptain.errors import (
     SendingUnsupported,
-    TokenInvalid,
     UpstreamError,
     UpstreamTimeout,
     UpstreamUnavailable,
 )
 from ..current import current_widget
+from ..ops.metrics import count_session_lost
 from ..rendering import MessageView, build_message_views
 from ..settings import parse_origin
 from ..themes import localized
@@ -162,6 +162,11 @@ def upstream_status(error: UpstreamError) -> int:
     return 502
 
 
+def trouble_notice(error: UpstreamError) -> str:
+    """What the visitor is told: a refused chat is kept and may be left for a new one."""
+    return "unreachable" if chats.chat_unreachable(error) else "reconnecting"
+
+
 def upstream_trouble(widget: WidgetConfig, error: UpstreamError, notice: str, *, update: bool):
     """The conversation with `notice` and no messages, in the status htmx needs.
 
@@ -197,23 +202,52 @@ def conversation_page(widget: WidgetConfig, chat: chats.Chat):
     """The conversation (the page, or its fragment for htmx), or what went wrong."""
     try:
         context = conversation_context(widget, chat)
-    except TokenInvalid:
-        return restart_notice(widget)
     except UpstreamError as error:
-        log.warning("conversation unavailable: %s", error.kind)
-        return upstream_trouble(widget, error, "reconnecting", update=False)
+        log.warning("conversation unavailable: %s", describe(error))
+        return upstream_trouble(widget, error, trouble_notice(error), update=False)
     return render_view("widget/_conversation.html", **context)
 
 
-def restart_notice(widget: WidgetConfig):
-    """The upstream no longer knows this chat: start over cleanly and say so."""
-    chats.end_chat(widget)
+def describe(error: UpstreamError) -> str:
+    """The kind of an upstream failure, with its status when one came (never a secret)."""
+    return f"{error.kind} (HTTP {error.status})" if error.status else error.kind
+
+
+LOST_REASONS = {
+    "ended": "the chat ended (in another tab, or by the idle timeout)",
+    "expired": "the session had passed its timeout",
+    "unknown": (
+        "this session store never issued that handle: instances with separate SQLite files "
+        "behind one address (use one Redis), or a store emptied since"
+    ),
+}
+
+
+def session_lost(at: str) -> str:
+    """Log and count a request whose handle led to no session; the reason, for the view."""
+    reason = chats.lost_reason() or "ended"
+    log.warning("session lost at %s: %s", at, LOST_REASONS.get(reason, reason))
+    count_session_lost(current_app, reason, at)
+    return reason
+
+
+def kept_words(widget: WidgetConfig, *, draft: str, client_id: str | None, status: int):
+    """The chat is gone but the words are not: the welcome view holds them, with one
+    action that starts a new chat and sends them."""
     response = render_view(
         "widget/_welcome.html",
-        **page_context(widget, page_url="", lang="", notice="restarted"),
+        status,
+        **page_context(
+            widget,
+            page_url=embedding_page_url(widget),
+            lang="",
+            notice="lost",
+            draft=draft,
+            client_id=client_id,
+        ),
     )
     if is_htmx():
-        # A poll or a send swaps nothing itself: put the welcome where the chat was.
+        # The send's own target is nothing: put the welcome where the chat was.
         response.headers["HX-Retarget"] = "#ww-main"
         response.headers["HX-Reswap"] = "innerHTML"
     return response
@@ -221,30 +255,58 @@ def restart_notice(widget: WidgetConfig):
 
 @bp.post("/w/<widget>/start")
 def start(widget: str):
-    """Start a chat: create the contact and the conversation upstream."""
+    """Start a chat: create the contact and the conversation upstream; with `text`, send
+    it as the first message (words kept from a chat that was lost or left)."""
     widget = get_widget(widget)
+    draft, client_id = message_fields()
+    if request.values.get("new") == "1":
+        # The visitor chose a new chat over one that cannot be reached.
+        chats.leave_chat(widget)
+    page_url = origin_and_path(request.form.get("page_url", "")[:2048])
     if chats.current_chat(widget) is None:
-        page_url = origin_and_path(request.form.get("page_url", "")[:2048])
         if page_url and not page_origin_allowed(widget, page_url):
             abort(400, N_("This page may not start a chat with this widget."))
         origin_url = page_url or (widget.allowed_origins or (own_origin(),))[0] + "/"
         language = choose_language(
             request.form.get("lang"), request.accept_languages, widget.language
         )
+        # Nothing is created upstream that no session could keep (SessionStoreUnavailable
+        # answers 503 with the store's own reason in the log).
+        chats.check_store_writable()
         try:
             chats.start_chat(widget, origin_url=origin_url, language=language)
         except UpstreamError as error:
-            log.warning("could not start a chat: %s", error.kind)
+            log.warning("could not start a chat: %s", describe(error))
             return render_view(
                 "widget/_welcome.html",
                 upstream_status(error),
-                **page_context(widget, page_url=page_url, lang="", notice="start_failed"),
+                **page_context(
+                    widget, page_url=page_url, lang="", notice="start_failed", draft=draft,
+                    client_id=client_id,
+                ),
             )
+    chat = chats.current_chat(widget)
+    assert chat is not None  # started above, or already there
+    if draft:
+        try:
+            chats.send_text(widget, chat, draft, client_id)
+        except SendingUnsupported:
+            abort(405)
+        except UpstreamError as error:
+            log.warning("send failed: %s", describe(error))
+            return send_failed_page(widget, chat, error, draft=draft, client_id=client_id)
     if is_htmx():
-        chat = chats.current_chat(widget)
-        assert chat is not None  # started above, or already there
         return conversation_page(widget, chat)
     return redirect(url_for("widget.page", widget=widget.id), 303)
+
+
+def message_fields() -> tuple[str, str | None]:
+    """The visitor's text and its client id from the form (400 when the text is too long)."""
+    text = request.form.get("text", "").strip()
+    if len(text) > MAX_MESSAGE_CHARS:
+        abort(400, f"A message can have at most {MAX_MESSAGE_CHARS} characters.")
+    client_id = request.form.get("client_id", "")
+    return text, client_id if CLIENT_ID.fullmatch(client_id) else None
 
 
 @bp.get("/w/<widget>/messages")
@@ -253,8 +315,13 @@ def messages(widget: str):
     widget = get_widget(widget)
     chat = chats.current_chat(widget)
     if chat is None:
-        # The chat ended elsewhere (another tab, a timeout): 286 stops this poller.
-        return make_response(render_template("widget/_update.html", ended=True), 286)
+        # The chat ended elsewhere (another tab, a timeout) or this store never had it:
+        # 286 stops this poller; the composer stays, and a send keeps its words.
+        reason = session_lost("poll")
+        answer = render_template(
+            "widget/_update.html", ended=True, lost=reason == "unknown", widget=widget.id
+        )
+        return make_response(answer, 286)
     return poll_answer(widget, chat, request.args, activity=False)
 
 
@@ -267,11 +334,9 @@ def poll_answer(
     state = polling.read_state(values, now, base)
     try:
         answer = polling.poll(widget, chat, state, now=now, base=base, activity=activity)
-    except TokenInvalid:
-        return restart_notice(widget)
     except UpstreamError as error:
-        log.warning("poll failed: %s", error.kind)
-        return upstream_trouble(widget, error, "reconnecting", update=True)
+        log.warning("poll failed: %s", describe(error))
+        return upstream_trouble(widget, error, trouble_notice(error), update=True)
     if isinstance(answer, polling.Unchanged):
         return "", 204
     poller = polling.poller_context(interval=answer.interval, changed_at=answer.changed_at)
@@ -317,18 +382,18 @@ def changed_message_views(
 def send(widget: str):
     """Send the visitor's text or button choice, then show the updated conversation."""
     widget = get_widget(widget)
-    chat = chats.current_chat(widget)
-    if chat is None:
-        return redirect(url_for("widget.page", widget=widget.id), 303)
-    text = request.form.get("text", "").strip()
+    text, client_id = message_fields()
     label = request.form.get("button_label", "").strip()
     value = request.form.get("button_value", "").strip()
-    if len(text) > MAX_MESSAGE_CHARS or len(label) > 256 or len(value) > 1024:
+    if len(label) > 256 or len(value) > 1024:
         abort(400, f"A message can have at most {MAX_MESSAGE_CHARS} characters.")
     if not text and not value:
         abort(400, N_("Type a message first."))
-    client_id = request.form.get("client_id", "")
-    client_id = client_id if CLIENT_ID.fullmatch(client_id) else None
+    chat = chats.current_chat(widget)
+    if chat is None:
+        # 409: not sent, and not for a reason a retry of the same request mends.
+        session_lost("send")
+        return kept_words(widget, draft=text or label or value, client_id=client_id, status=409)
     try:
         if value:
             chats.send_button(widget, chat, label or value, value, client_id)
@@ -336,13 +401,12 @@ def send(widget: str):
             chats.send_text(widget, chat, text, client_id)
     except SendingUnsupported:
         abort(405)
-    except TokenInvalid:
-        return restart_notice(widget)
     except UpstreamError as error:
-        log.warning("send failed: %s", error.kind)
+        log.warning("send failed: %s", describe(error))
         if is_htmx():
             # The words stay in the visitor's box (widget.js keeps them on a failed send).
-            return upstream_trouble(widget, error, "send_failed", update=True)
+            notice = "unreachable" if chats.chat_unreachable(error) else "send_failed"
+            return upstream_trouble(widget, error, notice, update=True)
         return send_failed_page(widget, chat, error, draft=text, client_id=client_id)
     if is_htmx():
         # The poller's fields (`v` of the list on screen) came with the form.
@@ -354,12 +418,14 @@ def send_failed_page(
     widget: WidgetConfig, chat: chats.Chat, error: UpstreamError, *, draft: str,
     client_id: str | None,
 ):
-    """Without script: the conversation again, the words back in the box with their id."""
+    """The conversation again (the page, or its fragment for htmx), the words back in the
+    box with their id."""
     try:
         context = conversation_context(widget, chat)
     except UpstreamError:
         context = page_context(widget, messages=[], version="")
-    context.update(notice="send_failed", draft=draft, client_id=client_id)
+    notice = "unreachable" if chats.chat_unreachable(error) else "send_failed"
+    context.update(notice=notice, draft=draft, client_id=client_id)
     return render_view("widget/_conversation.html", upstream_status(error), **context)
 
 
