@@ -371,6 +371,21 @@
     return true;
   }
 
+  // The chat was gone when a send arrived (views.kept_words): the server's view holds that
+  // message's words for a new chat, and whatever else waited joins them, so the one action
+  // there ("Start a new chat and send") takes them all.
+  function outboxToDraft() {
+    var draft = byId("ww-draft");
+    if (!draft || !outbox.length) return;
+    var words = [draft.value];
+    outbox.forEach(function (entry) {
+      var text = entry.fields.text || entry.label;
+      if (text && words.indexOf(text) < 0) words.push(text);
+    });
+    draft.value = words.join("\n\n");
+    outbox.slice().forEach(remove);
+  }
+
   // --- notices the page shows by itself ----------------------------------------------------
   // Rendered (translated) by the server in <template>s; marked so an answer that arrives
   // later knows they are ours to clear.
@@ -491,6 +506,7 @@
     if (!event.detail.target || event.detail.target.id !== "ww-main") return;
     localTimes();
     watchLog();
+    outboxToDraft();
     outboxToLog();
     showNewest();
     fitComposer();
