@@ -42,7 +42,7 @@ podman image inspect --format 'user={{.Config.User}} healthcheck={{.Config.Healt
 
 container=$(buildah from --pull-never "$IMAGE")
 echo "== runs as uid $(buildah run --isolation chroot "$container" -- id -u)"
-buildah run --isolation chroot --env PORT="$PORT" "$container" -- \
+buildah run --isolation chroot --env PORT="$PORT" --env WEBWIDGET_DEMO=1 "$container" -- \
     gunicorn -c gunicorn.conf.py --bind "127.0.0.1:$PORT" wsgi:app >"$WORK/run.log" 2>&1 &
 server_pid=$!
 

@@ -61,7 +61,8 @@ class Demo:
 def demo_in_chromium(**settings: object) -> Iterator[tuple[Demo, Browser]]:
     """The demo with `settings` (the defaults otherwise) and a headless Chromium."""
     with tempfile.TemporaryDirectory() as instance:
-        app = create_app(settings=Settings(_env_file=None, **settings), instance_path=instance)
+        chosen = Settings(_env_file=None, WEBWIDGET_DEMO=True, **settings)
+        app = create_app(settings=chosen, instance_path=instance)
         server = BackgroundServer(app).start()
         demo = Demo(server.url, app.extensions["webwidget.upstream"].base_url)
         try:

@@ -60,7 +60,8 @@ def main() -> int:
     from webwidget.settings import Settings
 
     with tempfile.TemporaryDirectory() as instance:
-        app = create_app(settings=Settings(_env_file=None), instance_path=instance)
+        settings = Settings(_env_file=None, WEBWIDGET_DEMO=True)
+        app = create_app(settings=settings, instance_path=instance)
         sizes = measure(app.test_client())
     sources = {url: unminified(url, size) for url, size in sizes.items()}
     print(f"{'as written':>12} {'served':>9}")

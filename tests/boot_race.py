@@ -26,6 +26,7 @@ def boot(what: str, folder: str, barrier, results) -> None:
             from webwidget import create_app
 
             os.environ.pop("CHATCAPTAIN_BASE_URL", None)  # demo mode: all three shared files
+            os.environ["WEBWIDGET_DEMO"] = "1"
             barrier.wait(timeout=120)
             create_app(instance_path=folder)
         elif what == "session_store":

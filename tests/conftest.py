@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import socket
 import subprocess
@@ -11,6 +12,11 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
+
+# Apps built here without an upstream are the demo, as `webwidget demo` builds them: the
+# opt-in is on for this run. Production start-up without an upstream (it must stop) is
+# tested in processes whose environment leaves it out (test_scale_out.instance_env).
+os.environ.setdefault("WEBWIDGET_DEMO", "1")
 
 # Sockets holding the ports free_port() handed out, for as long as this process runs.
 _RESERVED: list[socket.socket] = []

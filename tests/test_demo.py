@@ -16,13 +16,14 @@ GUNICORN = str(Path(sys.executable).with_name("gunicorn"))
 
 
 def demo_env(instance: Path, port: int) -> dict[str, str]:
-    """The environment of a fresh machine: no CHATCAPTAIN_* or SECRET_KEY at all."""
+    """The environment of a fresh machine (no CHATCAPTAIN_* or SECRET_KEY at all) that asks
+    for the demo: gunicorn runs it only with WEBWIDGET_DEMO=1."""
     env = {
         key: value
         for key, value in os.environ.items()
         if not key.startswith(("CHATCAPTAIN_", "WIDGET_", "SESSION_")) and key != "SECRET_KEY"
     }
-    env.update(WEBWIDGET_INSTANCE_PATH=str(instance), PORT=str(port))
+    env.update(WEBWIDGET_INSTANCE_PATH=str(instance), PORT=str(port), WEBWIDGET_DEMO="1")
     return env
 
 

@@ -77,6 +77,7 @@ def test_readyz_names_an_unreachable_upstream_without_its_address(tmp_path):
 
 def test_metrics_in_one_process_cover_requests_upstream_circuit_and_sessions(sandbox, tmp_path):
     app = make_app(sandbox.url, tmp_path, UPSTREAM_BREAKER_FAIL_MAX=1, UPSTREAM_DEADLINE=1.0,
+                   UPSTREAM_READ_TIMEOUT=1.0,
                    METRICS_TOKEN=METRICS_TOKEN)
     visitor = Visitor(https_client(app))
     visitor.start()

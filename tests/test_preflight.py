@@ -4,12 +4,14 @@ gunicorn once, not once per worker."""
 
 from __future__ import annotations
 
+import json
+import signal
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-from conftest import free_port
+from conftest import free_port, wait_for_server
 from test_scale_out import instance_env
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -80,3 +82,42 @@ def test_an_unwritable_session_store_names_the_setting(tmp_path):
         "webwidget cannot start: SESSION_STORE_URL: the SQLite session store cannot be opened"
     ), result.stdout
     assert "Traceback" not in result.stdout
+
+
+@pytest.mark.parametrize("command", [GUNICORN, CLI], ids=["gunicorn", "webwidget-serve"])
+@pytest.mark.parametrize("base_url", [None, ""], ids=["unset", "empty"])
+def test_no_upstream_is_one_line_and_never_the_demo(command, base_url, tmp_path):
+    env = bad_env(tmp_path, CHATCAPTAIN_BASE_URL=base_url, CHATCAPTAIN_BASEURL="https://x.example")
+    result = start(command, env)
+    assert result.returncode == 2, result.stdout
+    errors = [line for line in result.stdout.splitlines() if "cannot start" in line]
+    assert errors == [
+        "webwidget cannot start: CHATCAPTAIN_BASE_URL: not set (CHATCAPTAIN_BASEURL is set:"
+        " misspelt?); set it to the ChatCaptain API root, e.g. https://api.chatcaptain.com"
+        " (for the demo on the bundled sandbox run `webwidget demo`, or set WEBWIDGET_DEMO=1)"
+    ], result.stdout
+    assert "Traceback" not in result.stdout and "Booting worker" not in result.stdout
+    assert "sandbox" not in result.stdout.replace("bundled sandbox run", "")
+    # No sandbox state was ever made in the instance folder.
+    assert not (tmp_path / "instance" / "sandbox.sqlite3").exists()
+
+
+def test_gunicorn_warns_once_about_a_lookalike_variable_in_a_json_line(tmp_path):
+    env = bad_env(tmp_path, SESION_STORE_URL="redis://127.0.0.1:1/0")
+    instance = subprocess.Popen(
+        GUNICORN, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    try:
+        wait_for_server(f"http://127.0.0.1:{env['PORT']}/healthz", instance, timeout=60)
+    finally:
+        instance.send_signal(signal.SIGTERM)
+        output = instance.communicate(timeout=60)[0]
+    warnings = [line for line in output.splitlines() if "SESION_STORE_URL" in line]
+    assert len(warnings) == 1, output
+    entry = json.loads(warnings[0])
+    assert entry["level"] == "WARNING"
+    assert entry["message"] == (
+        "SESION_STORE_URL is set but webwidget reads no such variable, so it is ignored;"
+        " did you mean SESSION_STORE_URL?"
+    )
+    assert output.count("Booting worker") == 2  # two workers, and still the one warning

@@ -101,7 +101,7 @@ def instance_env(upstream_url: str, store_url: str, **extra: str) -> dict[str, s
         for key, value in os.environ.items()
         if not key.startswith(("CHATCAPTAIN_", "WIDGET_", "SESSION_", "RATE_LIMIT_",
                                "PROMETHEUS_"))
-        and key != "SECRET_KEY"
+        and key not in ("SECRET_KEY", "WEBWIDGET_DEMO")
     }
     env.update(
         WEB_CONCURRENCY="1",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -17,7 +18,7 @@ from .current import init_app as init_current_widget
 from .ops import health, logs, metrics
 from .rendering import register_template_helpers
 from .sessions import SessionStoreUnavailable, init_sessions
-from .settings import Settings, SettingsError, load_settings
+from .settings import Settings, SettingsError, load_settings, lookalike_warnings
 from .web import assets, embedding, i18n, overrides, security, theming, views
 from .web.errors import register_error_pages
 from .web.limits import init_app as init_limits
@@ -35,6 +36,10 @@ def find_home() -> Path:
 
 
 HOME = find_home()
+# Set by gunicorn's master once its trial build has reported the settings' warnings.
+SETTINGS_CHECKED = "WEBWIDGET_SETTINGS_CHECKED"
+
+log = logging.getLogger(__name__)
 
 
 def create_app(
@@ -103,6 +108,9 @@ def create_app(
     init_clock(app, clock)
     app.extensions["webwidget.widgets"] = widgets_from_settings(settings, demo=demo)
     init_current_widget(app)
+    if not os.environ.get(SETTINGS_CHECKED):
+        for line in settings_warnings(app.extensions["webwidget.widgets"]):
+            log.warning("%s", line)
     overrides.warn_about_overrides(
         app.extensions["webwidget.widgets"], settings.WIDGET_TEMPLATE_DIR, HOME / "templates"
     )
@@ -166,6 +174,18 @@ def create_app(
     register_error_pages(app)
     init_limits(app)  # wraps registered views, so it comes after the blueprints
     return app
+
+
+def settings_warnings(widgets: Mapping[str, object]) -> list[str]:
+    """Variables that look like ours but are ignored (misspelt names), one line each."""
+    tokens = {
+        token.get_secret_value()
+        for widget in widgets.values()
+        if (token := getattr(widget, "channel_token", None)) is not None
+    }
+    # A widgets file names its own token variables (channel_token_env): those are read.
+    token_variables = {name for name, value in os.environ.items() if value and value in tokens}
+    return lookalike_warnings(os.environ, token_variables)
 
 
 def _known_secrets(settings: Settings, widgets: Mapping[str, object]) -> list[str]:

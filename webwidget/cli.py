@@ -8,7 +8,7 @@ import sys
 
 from werkzeug.serving import WSGIRequestHandler, make_server
 
-from .settings import SettingsError
+from .settings import SettingsError, load_settings
 
 
 class PlainRequestLog(WSGIRequestHandler):
@@ -27,7 +27,8 @@ def serve(args: argparse.Namespace) -> int:
     from . import create_app
 
     try:
-        app = create_app()
+        # `demo` runs on the bundled sandbox when no upstream is configured; `serve` refuses.
+        app = create_app(settings=load_settings(WEBWIDGET_DEMO=True) if args.demo else None)
     except SettingsError as error:
         print(error.report(), file=sys.stderr)
         return 2
@@ -58,12 +59,12 @@ def main(argv: list[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
     for name, text in (
         ("demo", "run the widget; without CHATCAPTAIN_BASE_URL it runs on the bundled sandbox"),
-        ("serve", "the same as demo: run the widget with the current settings"),
+        ("serve", "run the widget with the current settings; CHATCAPTAIN_BASE_URL is required"),
     ):
         command = commands.add_parser(name, help=text)
         command.add_argument("--host", default="127.0.0.1")
         command.add_argument("--port", type=int, default=8000)
-        command.set_defaults(run=serve)
+        command.set_defaults(run=serve, demo=name == "demo")
     commands.add_parser("sandbox", help="run the ChatCaptain sandbox alone (see --help)")
     args = parser.parse_args(argv)
     return args.run(args)

@@ -4,7 +4,9 @@ Every worker builds its own app, so a bad setting used to stop start-up once per
 worker, each time with a full traceback. gunicorn's master calls check_app_builds()
 first: a child process builds the app exactly as a worker would (the master itself
 keeps no threads, sockets or files of it), and a configuration error ends start-up
-there, with one line per setting and exit status 2.
+there, with one line per setting and exit status 2. Warnings about the settings
+(variables that look like ours but are ignored) come from this trial build too, once,
+as JSON log lines; the workers then leave them out.
 """
 
 from __future__ import annotations
@@ -31,21 +33,42 @@ def check_app_builds() -> int:
     code = os.waitstatus_to_exitcode(status)
     if report:
         print(report, file=sys.stderr, flush=True)
+    if code == 0:
+        from . import SETTINGS_CHECKED
+
+        os.environ[SETTINGS_CHECKED] = "1"  # the workers, forked from here, inherit it
     return code
+
+
+def _warning_lines(lines: list[str]) -> str:
+    """`lines` as the app's JSON WARNING log lines, one per line."""
+    from .ops.logs import JsonFormatter
+
+    formatter = JsonFormatter()
+    return "".join(
+        formatter.format(logging.makeLogRecord(
+            {"name": "webwidget", "levelno": logging.WARNING, "levelname": "WARNING",
+             "msg": line}
+        )) + "\n"
+        for line in lines
+    )
 
 
 def _build_and_report(write_end: int) -> int:
     # The workers log their own start; this trial build should not log a second one.
     logging.disable(logging.CRITICAL)
     try:
-        from . import create_app
-        from .settings import SettingsError
+        from . import create_app, settings_warnings
+        from .settings import SettingsError, lookalike_warnings
 
         try:
-            create_app()
+            app = create_app()
         except SettingsError as error:
-            os.write(write_end, error.report().encode())
+            warnings = _warning_lines(lookalike_warnings(os.environ))
+            os.write(write_end, (warnings + error.report()).encode())
             return CONFIG_ERROR_EXIT
+        warnings = _warning_lines(settings_warnings(app.extensions["webwidget.widgets"]))
+        os.write(write_end, warnings.rstrip("\n").encode())
         return 0
     except BaseException:  # noqa: B036 - not a setting: the traceback is the useful part
         os.write(write_end, traceback.format_exc().encode())

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import difflib
+import os
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Annotated, Any
 from urllib.parse import urlsplit
 
@@ -23,6 +25,30 @@ MISSING_FIXES = {
     "CHATCAPTAIN_CHANNEL_TOKEN": "set it to the widget channel's token from ChatCaptain",
     "WIDGET_ALLOWED_ORIGINS": "list the sites that embed the widget, e.g. https://www.example.com",
 }
+
+# Turns the bundled sandbox on when CHATCAPTAIN_BASE_URL is unset (`webwidget demo` sets it).
+DEMO_VARIABLE = "WEBWIDGET_DEMO"
+BASE_URL_FIX = (
+    "set it to the ChatCaptain API root, e.g. https://api.chatcaptain.com (for the demo on"
+    " the bundled sandbox run `webwidget demo`, or set WEBWIDGET_DEMO=1)"
+)
+# Variables read outside Settings (gunicorn.conf.py, the app factory, prometheus-client):
+# a close misspelling of these is worth a warning too.
+OTHER_VARIABLES = (
+    "WEBWIDGET_INSTANCE_PATH",
+    "WEBWIDGET_HOME",
+    "PROMETHEUS_MULTIPROC_DIR",
+    "WEB_CONCURRENCY",
+    "PORT",
+    "GUNICORN_WORKER_CLASS",
+    "GUNICORN_THREADS",
+    "GUNICORN_GRACEFUL_TIMEOUT",
+    "GUNICORN_WORKER_CONNECTIONS",
+)
+# Only our own families are warned about by prefix; anything else must be a near miss of
+# a name we read (SESION_STORE_URL), so the rest of the environment stays quiet.
+OUR_PREFIXES = ("CHATCAPTAIN_", "WEBWIDGET_")
+LOOKALIKE_RATIO = 0.85
 
 # Headers older messages put before their "NAME: why" lines; the lines alone are kept.
 _HEADER = re.compile(r"^webwidget cannot start(; fix th(is|ese) settings?:|: )\s*")
@@ -79,6 +105,9 @@ class Settings(BaseSettings):
     """Every setting of the widget, with DESIGN.md's names."""
 
     model_config = SettingsConfigDict(env_file=".env", extra="ignore", case_sensitive=True)
+
+    # Without CHATCAPTAIN_BASE_URL: run on the bundled sandbox (True) or refuse to start.
+    WEBWIDGET_DEMO: bool = False
 
     SECRET_KEY: SecretStr | None = None
     # Older keys that still verify session handles, so a key can be rotated without logouts.
@@ -252,9 +281,33 @@ class Settings(BaseSettings):
         return self
 
     @model_validator(mode="after")
+    def _consistent_timeouts(self) -> Settings:
+        problems = [
+            f"{name}: {getattr(self, name):g} s is longer than UPSTREAM_DEADLINE"
+            f" ({self.UPSTREAM_DEADLINE:g} s), which ends every call, retries included; make"
+            " it shorter or raise the deadline"
+            for name in ("UPSTREAM_CONNECT_TIMEOUT", "UPSTREAM_READ_TIMEOUT")
+            if getattr(self, name) > self.UPSTREAM_DEADLINE
+        ]
+        if self.SESSION_IDLE_TIMEOUT > self.SESSION_ABSOLUTE_TIMEOUT:
+            problems.append(
+                f"SESSION_IDLE_TIMEOUT: {self.SESSION_IDLE_TIMEOUT} s is longer than"
+                f" SESSION_ABSOLUTE_TIMEOUT ({self.SESSION_ABSOLUTE_TIMEOUT} s), which ends"
+                " every session first; make it shorter"
+            )
+        if problems:
+            raise ValueError("\n".join(problems))
+        return self
+
+    @model_validator(mode="after")
     def _production_needs(self) -> Settings:
-        if self.demo_mode:
-            return self
+        if self.CHATCAPTAIN_BASE_URL is None:
+            if self.WEBWIDGET_DEMO:
+                return self
+            # Alone: the other settings only matter once the upstream is known.
+            near = lookalikes_of("CHATCAPTAIN_BASE_URL", os.environ)
+            seen = f" ({', '.join(near)} is set: misspelt?)" if near else ""
+            raise ValueError(f"CHATCAPTAIN_BASE_URL: not set{seen}; {BASE_URL_FIX}")
         # With a widgets file the environment's `default` widget is optional.
         single = not self.WIDGETS_FILE or self.CHATCAPTAIN_CHATBOT_ID
         missing = [
@@ -288,8 +341,46 @@ class Settings(BaseSettings):
 
     @property
     def demo_mode(self) -> bool:
-        """No upstream configured: run on the bundled ChatCaptain sandbox."""
-        return self.CHATCAPTAIN_BASE_URL is None
+        """Demo asked for and no upstream configured: run on the bundled sandbox."""
+        return self.CHATCAPTAIN_BASE_URL is None and self.WEBWIDGET_DEMO
+
+
+def known_variables() -> frozenset[str]:
+    """Every environment variable webwidget reads by name."""
+    return frozenset((*Settings.model_fields, *OTHER_VARIABLES))
+
+
+def _closest(name: str, known: Iterable[str]) -> str | None:
+    """The known name `name` most likely misspells, if any is that close."""
+    candidates = [k for k in known if len(k) >= 8 or name.upper() == k]
+    if name.upper() in candidates:
+        return name.upper()  # settings are case-sensitive: chatcaptain_base_url is ignored
+    found = difflib.get_close_matches(name, candidates, n=1, cutoff=LOOKALIKE_RATIO)
+    return found[0] if found else None
+
+
+def lookalikes_of(target: str, environ: Mapping[str, str]) -> list[str]:
+    """Variables set in `environ` that look like a misspelling of `target`."""
+    known = known_variables()
+    return sorted(
+        name for name in environ
+        if name not in known and environ[name] and _closest(name, known) == target
+    )
+
+
+def lookalike_warnings(environ: Mapping[str, str], also_known: Iterable[str] = ()) -> list[str]:
+    """One line per variable that looks like ours but is no name we read (it is ignored)."""
+    known = known_variables() | set(also_known)
+    lines = []
+    for name in sorted(environ):
+        if name in known:
+            continue
+        closest = _closest(name, known)
+        if closest is None and not name.startswith(OUR_PREFIXES):
+            continue
+        hint = f"; did you mean {closest}?" if closest else ""
+        lines.append(f"{name} is set but webwidget reads no such variable, so it is ignored{hint}")
+    return lines
 
 
 def load_settings(**overrides: object) -> Settings:
