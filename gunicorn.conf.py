@@ -97,6 +97,22 @@ def on_starting(server):
     empty_metrics_directory()  # the trial build's files
 
 
+def post_worker_init(worker):
+    """From the worker's SIGTERM on, /readyz answers 503 (draining) while the requests in
+    flight finish: a balancer stops sending visitors to a worker that is going away."""
+    import signal
+
+    from webwidget.ops.health import begin_drain
+
+    stop = worker.handle_exit
+
+    def handle_exit(sig, frame):
+        begin_drain()
+        stop(sig, frame)
+
+    signal.signal(signal.SIGTERM, handle_exit)
+
+
 def child_exit(server, worker):
     """Forget a dead worker's live gauges (its counters stay: they are history)."""
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):

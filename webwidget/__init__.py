@@ -172,7 +172,8 @@ def create_app(
     app.register_blueprint(views.bp)
     app.register_blueprint(embedding.bp)
     register_error_pages(app)
-    init_limits(app)  # wraps registered views, so it comes after the blueprints
+    # Wraps registered views, so it comes after the blueprints; /readyz writes to its storage.
+    app.extensions[health.LIMITS_EXTENSION] = init_limits(app)
     return app
 
 

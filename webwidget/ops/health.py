@@ -1,21 +1,33 @@
-"""Liveness and readiness: /healthz (the process answers) and /readyz (its dependencies do).
+"""Liveness and readiness: /healthz (the process answers) and /readyz (it can serve visitors).
 
-/readyz checks the session store and the upstream at once, each with a short time
-limit. The upstream check is a GET of the messages route of the first widget's
-chatbot without a token: a GET changes nothing, and the answer tells the route apart
-from a wrong one. 400 (the token is missing) means the route is there; 404 or 405
-means CHATCAPTAIN_BASE_URL (or the chatbot id) points nowhere, and readiness fails;
-401 or 403 means our API key was refused. The upstream answer is kept for
-PROBE_SECONDS, so a load balancer's probes cost the upstream one call per worker
-at most that often.
+/readyz answers one question: can this instance serve visitors now? It is 503
+(`unavailable`) only for what is this instance's own trouble, or what no visitor can
+be served without:
 
-Rejected credentials fail visitors but not the process, so they report `degraded`
-(status 200): the probe's refused API key, or a contact creation the upstream refused
-(a wrong channel token, channel or chatbot id), as this worker saw it last.
+* the session store does not take a write (a probe record written and deleted, with
+  a TTL: a read-only SQLite file, a full disk or a Redis that refuses writes fail it,
+  where a ping or a read would still pass);
+* the rate-limit counters do not take a write (a counter bumped with an expiry);
+* the process is draining (gunicorn sent it SIGTERM: it finishes what it has and takes
+  nothing new, so a balancer should stop sending it visitors).
 
-Anonymous callers get the status alone. The checks and the setting to look at (never
-a URL, a host, a secret or exception text) are for demo mode and for callers with the
-METRICS_TOKEN bearer that also opens /metrics.
+Upstream trouble (slow, 5xx, unreachable, breaker open, credentials rejected) is
+reported as `degraded` with a 200: every instance shares the upstream, so a 503 would
+pull them all at once and turn a slow ChatCaptain into no widget at all. The upstream
+evidence is this worker's breaker, the contact creations the upstream refused, and a
+probe: a GET of the messages route without a token, which changes nothing upstream.
+The vendor documents no error codes, so the probe's 404 (for a conversation it does
+not know) says nothing about our settings and is not used; only its 5xx, timeouts,
+refused connections and 401/403 count. A real contact creation refused with 404 is
+evidence (the chatbot id or the base URL is wrong) and is reported.
+
+Each finding is kept for a while and computed by one caller at a time (the others get
+the last finding meanwhile), so anonymous probes cost the upstream one call per worker
+every PROBE_SECONDS at most, and the store one write per STORE_SECONDS.
+
+Anonymous callers get the status alone. The checks and the setting to look at (never a
+URL, a host, a secret or exception text) are for demo mode and for callers with the
+METRICS_TOKEN bearer that also opens /metrics. docs/hosting/health.md has the decision.
 """
 
 from __future__ import annotations
@@ -23,6 +35,9 @@ from __future__ import annotations
 import hmac
 import logging
 import threading
+import time
+import uuid
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
@@ -43,21 +58,36 @@ bp = Blueprint("health", __name__)
 CHECK_SECONDS = 1.5
 # How long one upstream answer stands for the next probes.
 PROBE_SECONDS = 10.0
+# How long one store (and rate-limit counter) write stands for the next probes.
+STORE_SECONDS = 1.0
 EXTENSION = "webwidget.health"
+LIMITS_EXTENSION = "webwidget.limits"
+PROBE_TTL = 60
 
-PATH_HINT = (
-    "check CHATCAPTAIN_BASE_URL (the API root, e.g. https://api.chatcaptain.com, without"
-    " /v1) and CHATCAPTAIN_CHATBOT_ID"
-)
 API_KEY_HINT = "check CHATCAPTAIN_API_KEY"
 CHANNEL_HINT = (
     "check CHATCAPTAIN_CHANNEL_TOKEN and CHATCAPTAIN_CHANNEL_ID (or the widget's entry in"
     " WIDGETS_FILE), and CHATCAPTAIN_API_KEY"
 )
 CHATBOT_HINT = (
-    "check CHATCAPTAIN_CHATBOT_ID and CHATCAPTAIN_CHANNEL_ID (or the widget's entry in"
+    "check CHATCAPTAIN_BASE_URL (the API root, e.g. https://api.chatcaptain.com, without"
+    " /v1), CHATCAPTAIN_CHATBOT_ID and CHATCAPTAIN_CHANNEL_ID (or the widget's entry in"
     " WIDGETS_FILE)"
 )
+UPSTREAM_HINT = "ChatCaptain is slow or failing: visitors see a retry notice until it recovers"
+
+# Set once in a process that gunicorn told to stop (gunicorn.conf.py's worker hook).
+_draining = threading.Event()
+
+
+def begin_drain() -> None:
+    """Say this process is draining: /readyz answers 503 from now on."""
+    _draining.set()
+
+
+def draining() -> bool:
+    """Whether this process was told to stop."""
+    return _draining.is_set()
 
 
 @dataclass(frozen=True)
@@ -69,12 +99,51 @@ class Finding:
     hint: str | None = None
 
 
+OK = Finding("ok")
+
+
+class Cached:
+    """One finding kept `seconds` on the app's clock, computed by one caller at a time;
+    callers that come while it is computed get the last finding (or `OK` before any)."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.lock = threading.Lock()
+        self.finding: Finding | None = None
+        self.at = float("-inf")
+        self.running = False
+
+    def get(self, now: float, compute: Callable[[], Finding]) -> Finding:
+        """The kept finding while fresh, else a new one (or the last, if one is underway)."""
+        with self.lock:
+            if self.finding is not None and now - self.at < self.seconds:
+                return self.finding
+            if self.running:
+                return self.finding or OK
+            self.running = True
+        finding = None
+        try:
+            finding = compute()
+        finally:
+            with self.lock:
+                self.running = False
+                if finding is not None:
+                    self.finding, self.at = finding, now
+        return finding
+
+    def forget(self) -> None:
+        """Drop the kept finding: the next caller computes one."""
+        with self.lock:
+            self.finding = None
+
+
 class Health:
-    """Per-app state: the last upstream probe and the last refused contact creation."""
+    """Per-app state: the kept findings and the last refused contact creation."""
 
     def __init__(self) -> None:
-        self.lock = threading.Lock()
-        self.probe: tuple[float, Finding] | None = None
+        self.store = Cached(STORE_SECONDS)
+        self.limits = Cached(STORE_SECONDS)
+        self.upstream = Cached(PROBE_SECONDS)
         self.rejected: Finding | None = None
 
 
@@ -88,52 +157,84 @@ def healthz():
     return jsonify(status="ok"), 200, {"Cache-Control": "no-store"}
 
 
-def check_store() -> Finding:
-    """ok unless the session store does not answer a ping (which raises)."""
-    get_store(current_app).ping()
-    return Finding("ok")
+def write_store(app: Flask) -> Finding:
+    """Write a probe record (with a TTL) to the session store and delete it again."""
+    store = get_store(app)
+    sid = f"readyz-probe-{uuid.uuid4().hex}"
+    now = time.time()
+    try:
+        store.save(sid, changed={}, deleted=(), created_at=now, last_seen=now,
+                   expires_at=now + PROBE_TTL, create_with={"probe": "1"})
+        store.delete(sid)
+    except Exception as error:  # noqa: BLE001 - whatever the store raises, it cannot write
+        log.warning("readiness: the session store refused a write: %s", _why(error))
+        return Finding("unavailable", "not_writable", "check the session store: disk space,"
+                       " file permissions, or Redis (SESSION_STORE_URL)")
+    return OK
+
+
+def write_limits(app: Flask) -> Finding:
+    """Bump a probe counter (with an expiry) in the rate-limit storage."""
+    window = app.extensions.get(LIMITS_EXTENSION)
+    if window is None:  # RATE_LIMIT_ENABLED=false: nothing to count with
+        return OK
+    try:
+        window.storage.incr("webwidget/readyz-probe", PROBE_TTL)
+    except Exception as error:  # noqa: BLE001 - any storage trouble: the limits fail open
+        log.warning("readiness: the rate-limit counters refused a write: %s", _why(error))
+        return Finding("unavailable", "not_writable", "check the rate-limit storage"
+                       " (RATE_LIMIT_STORAGE_URL, else the session store)")
+    return OK
+
+
+def _why(error: BaseException) -> str:
+    """The error's type and first line: enough for the log, never a traceback."""
+    text = str(error).splitlines()[0] if str(error) else ""
+    return f"{type(error).__name__}: {text}"[:200]
 
 
 def probe_upstream(base_url: str, chatbot_id: str, api_key: str | None) -> Finding:
-    """Ask the messages route without a token; what its status says about our settings."""
+    """Ask the messages route without a token; only failures and refused keys count."""
     url = f"{base_url}/v1/widget/{quote(chatbot_id, safe='')}/conversations/readyz/messages"
     headers = {"x-chatcaptain-key": api_key} if api_key else {}
-    with requests.Session() as session:
-        response = session.get(
-            url, headers=headers, timeout=(0.5, 1.0), allow_redirects=False, stream=True
-        )
-        response.close()
+    try:
+        with requests.Session() as session:
+            response = session.get(
+                url, headers=headers, timeout=(0.5, 1.0), allow_redirects=False, stream=True
+            )
+            response.close()
+    except requests.Timeout:
+        return Finding("degraded", "timeout", UPSTREAM_HINT)
+    except requests.RequestException:
+        return Finding("degraded", "unreachable", UPSTREAM_HINT)
     status = response.status_code
     if status >= 500:
-        raise ConnectionError(f"upstream answered {status}")
-    if status in (404, 405):
-        finding = Finding("unavailable", "not_found", PATH_HINT)
-    elif status in (401, 403):
-        finding = Finding("degraded", "credentials_rejected", API_KEY_HINT)
-    else:
-        return Finding("ok")
-    log.warning("readiness: the upstream's widget route answered %s: %s", status, finding.hint)
-    return finding
+        return Finding("degraded", "server_error", UPSTREAM_HINT)
+    if status in (401, 403):
+        log.warning("readiness: the upstream refused our API key (%s): %s", status, API_KEY_HINT)
+        return Finding("degraded", "credentials_rejected", API_KEY_HINT)
+    return OK
 
 
 def check_upstream(app: Flask) -> Finding:
-    """The upstream probe's finding, asked afresh at most every PROBE_SECONDS."""
+    """The worst of: the breaker, a refused contact creation, the (kept) probe."""
     health = _health(app)
-    now = clock.get_clock(app)()
-    with health.lock:
-        if health.probe is not None and now - health.probe[0] < PROBE_SECONDS:
-            return health.probe[1]
+    if app.extensions["webwidget.upstream"].circuit_state != "closed":
+        return Finding("degraded", "circuit_open", UPSTREAM_HINT)
+    if health.rejected is not None:
+        return health.rejected
     settings = app.config["WEBWIDGET_SETTINGS"]
     widget = next(iter(app.extensions["webwidget.widgets"].values()))
     api_key = settings.CHATCAPTAIN_API_KEY
-    finding = probe_upstream(
-        app.extensions["webwidget.upstream"].base_url,
-        widget.chatbot_id,
-        api_key.get_secret_value() if api_key else None,
-    )
-    with health.lock:
-        health.probe = (now, finding)
-    return finding
+
+    def probe() -> Finding:
+        return probe_upstream(
+            app.extensions["webwidget.upstream"].base_url,
+            widget.chatbot_id,
+            api_key.get_secret_value() if api_key else None,
+        )
+
+    return health.upstream.get(clock.get_clock(app)(), probe)
 
 
 def detail_allowed() -> bool:
@@ -150,44 +251,49 @@ def detail_allowed() -> bool:
     )
 
 
-@bp.get("/readyz")
-def readyz():
-    """Ready (200), degraded (200, credentials refused) or unavailable (503)."""
-    app = current_app._get_current_object()
-
-    def in_app(check, *args):
-        with app.app_context():
-            return check(*args)
-
-    findings: dict[str, Finding] = {}
-    pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="readyz")
+def findings(app: Flask) -> dict[str, Finding]:
+    """Every check's finding, each within CHECK_SECONDS (a hung one counts as a timeout)."""
+    health = _health(app)
+    now = clock.get_clock(app)()
+    checks: dict[str, Callable[[], Finding]] = {
+        "session_store": lambda: health.store.get(now, lambda: write_store(app)),
+        "rate_limits": lambda: health.limits.get(now, lambda: write_limits(app)),
+        "upstream": lambda: check_upstream(app),
+    }
+    # What a check that does not answer in time means: the upstream's is only degraded.
+    late = {"session_store": "unavailable", "rate_limits": "unavailable", "upstream": "degraded"}
+    found: dict[str, Finding] = {}
+    pool = ThreadPoolExecutor(max_workers=len(checks), thread_name_prefix="readyz")
     try:
-        futures = {
-            "session_store": pool.submit(in_app, check_store),
-            "upstream": pool.submit(in_app, check_upstream, app),
-        }
+        futures = {name: pool.submit(check) for name, check in checks.items()}
         for name, future in futures.items():
             try:
-                findings[name] = future.result(timeout=CHECK_SECONDS)
+                found[name] = future.result(timeout=CHECK_SECONDS)
             except FutureTimeout:
-                findings[name] = Finding("unavailable", "timeout")
-            except Exception as error:
+                found[name] = Finding(late[name], "timeout")
+            except Exception as error:  # noqa: BLE001 - a check's own bug: not ready
                 log.warning("readiness check %s failed: %s", name, type(error).__name__)
-                findings[name] = Finding("unavailable", "unavailable")
+                found[name] = Finding(late[name], "error")
     finally:
         # A hung check is abandoned, not awaited: its own socket timeout ends it.
         pool.shutdown(wait=False, cancel_futures=True)
-    rejected = _health(app).rejected
-    if rejected is not None and findings["upstream"].state == "ok":
-        findings["upstream"] = rejected
-    states = {finding.state for finding in findings.values()}
+    found["process"] = Finding("unavailable", "draining") if draining() else OK
+    return found
+
+
+@bp.get("/readyz")
+def readyz():
+    """Ready (200), degraded (200: the upstream is in trouble) or unavailable (503)."""
+    app = current_app._get_current_object()
+    found = findings(app)
+    states = {finding.state for finding in found.values()}
     status = "unavailable" if "unavailable" in states else (
         "degraded" if "degraded" in states else "ready"
     )
     body: dict[str, object] = {"status": status}
     if detail_allowed():
-        body["checks"] = {name: finding.check for name, finding in findings.items()}
-        hints = [finding.hint for finding in findings.values() if finding.hint]
+        body["checks"] = {name: finding.check for name, finding in found.items()}
+        hints = [finding.hint for finding in found.values() if finding.hint]
         if hints:
             body["hints"] = hints
         body["circuit"] = app.extensions["webwidget.upstream"].circuit_state
