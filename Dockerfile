@@ -30,7 +30,8 @@ RUN apt-get update \
     && apt-get install -y --no-install-recommends python3 \
     && rm -rf /var/lib/apt/lists/* \
     && useradd --system --uid 10001 --home-dir /srv/webwidget --shell /usr/sbin/nologin webwidget \
-    && install -d -o webwidget -g webwidget -m 0750 /srv/webwidget /var/lib/webwidget
+    && install -d -o webwidget -g webwidget -m 0750 /srv/webwidget \
+    && install -d -o webwidget -g webwidget -m 0700 /var/lib/webwidget
 COPY --from=build /opt/webwidget /opt/webwidget
 COPY wsgi.py gunicorn.conf.py /srv/webwidget/
 WORKDIR /srv/webwidget

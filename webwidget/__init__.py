@@ -70,7 +70,7 @@ def create_app(
         instance_path=instance_path or os.environ.get("WEBWIDGET_INSTANCE_PATH") or None,
     )
     try:
-        Path(app.instance_path).mkdir(parents=True, exist_ok=True)
+        private_folder(Path(app.instance_path))
     except OSError as exc:
         raise SettingsError(
             f"WEBWIDGET_INSTANCE_PATH: cannot create {app.instance_path} ({exc.strerror});"
@@ -175,6 +175,19 @@ def create_app(
     # Wraps registered views, so it comes after the blueprints; /readyz writes to its storage.
     app.extensions[health.LIMITS_EXTENSION] = init_limits(app)
     return app
+
+
+def private_folder(path: Path) -> None:
+    """Create the instance folder 0700: it holds the session database and the demo's key.
+    One that others may enter (an older release made it 0755) loses their access."""
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    mode = path.stat().st_mode
+    if mode & 0o007:
+        try:
+            path.chmod(mode & 0o770)
+        except PermissionError:  # not ours: say so rather than fail
+            log.warning("the instance folder %s is open to every local user; chmod o-rwx it",
+                        path)
 
 
 def settings_warnings(widgets: Mapping[str, object]) -> list[str]:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
+import os
 import secrets
 import sqlite3
 import time
@@ -41,7 +43,8 @@ class SQLiteSessionStore:
         self._writes = itertools.count(1)
         self._connections = ThreadConnections(self.path, self._busy_timeout)
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            make_private(self.path)
             # Workers booting together on a fresh file would fail the WAL switch at random.
             with startup_lock(self.path), self._connect() as conn:
                 conn.execute("PRAGMA journal_mode=WAL")
@@ -211,6 +214,17 @@ def _rollback(conn: sqlite3.Connection) -> None:
     # would raise "cannot rollback" and hide the real cause from the log.
     if conn.in_transaction:
         conn.execute("ROLLBACK")
+
+
+def make_private(path: Path) -> None:
+    """The database file for its owner alone (0600), created so if missing: it holds every
+    visitor's widget token. SQLite gives its -wal and -shm files the database's mode."""
+    os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
+    for file in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
+        # An older release left 0644 files: tighten them (not ours to change: left alone).
+        with contextlib.suppress(FileNotFoundError, PermissionError):
+            if file.stat().st_mode & 0o077:
+                file.chmod(0o600)
 
 
 def _decode(text: Any) -> dict[str, Any]:
