@@ -285,12 +285,26 @@ def test_a_failed_probe_opens_the_circuit_again(sandbox, tmp_path, clock):
     assert reached(sandbox, "list_messages") == count
 
 
-def test_refusals_do_not_count_towards_the_breaker(sandbox, tmp_path, clock):
+# What one conversation can bring about alone: a refusal, or an answer that breaks the
+# contract (a list too large or malformed). None may open the breaker for every visitor.
+ONE_CONVERSATION = {
+    "400": {"error_status": 400},
+    "404": {"error_status": 404},
+    "malformed_json": {"malformed_rate": 1.0},
+    "schema_violation": {"schema_violation_rate": 1.0},
+    "2xx_with_error": {"error_body_rate": 1.0},
+}
+
+
+@pytest.mark.parametrize("fault", ONE_CONVERSATION, ids=list(ONE_CONVERSATION))
+def test_failures_of_one_conversation_do_not_count_towards_the_breaker(
+    sandbox, tmp_path, clock, fault
+):
     app = short_timeout_app(sandbox, tmp_path, clock, UPSTREAM_BREAKER_FAIL_MAX=2)
     visitor = Visitor(https_client(app))
     visitor.start()
     url = poller_url(visitor.get("/w/default").get_data(as_text=True))
-    faults(sandbox, error_status=400, operations=["list_messages"])
+    faults(sandbox, operations=["list_messages"], **ONE_CONVERSATION[fault])
     for _ in range(5):
         count = reached(sandbox, "list_messages")
         assert poll_through(visitor, url, clock).status_code == 502

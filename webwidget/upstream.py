@@ -7,9 +7,9 @@ Views call `get_client()` and get a `GuardedClient`: the same four operations as
 instead of tying up a worker thread for the whole deadline; after `reset_timeout`
 one probe goes through, and its success closes the breaker again.
 
-Only failures of the upstream itself count: unreachable, 5xx, timeouts, answers that
-break the contract, and a 2xx carrying `error`. A 4xx (a rejected token, bad input)
-says the upstream is up and resets the count.
+Only failures of the upstream itself count: unreachable, 5xx, timeouts. An answer that
+breaks the contract, a 2xx carrying `error` or a 4xx (a rejected token, bad input) may
+concern one conversation alone, says the upstream is up, and resets the count.
 """
 
 from __future__ import annotations
@@ -24,9 +24,7 @@ from . import clock
 from .breaker import Breaker, BreakerOpen
 from .chatcaptain.client import ChatCaptainClient
 from .chatcaptain.errors import (
-    ContractViolation,
     UpstreamError,
-    UpstreamRejected,
     UpstreamUnavailable,
 )
 
@@ -42,11 +40,13 @@ class CircuitOpen(UpstreamUnavailable):
 
 
 def is_outage(error: BaseException) -> bool:
-    """Whether `error` says the upstream is failing (as opposed to refusing a request)."""
-    if isinstance(error, UpstreamUnavailable | ContractViolation):
-        return True
-    # A 2xx whose body carries `error` is a broken answer, not a refusal.
-    return isinstance(error, UpstreamRejected) and (error.status or 0) < 400
+    """Whether `error` says the upstream itself is failing: unreachable, a timeout, a 5xx.
+
+    Not an answer about one conversation: a list too large to read, a body that breaks
+    the contract, a 2xx carrying `error`, a refusal. Those can come from one chat alone,
+    and one chat must not open the breaker for every visitor.
+    """
+    return isinstance(error, UpstreamUnavailable)
 
 
 Observer = Callable[[str, float, "UpstreamError | None"], None]
