@@ -60,3 +60,43 @@ def test_every_access_log_line_is_json_whatever_the_path(sandbox, tmp_path):
     assert paths[-1] == "/healthz"
     assert not any("forged" in entry for entry in entries)
     assert all(set(entry) >= {"ts", "message"} for entry in entries if "access" not in entry), lines
+
+
+def test_every_line_gunicorn_writes_is_one_json_object(sandbox, tmp_path):
+    # As the Procfile runs it: one stream (stderr and stdout together), two workers.
+    env = instance_env(sandbox.url, f"sqlite:///{tmp_path / 'sessions.sqlite3'}",
+                       WEB_CONCURRENCY="2")
+    instance = Instance("one-stream", tmp_path, env)
+    instance.start()
+    try:
+        raw_get(instance.port, "/healthz")
+        raw_get(instance.port, "/w/default")
+    finally:
+        instance.stop()
+    lines = [line for line in instance.log.read_text().splitlines() if line.strip()]
+    entries = [json.loads(line) for line in lines]  # a plain-text line fails here
+    said = [entry.get("message", "") for entry in entries if entry.get("logger") == "gunicorn.error"]
+    assert any(message.startswith("Starting gunicorn") for message in said), said
+    assert sum(message.startswith("Booting worker") for message in said) == 2
+    assert any(message.startswith("Handling signal: term") for message in said)
+    paths = {entry["path"] for entry in entries if entry.get("access")}
+    assert {"/healthz", "/w/default"} <= paths
+
+
+def test_a_traceback_is_one_json_line():
+    import logging
+
+    from webwidget.ops.logs import JsonFormatter
+
+    try:
+        raise ValueError("broken\nacross lines")
+    except ValueError:
+        import sys
+
+        record = logging.makeLogRecord({"name": "gunicorn.error", "levelno": logging.ERROR,
+                                        "levelname": "ERROR", "msg": "Exception in worker",
+                                        "exc_info": sys.exc_info()})
+    line = JsonFormatter().format(record)
+    assert "\n" not in line
+    entry = json.loads(line)
+    assert entry["error"].startswith("Traceback") and "ValueError: broken" in entry["error"]

@@ -97,6 +97,8 @@ class JsonFormatter(logging.Formatter):
             "message": record.getMessage(),
             "request_id": getattr(record, "request_id", "-"),
         }
+        if record.exc_info and not record.exc_text:  # a record no RedactingFilter saw
+            record.exc_text = redact(self.formatException(record.exc_info))
         if record.exc_text:
             entry["error"] = record.exc_text
         return json.dumps(entry, ensure_ascii=False)
