@@ -15,16 +15,54 @@ headers a byte at a time can hold every thread. Never expose gunicorn directly: 
 (docs/hosting/nginx.md) reads whole requests before passing them on (measured there and
 in bench/README.md).
 
-Metrics: set PROMETHEUS_MULTIPROC_DIR (e.g. /tmp/webwidget-metrics) so /metrics adds
-up every worker; the hooks below empty it at start and drop a dead worker's gauges.
+Metrics: /metrics adds up every worker through prometheus-client's multiprocess files.
+Unless PROMETHEUS_MULTIPROC_DIR is set, this file makes a private (0700) directory for
+them, in WEBWIDGET_INSTANCE_PATH if set, else in the temp folder, one per master, and
+removes it at exit: the Procfile, the image, compose and systemd need no setting for
+scrapes that add up. The hooks below empty it at start and drop a dead worker's gauges.
 Shutdown: on SIGTERM workers stop accepting and finish requests in flight for up to
 graceful_timeout seconds, longer than the upstream deadline (UPSTREAM_DEADLINE, 8 s).
 """
 
+import json
 import os
 import resource
 import shutil
+import sys
+import tempfile
+import time
 from pathlib import Path
+
+# Which master made the default metrics directory (a re-exec'd master makes its own).
+METRICS_DIR_OF = "WEBWIDGET_METRICS_DIR_OF"
+
+
+def default_metrics_directory():
+    """Set PROMETHEUS_MULTIPROC_DIR to a fresh private directory unless the operator set
+    it; before anything imports prometheus-client (it reads the variable at import)."""
+    mine = str(os.getpid())
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR") and os.environ.get(METRICS_DIR_OF) in (
+        None, mine
+    ):
+        return
+    base = Path(os.environ.get("WEBWIDGET_INSTANCE_PATH") or tempfile.gettempdir())
+    try:
+        base.mkdir(mode=0o700, parents=True, exist_ok=True)
+        directory = tempfile.mkdtemp(prefix=f"webwidget-metrics-{mine}-", dir=base)
+    except OSError as exc:
+        # Start anyway: /metrics then shows whichever worker answers (say so, once).
+        print(json.dumps({
+            "ts": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "level": "WARNING",
+            "logger": "gunicorn.conf", "request_id": "-",
+            "message": f"no metrics directory in {base} ({exc.strerror}): set"
+            " PROMETHEUS_MULTIPROC_DIR to a writable folder, or each scrape shows one worker",
+        }), file=sys.stderr, flush=True)
+        return
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = directory
+    os.environ[METRICS_DIR_OF] = mine
+
+
+default_metrics_directory()
 
 bind = f"0.0.0.0:{os.environ.get('PORT', '8000')}"
 worker_class = os.environ.get("GUNICORN_WORKER_CLASS", "gthread")
@@ -111,6 +149,13 @@ def post_worker_init(worker):
         stop(sig, frame)
 
     signal.signal(signal.SIGTERM, handle_exit)
+
+
+def on_exit(server):
+    """Remove the metrics directory this master made (an operator's own stays)."""
+    directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if directory and os.environ.get(METRICS_DIR_OF) == str(os.getpid()):
+        shutil.rmtree(directory, ignore_errors=True)
 
 
 def child_exit(server, worker):

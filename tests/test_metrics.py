@@ -76,3 +76,64 @@ def test_a_short_metrics_token_stops_start_up():
 
     with pytest.raises(SettingsError, match="METRICS_TOKEN"):
         load_settings(_env_file=None, METRICS_TOKEN="short")
+
+
+def scrape(app) -> str:
+    return https_client(app).get(
+        "/metrics", headers={"Authorization": f"Bearer {TOKEN}"}
+    ).get_data(as_text=True)
+
+
+def sample(text: str, line_start: str) -> float:
+    """The value of the one sample whose line starts with `line_start`."""
+    (value,) = [line.rsplit(" ", 1)[1] for line in text.splitlines()
+                if line.startswith(line_start + " ")]
+    return float(value)
+
+
+def test_rate_limit_rejections_and_fail_opens_are_counted(sandbox, tmp_path):
+    from conftest import Visitor, free_port
+
+    app = make_app(sandbox, tmp_path, METRICS_TOKEN=TOKEN, RATE_LIMIT_START_PER_IP="1/minute")
+    assert [Visitor(https_client(app)).start().status_code for _ in range(3)] == [303, 429, 429]
+    assert sample(scrape(app), 'webwidget_rate_limit_rejections_total{limit="per_ip"}') == 2
+
+    dead = f"redis://127.0.0.1:{free_port()}/0"
+    down = make_app(sandbox, tmp_path / "down", METRICS_TOKEN=TOKEN,
+                    RATE_LIMIT_STORAGE_URL=dead, RATE_LIMIT_START_PER_IP="1/minute")
+    assert [Visitor(https_client(down)).start().status_code for _ in range(3)] == [303] * 3
+    # Each start checks three limits (per IP, per network, per widget): nine checks skipped.
+    assert sample(scrape(down), "webwidget_rate_limit_fail_open_total") == 9
+
+
+def test_session_store_errors_are_counted(sandbox, tmp_path):
+    from conftest import Visitor, free_port
+
+    dead = f"redis://127.0.0.1:{free_port()}/0"
+    app = make_app(sandbox, tmp_path, store_url=dead, METRICS_TOKEN=TOKEN)
+    assert Visitor(https_client(app)).start().status_code == 503
+    failed = [line for line in scrape(app).splitlines()
+              if line.startswith("webwidget_session_store_errors_total{")]
+    assert sum(float(line.rsplit(" ", 1)[1]) for line in failed) >= 1, failed
+
+
+def test_process_figures_and_the_build_are_there(sandbox, tmp_path):
+    import os
+
+    text = scrape(make_app(sandbox, tmp_path, METRICS_TOKEN=TOKEN))
+    pid = os.getpid()
+    assert sample(text, f'webwidget_process_cpu_seconds_total{{pid="{pid}"}}') > 0
+    assert sample(text, f'webwidget_process_resident_memory_bytes{{pid="{pid}"}}') > 10e6
+    assert sample(text, f'webwidget_process_open_fds{{pid="{pid}"}}') > 3
+    assert 'webwidget_build_info{python="' in text and 'version="' in text
+
+
+def test_token_renewals_are_counted(sandbox, tmp_path):
+    from conftest import Visitor, advance
+
+    app = make_app(sandbox, tmp_path, METRICS_TOKEN=TOKEN)
+    visitor = Visitor(https_client(app))
+    visitor.start()
+    advance(sandbox, 4000)  # the widget token expires upstream
+    assert visitor.get("/w/default").status_code == 200
+    assert sample(scrape(app), 'webwidget_token_renewals_total{outcome="renewed"}') == 1

@@ -184,6 +184,40 @@ def test_metrics_under_gunicorn_add_up_every_worker(gunicorn_two_workers):
                       status="200") == before + sent
 
 
+def test_metrics_add_up_by_default_as_the_procfile_runs_gunicorn(sandbox, tmp_path):
+    # No PROMETHEUS_MULTIPROC_DIR (instance_env leaves it out): gunicorn.conf.py makes one.
+    env = instance_env(sandbox.url, f"sqlite:///{tmp_path / 'sessions.sqlite3'}",
+                       WEB_CONCURRENCY="2", METRICS_TOKEN=METRICS_TOKEN)
+    instance = Instance("procfile", tmp_path, env)
+    instance.start()
+    try:
+        (directory,) = instance.folder.glob("webwidget-metrics-*")
+        assert directory.stat().st_mode & 0o777 == 0o700
+        before = metric(requests.get(instance.url + "/metrics", headers=SCRAPE,
+                                     timeout=5).text,
+                        "webwidget_http_requests_total", route="/healthz", status="200")
+        sent = 0
+        for _ in range(20):
+            with ThreadPoolExecutor(max_workers=16) as pool:
+                list(pool.map(lambda _: requests.get(instance.url + "/healthz", timeout=5,
+                                                     headers={"Connection": "close"}),
+                              range(32)))
+            sent += 32
+            if len(list(directory.glob("counter_*.db"))) == 2:
+                break
+        assert len(list(directory.glob("counter_*.db"))) == 2
+        seen = []
+        for _ in range(10):  # new connections: the scrapes land on either worker
+            text = requests.get(instance.url + "/metrics", timeout=5,
+                                headers={**SCRAPE, "Connection": "close"}).text
+            seen.append(metric(text, "webwidget_http_requests_total", route="/healthz",
+                               status="200"))
+        assert seen == [before + sent] * 10
+    finally:
+        instance.stop()
+    assert not directory.exists()  # the master removed what it made
+
+
 def test_sigterm_lets_a_request_in_flight_finish(sandbox, tmp_path):
     env = instance_env(sandbox.url, f"sqlite:///{tmp_path / 'sessions.sqlite3'}",
                        UPSTREAM_READ_TIMEOUT="5", UPSTREAM_DEADLINE="6")

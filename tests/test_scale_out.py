@@ -85,7 +85,11 @@ class Instance:
                  "--bind", f"127.0.0.1:{self.port}", "wsgi:app"],
                 cwd=ROOT, env=self.env, stdout=out, stderr=subprocess.STDOUT,
             )
-        wait_for_server(self.url + "/healthz", self.process, log=self.log, timeout=30)
+        try:
+            wait_for_server(self.url + "/healthz", self.process, log=self.log, timeout=30)
+        except BaseException:
+            self.stop()  # a master that never answered must not outlive the test
+            raise
 
     def stop(self) -> None:
         if self.process is not None:

@@ -160,13 +160,15 @@ def create_app(
     check_local_avatars(app, app.extensions["webwidget.widgets"])
     themes.init_app(app)
     metrics.init_app(app)
+    metrics.count_store_errors(app)
     health.init_app(app)
     register_template_helpers(app)
-    renewal.init_app(
+    renewals = renewal.init_app(
         app,
         settings.SESSION_STORE_URL,
         getattr(app.extensions["webwidget.sessions"], "path", None),
     )
+    renewals.observe = metrics.renewal_observer(app)
     coalesce.init_app(app, settings.SESSION_STORE_URL, settings.UPSTREAM_REFRESH_CALLS)
     assets.init_app(app)
     app.register_blueprint(views.bp)

@@ -205,6 +205,8 @@ class Renewals:
     def __init__(self, backend: Backend, *, wait_seconds: float = LEASE_SECONDS) -> None:
         self.backend = backend
         self.wait_seconds = wait_seconds
+        # Told each outcome (renewed, shared, failed): the factory counts them in /metrics.
+        self.observe: Callable[[str], None] = lambda outcome: None
 
     def renew_once(self, key: str, renew: Callable[[], str]) -> str:
         """The new token for `key`: renewed here if nobody else is, else the other's result."""
@@ -218,19 +220,30 @@ class Renewals:
             except (redis.RedisError, sqlite3.Error) as error:
                 # Without the shared place the visitor still gets a renewed token.
                 log.warning("token renewal not coordinated: %s", type(error).__name__)
-                return renew()
+                return self._renew_counted(renew)
             if token is None:
                 return self._renew_holding(key, holder, renew)
             if token is not WAIT:
+                self.observe("shared")
                 return token
             if time.monotonic() > deadline:
+                self.observe("failed")
                 raise UpstreamTimeout("another request's token renewal did not finish")
             # Another tab, worker or instance is renewing: its call takes one round trip.
             time.sleep(WAIT_STEP)
 
-    def _renew_holding(self, key: str, holder: str, renew: Callable[[], str]) -> str:
+    def _renew_counted(self, renew: Callable[[], str]) -> str:
         try:
             token = renew()
+        except BaseException:
+            self.observe("failed")
+            raise
+        self.observe("renewed")
+        return token
+
+    def _renew_holding(self, key: str, holder: str, renew: Callable[[], str]) -> str:
+        try:
+            token = self._renew_counted(renew)
         except BaseException:
             self._quietly(self.backend.release, key, holder)
             raise

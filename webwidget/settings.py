@@ -44,6 +44,7 @@ OTHER_VARIABLES = (
     "GUNICORN_THREADS",
     "GUNICORN_GRACEFUL_TIMEOUT",
     "GUNICORN_WORKER_CONNECTIONS",
+    "WEBWIDGET_METRICS_DIR_OF",
 )
 # Only our own families are warned about by prefix; anything else must be a near miss of
 # a name we read (SESION_STORE_URL), so the rest of the environment stays quiet.

@@ -1,4 +1,7 @@
-"""Prometheus metrics: requests, upstream latency and errors, circuit state, active sessions.
+"""Prometheus metrics: requests, upstream latency and errors, circuit state, active sessions,
+session-store errors, sessions lost, rate-limit rejections and fail-opens, token
+renewals, background refreshes dropped, every worker's CPU, memory and open files, and
+the build.
 
 The metric objects live on a per-app `CollectorRegistry` (no module-level singletons,
 so tests can build many apps in one process). Under gunicorn set
@@ -13,6 +16,9 @@ answers only `Authorization: Bearer <METRICS_TOKEN>` (401 otherwise) and is not 
 all (404) while METRICS_TOKEN is unset; demo mode keeps it open. Label values come
 from a closed set: an unknown HTTP method counts as `other`, an unrouted path as
 `<unmatched>`, so made-up requests cannot add series.
+
+Other modules count through the `count_*` functions below (they find the app's metrics
+through `current_app`, and do nothing outside an app): no module needs a metric object.
 """
 
 from __future__ import annotations
@@ -20,11 +26,13 @@ from __future__ import annotations
 import hmac
 import logging
 import os
+import re
+import sys
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from flask import Blueprint, Flask, abort, current_app, g, request
+from flask import Blueprint, Flask, abort, current_app, g, has_app_context, request
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
@@ -34,10 +42,10 @@ from prometheus_client import (
     generate_latest,
     multiprocess,
 )
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from ..sessions import SessionStore, get_store
+from ..sessions import SessionStore, SessionStoreUnavailable, get_store
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +55,8 @@ CIRCUIT_STATES = {"closed": 0, "half-open": 1, "open": 2}
 # Methods a client may really use; anything else shares one label value.
 KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.15, 0.25, 0.5, 1, 2, 4, 8, 16)
+# A label value the callers choose: a short snake_case word, anything else counts as other.
+REASON = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
 
 bp = Blueprint("metrics", __name__)
 
@@ -95,6 +105,35 @@ class Metrics:
             "Upstream circuit breaker: 0 closed, 1 half-open, 2 open (worst live worker).",
             registry=self.registry,
             multiprocess_mode="livemax",
+        )
+        self.store_errors = Counter(
+            "webwidget_session_store_errors",
+            "Session store calls that failed, by operation.",
+            ("operation",),
+            registry=self.registry,
+        )
+        self.rate_limited = Counter(
+            "webwidget_rate_limit_rejections",
+            "Requests refused with 429, by limit.",
+            ("limit",),
+            registry=self.registry,
+        )
+        self.limits_fail_open = Counter(
+            "webwidget_rate_limit_fail_open",
+            "Rate-limit checks skipped (the request let through) because the storage failed.",
+            registry=self.registry,
+        )
+        self.token_renewals = Counter(
+            "webwidget_token_renewals",
+            "Widget token renewals, by outcome (renewed here, shared from another request,"
+            " failed).",
+            ("outcome",),
+            registry=self.registry,
+        )
+        self.refreshes_dropped = Counter(
+            "webwidget_background_refreshes_dropped",
+            "Background refreshes not run because every refresh slot was busy.",
+            registry=self.registry,
         )
 
 
@@ -151,6 +190,79 @@ def get_metrics(app: Flask) -> Metrics | None:
     return app.extensions.get(EXTENSION)
 
 
+def _current() -> Metrics | None:
+    return get_metrics(current_app) if has_app_context() else None
+
+
+def _reason(value: str) -> str:
+    return value if REASON.match(value) else "other"
+
+
+STORE_OPERATIONS = ("load", "save", "delete", "store_id", "probe_write")
+
+
+def count_store_errors(app: Flask) -> None:
+    """Count every failed call (SessionStoreUnavailable) of the app's session store.
+
+    The store object itself is given a subclass of its class that counts, so the session
+    interface and every module that asks get_store() share it, and isinstance holds."""
+    metrics = get_metrics(app)
+    store = app.extensions.get("webwidget.sessions")
+    if metrics is None or store is None:
+        return
+    base = type(store)
+
+    def counting(name: str) -> Callable[..., Any]:
+        method = getattr(base, name)
+
+        def counted(self: Any, *args: Any, **kwargs: Any) -> Any:
+            try:
+                return method(self, *args, **kwargs)
+            except SessionStoreUnavailable:
+                metrics.store_errors.labels(name).inc()
+                raise
+
+        return counted
+
+    methods = {name: counting(name) for name in STORE_OPERATIONS if hasattr(base, name)}
+    store.__class__ = type(f"Counting{base.__name__}", (base,), methods)
+
+
+def count_rate_limited(limit: str) -> None:
+    """A request refused by the limit named `limit` (per_ip, per_widget, per_session)."""
+    if (metrics := _current()) is not None:
+        metrics.rate_limited.labels(_reason(limit)).inc()
+
+
+def count_limits_fail_open() -> None:
+    """A request let through because the rate-limit storage failed."""
+    if (metrics := _current()) is not None:
+        metrics.limits_fail_open.inc()
+
+
+def count_token_renewal(outcome: str) -> None:
+    """A widget token renewal: renewed, shared or failed."""
+    if (metrics := _current()) is not None:
+        metrics.token_renewals.labels(_reason(outcome)).inc()
+
+
+def renewal_observer(app: Flask) -> Callable[[str], None]:
+    """A callback for the token renewals' outcomes."""
+
+    def observe(outcome: str) -> None:
+        metrics = get_metrics(app)
+        if metrics is not None:
+            metrics.token_renewals.labels(_reason(outcome)).inc()
+
+    return observe
+
+
+def count_refresh_dropped() -> None:
+    """A background refresh not run: every slot was busy."""
+    if (metrics := _current()) is not None:
+        metrics.refreshes_dropped.inc()
+
+
 def upstream_observer(app: Flask) -> Callable[[str, float, object], None]:
     """A callback for the guarded client: latency per operation, errors per kind."""
 
@@ -199,6 +311,67 @@ class SessionCollector(Collector):
         yield family
 
 
+def worker_pids(directory: str | None) -> list[int]:
+    """This process, or every live worker that left files in the multiprocess directory."""
+    if not directory:
+        return [os.getpid()]
+    pids = set()
+    for name in os.listdir(directory):
+        match = re.search(r"_(\d+)\.db$", name)
+        if match and os.path.exists(f"/proc/{match.group(1)}"):
+            pids.add(int(match.group(1)))
+    return sorted(pids | {os.getpid()})
+
+
+class ProcessCollector(Collector):
+    """CPU seconds, resident memory and open files of each live worker, labelled by pid
+    (prometheus-client's own collector sees only the process that answers the scrape)."""
+
+    def __init__(self, pids: list[int]) -> None:
+        self.pids = pids
+
+    def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
+        """Three families, one sample per worker; workers gone meanwhile are left out."""
+        cpu = CounterMetricFamily("webwidget_process_cpu_seconds",
+                                  "CPU time of each worker (user + system).", labels=["pid"])
+        memory = GaugeMetricFamily("webwidget_process_resident_memory_bytes",
+                                   "Resident memory of each worker.", labels=["pid"])
+        files = GaugeMetricFamily("webwidget_process_open_fds",
+                                  "Open file descriptors of each worker (connections"
+                                  " included).", labels=["pid"])
+        ticks = os.sysconf("SC_CLK_TCK")
+        page = os.sysconf("SC_PAGE_SIZE")
+        for pid in self.pids:
+            try:
+                with open(f"/proc/{pid}/stat", "rb") as handle:
+                    fields = handle.read().rsplit(b")", 1)[1].split()
+                fds = len(os.listdir(f"/proc/{pid}/fd"))
+            except OSError:  # the worker is gone (or this is no Linux)
+                continue
+            label = [str(pid)]
+            cpu.add_metric(label, (int(fields[11]) + int(fields[12])) / ticks)
+            memory.add_metric(label, int(fields[21]) * page)
+            files.add_metric(label, fds)
+        yield from (cpu, memory, files)
+
+
+class BuildCollector(Collector):
+    """webwidget_build_info{version, python}: 1, to tell which release a scrape came from."""
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        """One sample."""
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            release = version("webwidget")
+        except PackageNotFoundError:
+            release = "unknown"
+        family = GaugeMetricFamily("webwidget_build_info", "The running release.",
+                                   labels=["version", "python"])
+        family.add_metric([release, ".".join(map(str, sys.version_info[:3]))], 1)
+        yield family
+
+
 def scrape_allowed() -> bool:
     """Open in demo mode; in production only with the configured bearer token (404 unset)."""
     settings = current_app.config["WEBWIDGET_SETTINGS"]
@@ -230,11 +403,13 @@ def scrape():
         metrics = get_metrics(current_app)
         registry = metrics.registry if metrics else CollectorRegistry()
     output = generate_latest(registry)
-    output += generate_latest(_session_registry())
+    output += generate_latest(_scrape_time_registry(directory))
     return output, 200, {"Content-Type": CONTENT_TYPE_LATEST, "Cache-Control": "no-store"}
 
 
-def _session_registry() -> CollectorRegistry:
+def _scrape_time_registry(directory: str | None) -> CollectorRegistry:
     registry = CollectorRegistry(auto_describe=False)
     registry.register(SessionCollector(get_store(current_app)))
+    registry.register(ProcessCollector(worker_pids(directory)))
+    registry.register(BuildCollector())
     return registry

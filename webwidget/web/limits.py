@@ -14,8 +14,10 @@ Only the start and send views carry limits, checked by a wrapper around each of 
 (after the same-origin check, before the view, so a refused request costs nothing
 upstream), with `limits`' moving window. Nothing runs for any other request: Flask-
 Limiter's per-request hook cost every poll a fifth of its CPU time though polls have no
-limit. Limit storage down fails open (logged): the limits protect the upstream, they
-must not take the widget down.
+limit. Limit storage down fails open: the limits protect the upstream, they must not
+take the widget down. An outage is logged once when it starts and once when it ends
+(with how many requests went unchecked), not once per request, and counted in
+/metrics (`webwidget_rate_limit_fail_open_total`, and 429s by limit).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ import ipaddress
 import logging
 import math
 import os
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -37,6 +40,7 @@ from limits.strategies import MovingWindowRateLimiter
 from werkzeug.exceptions import TooManyRequests
 
 from ..current import current_widget
+from ..ops import metrics
 from ..sessions import SessionStoreUnavailable
 from . import limit_storage
 
@@ -120,6 +124,49 @@ def session_key() -> str:
 
 # Several apps may share one Redis: their counters must not mix.
 KEY_PREFIX = "webwidget"
+# The limit's name in /metrics, by what it counts.
+LIMIT_NAMES = {
+    "client_ip": "per_ip",
+    "network_key": "per_network",
+    "widget_key": "per_widget",
+    "session_key": "per_session",
+}
+
+
+class Outage:
+    """Whether the limit storage is failing (per process), so each outage is logged once."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.unchecked = 0
+
+    def failed(self, error: BaseException) -> None:
+        """One request let through unchecked; the first of an outage says so."""
+        with self.lock:
+            self.unchecked += 1
+            first = self.unchecked == 1
+        metrics.count_limits_fail_open()
+        if first:
+            log.error("rate-limit storage unavailable (%s): requests are let through"
+                      " unchecked until it answers again", type(error).__name__)
+
+    def answered(self) -> None:
+        """The storage answered: an outage, if any, is over."""
+        if not self.unchecked:
+            return
+        with self.lock:
+            unchecked, self.unchecked = self.unchecked, 0
+        if unchecked:
+            log.warning("rate-limit storage answers again; %s requests went unchecked",
+                        unchecked)
+
+
+def outage_of(window: MovingWindowRateLimiter) -> Outage:
+    """The outage state shared by every limit on `window` (one per app and process)."""
+    outage = getattr(window, "webwidget_outage", None)
+    if outage is None:
+        outage = window.webwidget_outage = Outage()  # type: ignore[attr-defined]
+    return outage
 
 
 class Limit:
@@ -133,15 +180,20 @@ class Limit:
     def check(self) -> None:
         """Count this request; 429 (with when to retry) once any limit is used up."""
         key = self.key()
+        outage = outage_of(self.window)
         for item in self.items:
             try:
                 allowed = self.window.hit(item, KEY_PREFIX, key)
                 if not allowed:
                     reset_at = self.window.get_window_stats(item, KEY_PREFIX, key).reset_time
             except Exception as exc:  # noqa: BLE001 - any storage trouble: fail open, logged
-                log.warning("rate-limit storage unavailable (%s): allowed", type(exc).__name__)
+                outage.failed(exc)
                 return
+            outage.answered()
             if not allowed:
+                metrics.count_rate_limited(
+                    LIMIT_NAMES.get(getattr(self.key, "__name__", ""), "other")
+                )
                 g.retry_after = max(1, math.ceil(reset_at - time.time()))
                 raise TooManyRequests()
 
