@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import gc
 import logging
 import os
@@ -13,7 +14,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 import requests
-from conftest import advance, faults, heal, stats
+from conftest import advance, faults, heal, message_payload, stats
 
 from webwidget.chatcaptain.client import ChatCaptainClient
 from webwidget.chatcaptain.errors import (
@@ -569,3 +570,37 @@ def test_no_secret_in_logs_or_errors(sandbox, caplog):
             assert secret not in text
     # No chained requests exception (its text holds the URL with the token).
     assert all(e.__cause__ is None and e.__context__ is None for e in errors)
+
+
+# --- long conversations: a window of the newest messages ---------------------------------
+
+
+def serve_list(messages: list) -> Callable[[socket.socket, bytes], None]:
+    """A handler answering every request with this message list."""
+    body = json.dumps({"messages": messages}).encode()
+    return lambda conn, request: conn.sendall(http_response("200 OK", body))
+
+
+def test_a_window_validates_and_returns_only_the_newest_messages():
+    good = [message_payload(f"m{i}", {"text": f"n{i}"}) for i in range(50)]
+    # A message that breaks the contract, outside the window: it costs nothing and breaks
+    # nothing (the whole list would be refused).
+    broken = [{"id": "old", "sender": 7}, *good]
+    with raw_server(serve_list(broken)) as url, make_client(url) as c:
+        with pytest.raises(ContractViolation):
+            c.list_messages(BOT, "cv", "wt")
+        newest = c.list_messages(BOT, "cv", "wt", last=10).messages
+        assert [m.id for m in newest] == [f"m{i}" for i in range(40, 50)]
+        earlier = c.list_messages(BOT, "cv", "wt", last=10, before="m40").messages
+        assert [m.id for m in earlier] == [f"m{i}" for i in range(30, 40)]
+        assert c.list_messages(BOT, "cv", "wt", last=10, before="nope").messages == []
+
+
+def test_a_list_may_be_larger_than_other_answers_but_not_unbounded():
+    many = [message_payload(f"m{i}", {"text": "x" * 500}) for i in range(12_000)]  # ~7 MB
+    with raw_server(serve_list(many)) as url:
+        with make_client(url) as c:
+            assert len(c.list_messages(BOT, "cv", "wt", last=200).messages) == 200
+        with make_client(url, max_list_bytes=4 * 1024 * 1024) as c:
+            with pytest.raises(ContractViolation, match="too large"):
+                c.list_messages(BOT, "cv", "wt", last=200)

@@ -14,6 +14,7 @@ import pytest
 import redis
 from conftest import (
     Visitor,
+    advance,
     faults,
     free_port,
     heal,
@@ -281,3 +282,34 @@ def test_a_start_on_a_full_disk_creates_nothing_upstream(sandbox, tiny_disk, cap
     assert "disk is full" in caplog.text
     (tiny_disk / "filler").unlink()
     assert visitor.start().status_code == 303
+
+
+# -- 7. one long conversation costs what a short one does ----------------------------
+
+
+MESSAGE_ID = re.compile(r'data-message-id="([^"]+)"')
+EARLIER = re.compile(r'<a class="ww-earlier__link" href="([^"]+)"')
+
+
+def test_a_long_conversation_shows_its_newest_messages_and_the_rest_on_demand(
+    sandbox, tmp_path, clock
+):
+    app = make_app(sandbox, tmp_path, clock=clock, WIDGET_MESSAGES_SHOWN=10)
+    visitor = Visitor(https_client(app))
+    visitor.start()
+    for i in range(8):
+        visitor.send(f"message {i}")
+    advance(sandbox, 10)  # every bot reply is due
+    page = visitor.get("/w/default").get_data(as_text=True)
+    shown = MESSAGE_ID.findall(page)
+    assert len(shown) == 10
+    assert ">message 7<" in page and ">message 0<" not in page
+    link = html.unescape(EARLIER.search(page).group(1))
+    earlier = visitor.get(link, headers={"HX-Request": "true"})
+    assert earlier.status_code == 200
+    older = MESSAGE_ID.findall(earlier.get_data(as_text=True))
+    assert older and not set(older) & set(shown)
+    assert ">message 0<" in earlier.get_data(as_text=True)
+    # Without script the link is a page of its own, with the way back.
+    plain = visitor.get(link).get_data(as_text=True)
+    assert "<!doctype html>" in plain.lower() and "Back to the newest messages" in plain

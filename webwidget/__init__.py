@@ -130,6 +130,7 @@ def create_app(
             # Room for every background refresh plus the request threads' own calls, so
             # no connection is opened per call and thrown away when the pool is full.
             pool_maxsize=settings.UPSTREAM_REFRESH_CALLS + 32,
+            max_list_bytes=settings.UPSTREAM_MAX_LIST_BYTES,
         ),
         observers=(metrics.upstream_observer(app), health.upstream_observer(app)),
         on_state=metrics.circuit_observer(app),

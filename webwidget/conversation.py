@@ -159,12 +159,23 @@ def with_fresh_token(widget: WidgetConfig, chat: Chat, call):
     return call(renewed)
 
 
-def fetch_messages(widget: WidgetConfig, chat: Chat) -> list[MessageDto]:
-    """The conversation's messages straight from upstream, oldest first."""
+def messages_shown() -> int:
+    """How many of a conversation's newest messages are read, kept and shown."""
+    return current_app.config["WEBWIDGET_SETTINGS"].WIDGET_MESSAGES_SHOWN
+
+
+def fetch_messages(
+    widget: WidgetConfig, chat: Chat, *, before: str | None = None
+) -> list[MessageDto]:
+    """The conversation's newest messages (before the id `before`) straight from
+    upstream, oldest first."""
+    last = messages_shown()
     response = with_fresh_token(
         widget,
         chat,
-        lambda c: get_client().list_messages(widget.chatbot_id, c.conversation_id, c.widget_token),
+        lambda c: get_client().list_messages(
+            widget.chatbot_id, c.conversation_id, c.widget_token, last=last, before=before
+        ),
     )
     return response.messages
 
@@ -194,7 +205,10 @@ def message_listing(
     if background:
         client, token = get_client(), chat.widget_token
         bot, conversation = widget.chatbot_id, chat.conversation_id
-        refresh = lambda: client.list_messages(bot, conversation, token).messages  # noqa: E731
+        last = messages_shown()
+        refresh = lambda: client.list_messages(  # noqa: E731
+            bot, conversation, token, last=last
+        ).messages
     return get_coalescer().get(
         listing_key(widget, chat),
         lambda: fetch_messages(widget, chat),

@@ -127,6 +127,9 @@ class Settings(BaseSettings):
     WIDGET_LANGUAGE: str = "EN"
     WIDGET_TITLE: str = "Chat with us"
     WIDGET_POLL_SECONDS: float = Field(default=3.0, ge=0.5, le=60)
+    # How many of a conversation's newest messages are read, kept and shown; older ones
+    # come with "Show earlier messages", so a long chat costs what a short one does.
+    WIDGET_MESSAGES_SHOWN: int = Field(default=200, ge=10, le=5000)
     # The `default` widget's theme (docs/theming.md); other widgets set theirs in WIDGETS_FILE.
     WIDGET_PRIMARY_COLOR: str | None = None
     WIDGET_ON_PRIMARY_COLOR: str | None = None
@@ -203,6 +206,9 @@ class Settings(BaseSettings):
     # Polls answer from the cached list and refresh it in the background, with at most
     # this many upstream calls at once per worker process; 0: polls wait on the upstream.
     UPSTREAM_REFRESH_CALLS: int = Field(default=32, ge=0, le=1024)
+    # The largest message list read from ChatCaptain (bytes); a larger one fails for that
+    # conversation alone.
+    UPSTREAM_MAX_LIST_BYTES: int = Field(default=32 * 1024 * 1024, ge=1024 * 1024)
 
     @field_validator("SECRET_KEY_FALLBACKS", mode="before")
     @classmethod

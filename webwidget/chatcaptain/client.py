@@ -42,6 +42,7 @@ import logging
 import os
 import threading
 import time
+from collections.abc import Callable
 from http.cookiejar import DefaultCookiePolicy
 from typing import Any, TypeVar
 from urllib.parse import quote
@@ -84,6 +85,9 @@ M = TypeVar("M", bound=BaseModel)
 _MIN_ATTEMPT_SECONDS = 0.05
 # A widget payload is small; anything near this is a broken or hostile upstream.
 _MAX_BODY_BYTES = 4 * 1024 * 1024
+# A conversation's list grows with it (20,000 messages are about 6 MB): it may be larger,
+# and only its newest messages are validated and kept (`last`).
+_MAX_LIST_BYTES = 32 * 1024 * 1024
 _READ_CHUNK = 64 * 1024
 _RETRY_STATUSES = frozenset({502, 503, 504})
 _USER_AGENT = "webwidget-chatcaptain-client/0.1"
@@ -183,6 +187,7 @@ class ChatCaptainClient:
         backoff: float = 0.2,
         pool_maxsize: int = 20,
         sending_enabled: bool = False,
+        max_list_bytes: int = _MAX_LIST_BYTES,
     ) -> None:
         if not base_url.startswith(("http://", "https://")):
             raise ValueError("base_url must be an http:// or https:// URL")
@@ -197,6 +202,7 @@ class ChatCaptainClient:
         self._read_timeout = read_timeout
         self._deadline = deadline
         self._pool_maxsize = pool_maxsize
+        self._max_list_bytes = max_list_bytes
         self._sending_enabled = sending_enabled
         self._budget = _Budget()
         retries = max(0, get_retries)
@@ -263,9 +269,20 @@ class ChatCaptainClient:
         )
 
     def list_messages(
-        self, chatbot_id: str, conversation_id: str, token: str
+        self,
+        chatbot_id: str,
+        conversation_id: str,
+        token: str,
+        *,
+        last: int | None = None,
+        before: str | None = None,
     ) -> ListWidgetConversationMessagesResponseDto:
-        """List a conversation's messages (retried on transient failures)."""
+        """List a conversation's messages (retried on transient failures).
+
+        With `last`, only the newest `last` messages (before the one with id `before`, if
+        given) are validated and returned: the cost of a long conversation stays that of
+        reading its JSON, and a bad message outside the window breaks nothing.
+        """
         path = (
             f"/v1/widget/{_segment(chatbot_id)}/conversations/{_segment(conversation_id)}"
             "/messages"
@@ -278,6 +295,8 @@ class ChatCaptainClient:
             params={"token": token},
             secrets=(token,),
             token_bound=True,
+            max_bytes=self._max_list_bytes,
+            trim=(lambda payload: _window(payload, last, before)) if last or before else None,
         )
 
     def send_message(
@@ -371,6 +390,8 @@ class ChatCaptainClient:
         body: dict[str, Any] | None = None,
         secrets: tuple[str | None, ...] = (),
         token_bound: bool,
+        max_bytes: int = _MAX_BODY_BYTES,
+        trim: Callable[[Any], Any] | None = None,
     ) -> M:
         """The one way to the upstream: send, read within the deadline, interpret.
 
@@ -393,9 +414,9 @@ class ChatCaptainClient:
                 timeout=_DeadlineTimeout(self._connect_timeout, self._read_timeout, deadline_at),
             )
             status = response.status_code
-            raw = _read_body(response, operation, deadline_at)
+            raw = _read_body(response, operation, deadline_at, max_bytes)
             redact = tuple(s for s in (*secrets, self._api_key) if s)
-            result = _interpret(operation, status, raw, model, token_bound, redact)
+            result = _interpret(operation, status, raw, model, token_bound, redact, trim)
         except UpstreamError as exc:
             logger.warning(
                 "chatcaptain %s failed: kind=%s status=%s elapsed_ms=%d",
@@ -467,6 +488,19 @@ def _is_timeout(exc: BaseException) -> bool:
     return False
 
 
+def _window(payload: Any, last: int | None, before: str | None) -> Any:
+    """The list answer with only the newest `last` messages before the id `before`."""
+    messages = payload.get("messages")
+    if not isinstance(messages, list):
+        return payload  # validation says what is wrong with it
+    if before is not None:
+        ids = [m.get("id") if isinstance(m, dict) else None for m in messages]
+        messages = messages[: ids.index(before)] if before in ids else []
+    if last is not None:
+        messages = messages[-last:] if last > 0 else []
+    return {**payload, "messages": messages}
+
+
 def _transport_error(operation: str, exc: requests.RequestException) -> UpstreamError:
     """Map a requests failure to a typed error without keeping its text (it holds the URL)."""
     if _is_timeout(exc):
@@ -474,7 +508,9 @@ def _transport_error(operation: str, exc: requests.RequestException) -> Upstream
     return UpstreamUnavailable(f"connection failed ({type(exc).__name__})", operation=operation)
 
 
-def _read_body(response: requests.Response, operation: str, deadline_at: float) -> bytes:
+def _read_body(
+    response: requests.Response, operation: str, deadline_at: float, max_bytes: int
+) -> bytes:
     """The whole body, read one socket read at a time, never waiting past the deadline."""
     status = response.status_code
     raw = response.raw
@@ -493,7 +529,7 @@ def _read_body(response: requests.Response, operation: str, deadline_at: float) 
             if not chunk:
                 return bytes(body)
             body += chunk
-            if len(body) > _MAX_BODY_BYTES:
+            if len(body) > max_bytes:
                 raise ContractViolation("response body too large", operation=operation,
                                         status=status)
     except (Urllib3HTTPError, OSError, requests.RequestException) as exc:
@@ -517,8 +553,10 @@ def _interpret(
     model: type[M],
     token_bound: bool,
     secrets: tuple[str, ...],
+    trim: Callable[[Any], Any] | None = None,
 ) -> M:
-    """The model for a good answer; for any other, the matching typed error is raised."""
+    """The model for a good answer (`trim` cuts its JSON first); for any other, the
+    matching typed error is raised."""
     payload: Any = None
     not_json = False
     if raw.strip():
@@ -545,7 +583,7 @@ def _interpret(
             # The contract lets any body carry `error`, even with a 2xx: that is a failure.
             raise UpstreamRejected(status, error, operation=operation)
         try:
-            return model.model_validate(payload)
+            return model.model_validate(trim(payload) if trim is not None else payload)
         except ValidationError as exc:
             # Only field paths and error types: pydantic's own text would echo the values.
             where = ", ".join(

@@ -125,6 +125,7 @@ def page_context(widget: WidgetConfig, **extra: object) -> dict[str, object]:
         "title": localized(widget.theme.title, str(get_locale()), widget_title(widget)),
         "poll_seconds": poll_seconds(),
         "can_send": get_client().supports_sending,
+        "messages_shown": chats.messages_shown(),
         "notice": None,
         **extra,
     }
@@ -376,6 +377,24 @@ def changed_message_views(
     views = build(only=[*appended, *replaced])
     delta = polling.Delta(append=views[: len(appended)], replace=views[len(appended) :])
     return views, delta
+
+
+@bp.get("/w/<widget>/earlier")
+def earlier(widget: str):
+    """The messages before the oldest one shown ("Show earlier messages"), fresh from
+    upstream; their quick replies are history, not choices."""
+    widget = get_widget(widget)
+    chat = chats.current_chat(widget)
+    before = request.args.get("before", "")
+    if chat is None or not before or len(before) > 256:
+        return redirect(url_for("widget.page", widget=widget.id))
+    try:
+        messages = chats.fetch_messages(widget, chat, before=before)
+    except UpstreamError as error:
+        log.warning("earlier messages unavailable: %s", describe(error))
+        return upstream_trouble(widget, error, trouble_notice(error), update=True)
+    views = build_message_views(messages, locale=str(get_locale()), can_send=False)
+    return render_view("widget/_earlier.html", **page_context(widget, messages=views))
 
 
 @bp.post("/w/<widget>/send")
