@@ -5,6 +5,7 @@ sends, sees the reply, reloads the host page, and finds the conversation with th
 message in view; no secret is in the widget's page. The core of sending runs in both too:
 a send while the connection is cut waits and goes once when it is back, a refused send
 keeps its words and a retry stores them once (the sandbox's stored messages are counted).
+In WebKit a send after the chat ended keeps its words for a new chat, which sends them once.
 scripts/test.sh installs firefox-esr, webkit2gtk-driver, xvfb and the npm packages
 (`npm ci` in tests/browser/engines).
 """
@@ -271,3 +272,44 @@ def test_sending_without_a_connection_and_refused_in_webkit(
     assert said.count(offline) == 1 and said.count(refused) == 1
     assert stored(sandbox_server, offline) == [offline]
     assert stored(sandbox_server, refused) == [refused]
+
+
+@pytest.mark.filterwarnings("ignore:setting remote_server_addr:DeprecationWarning")
+def test_a_lost_chat_keeps_the_words_for_a_new_one_in_webkit(webkit, fresh_site, sandbox_server):
+    """The chat ends behind the page's back (End chat sent with the page's own handle and
+    its answer not shown, as when another tab ends it); the next send keeps its words, and
+    the one action sends them in a new chat. WebKit blocks the cookie here, so the handle
+    travels in X-Widget-Session, which only the page's htmx requests carry."""
+    driver = webkit
+    words = unique("still there after it ended")
+    driver.get(f"{fresh_site.widget}/w/default")
+    wait = WebDriverWait(driver, WAIT, ignored_exceptions=(StaleElementReferenceException,))
+    wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "html[data-ww-ready]"))
+    wait.until(lambda d: d.find_element(By.CSS_SELECTOR, "#ww-main .ww-button--primary")).click()
+    wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, MESSAGE))
+    ended = driver.execute_async_script(
+        "var done = arguments[arguments.length - 1];"
+        "htmx.ajax('POST', '/w/default/end', {source: document.body, swap: 'none'})"
+        ".then(function () { done('ended'); }, function (e) { done(String(e)); });"
+    )
+    assert ended == "ended"
+    assert driver.find_elements(By.ID, "ww-text")  # the page still shows the chat
+    box = driver.find_element(By.ID, "ww-text")
+    box.send_keys(words)
+    box.send_keys(Keys.ENTER)
+    draft = wait.until(lambda d: d.find_element(By.ID, "ww-draft"))
+    assert draft.get_attribute("value") == words
+    assert stored(sandbox_server, words) == []
+    driver.find_element(By.CSS_SELECTOR, "#ww-main .ww-button--primary").click()
+    said = wait.until(lambda d: (found := visitor_texts(d)).count(words) and found)
+    assert said.count(words) == 1
+    assert stored(sandbox_server, words) == [words]
+
+
+def visitor_texts(driver) -> list[str]:
+    """The visitor's stored messages on the page, read in one script call."""
+    return driver.execute_script(
+        "return Array.from(document.querySelectorAll("
+        "'.ww-msg--visitor[data-message-id] .ww-msg__body'),"
+        " function (el) { return el.textContent.trim(); });"
+    )
