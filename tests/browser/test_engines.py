@@ -5,7 +5,7 @@ sends, sees the reply, reloads the host page, and finds the conversation with th
 message in view; no secret is in the widget's page. The core of sending runs in both too:
 a send while the connection is cut waits and goes once when it is back, a refused send
 keeps its words and a retry stores them once (the sandbox's stored messages are counted).
-In WebKit a send after the chat ended keeps its words for a new chat, which sends them once.
+In both a send after the chat ended keeps its words for a new chat, which sends them once.
 scripts/test.sh installs firefox-esr, webkit2gtk-driver, xvfb and the npm packages
 (`npm ci` in tests/browser/engines).
 """
@@ -272,6 +272,14 @@ def test_sending_without_a_connection_and_refused_in_webkit(
     assert said.count(offline) == 1 and said.count(refused) == 1
     assert stored(sandbox_server, offline) == [offline]
     assert stored(sandbox_server, refused) == [refused]
+
+
+def test_a_lost_chat_keeps_the_words_for_a_new_one_in_firefox(fresh_site, sandbox_server):
+    words = unique("still there after it ended")
+    result = run_in_firefox("firefox_lost.mjs", f"{fresh_site.widget}/w/default", words)
+    assert "firefox" in result["browser"].lower()
+    assert result["said"].count(words) == 1
+    assert stored(sandbox_server, words) == [words]
 
 
 @pytest.mark.filterwarnings("ignore:setting remote_server_addr:DeprecationWarning")
