@@ -23,7 +23,8 @@
   var title = opt.title || "Chat";
   var lang = (opt.lang || d.documentElement.lang || "").slice(0, 16);
   var host, root, launcher, badge, panel, frame, live;
-  var open = false, ready = false, unread = 0;
+  // `wanted`: what calls made before the launcher exists asked for, honoured once it does.
+  var open = false, ready = false, unread = 0, wanted = false;
 
   // The handle lives here only where the iframe cannot keep its cookie; never in a URL.
   function stored() {
@@ -61,7 +62,8 @@
   }
 
   function show() {
-    if (open || !panel) return;
+    if (!panel) { wanted = true; return; }
+    if (open) return;
     if (!frame) {
       // Created on first open, so a page view costs nothing upstream.
       frame = d.createElement("iframe");
@@ -79,6 +81,7 @@
     fire("open");
   }
   function hide() {
+    wanted = false;
     if (!open) return;
     var inside = root.activeElement === frame;
     open = false;
@@ -190,12 +193,13 @@
     render();
     d.body.appendChild(host);
     fire("ready");
+    if (wanted) show();
   }
 
   w.WebWidget = {
     open: function () { show(); },
     close: function () { hide(); },
-    toggle: function () { if (open) hide(); else show(); },
+    toggle: function () { if (open || wanted) hide(); else show(); },
     isOpen: function () { return open; }
   };
   if (d.body) configure(); else d.addEventListener("DOMContentLoaded", configure);

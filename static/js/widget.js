@@ -48,6 +48,24 @@
     }
   }
 
+  // The loader shows its panel and asks for focus at once, but its message may come
+  // before this document knows its frame is displayed again: focus() in a display:none
+  // frame does nothing. So keep trying for a while, until the visitor does something.
+  var focusTicket = 0;
+  function focusWhenShown() {
+    var ticket = ++focusTicket, until = Date.now() + 5000;
+    (function attempt() {
+      if (ticket !== focusTicket) return;
+      focusComposer();
+      var active = document.activeElement;
+      if ((active && active !== document.body) || Date.now() > until) return;
+      setTimeout(attempt, 50);
+    })();
+  }
+  ["pointerdown", "keydown"].forEach(function (type) {
+    document.addEventListener(type, function () { focusTicket++; }, true);
+  });
+
   // --- the newest message in view -----------------------------------------------------
   function log() { return byId("ww-log"); }
 
@@ -436,7 +454,7 @@
     } else if (data.type === "ww:focus") {
       // The panel (re)opened: the newest message in view, the cursor in the composer.
       showNewest();
-      focusComposer();
+      focusWhenShown();
     }
   });
 

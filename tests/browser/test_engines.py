@@ -40,6 +40,8 @@ WAIT = 30  # seconds for one step in a browser that shares 2 cores with the rest
 UPSTREAM_ID = re.compile(r"(?<![A-Za-z])(wt|ct|cv)_[\w-]{16,}")
 
 MESSAGE = "[data-message-id]"
+# A host page whose own script calls WebWidget.open() as soon as the loader has loaded.
+OPEN_AT_ONCE = "?api=WebWidget.open()"
 REPLY = ".ww-msg--visitor[data-message-id] ~ .ww-msg--bot[data-message-id]"
 
 
@@ -69,6 +71,11 @@ def test_core_journey_in_firefox(fresh_site):
     )
     assert "firefox" in result["browser"].lower()
     assert result["messages"] >= 3  # greeting, the visitor's message, the reply
+
+
+def test_open_called_as_soon_as_the_loader_loads_is_honoured_in_firefox(fresh_site):
+    result = run_in_firefox("firefox_open_early.mjs", f"{fresh_site.host}/loader{OPEN_AT_ONCE}")
+    assert "firefox" in result["browser"].lower()
 
 
 @pytest.fixture(scope="module")
@@ -321,3 +328,18 @@ def visitor_texts(driver) -> list[str]:
         "'.ww-msg--visitor[data-message-id] .ww-msg__body'),"
         " function (el) { return el.textContent.trim(); });"
     )
+
+
+@pytest.mark.filterwarnings("ignore:setting remote_server_addr:DeprecationWarning")
+def test_open_called_as_soon_as_the_loader_loads_is_honoured_in_webkit(webkit, fresh_site):
+    driver = webkit
+    driver.get(f"{fresh_site.host}/loader{OPEN_AT_ONCE}")
+    wait = WebDriverWait(driver, WAIT, ignored_exceptions=(StaleElementReferenceException,))
+    host = wait.until(lambda d: d.find_element(By.CSS_SELECTOR, "#webwidget-default"))
+    frame = wait.until(lambda d: host.shadow_root.find_element(By.CSS_SELECTOR, "iframe"))
+    assert driver.execute_script("return WebWidget.isOpen()") is True
+    assert host.shadow_root.find_element(By.CSS_SELECTOR, ".p").is_displayed()
+    driver.switch_to.frame(frame)
+    wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#ww-main .ww-button--primary"))
+    # Focus is not checked here: WebKitGTK's MiniBrowser under Xvfb, with no window
+    # manager, lets no element take focus (an explicit focus() leaves <body>).

@@ -1,0 +1,81 @@
+"""The host page's API: calls made before the loader is ready are honoured, and the
+panel puts focus in the composer however it opens."""
+
+from __future__ import annotations
+
+from playwright.sync_api import expect
+
+from .conftest import FRAME, LAUNCHER, PANEL, WAIT, start_chat
+
+OPEN_AT_ONCE = "?api=WebWidget.open()"
+
+
+def focused_id(page) -> str:
+    """The id (or tag) of the element that has focus inside the widget's frame."""
+    frame = next(f for f in page.frames if "/w/default" in f.url)
+    return frame.evaluate("() => document.activeElement.id || document.activeElement.tagName")
+
+
+def test_open_called_as_soon_as_the_script_loads_is_honoured(page, fresh_site):
+    page.goto(f"{fresh_site.host}/loader{OPEN_AT_ONCE}")
+    expect(page.locator(PANEL)).to_be_visible(timeout=WAIT * 1000)
+    assert page.evaluate("WebWidget.isOpen()") is True
+    frame = page.frame_locator(FRAME)
+    expect(frame.get_by_role("button", name="Start chat")).to_be_focused(timeout=WAIT * 1000)
+    expect(page.locator(LAUNCHER)).to_have_attribute("aria-expanded", "true")
+    assert [name for name, _ in page.evaluate("window.events")] == ["ready", "open"]
+
+
+def test_close_before_ready_cancels_an_earlier_open(page, fresh_site):
+    page.goto(f"{fresh_site.host}/loader?api=WebWidget.open();WebWidget.close()")
+    expect(page.locator(LAUNCHER)).to_be_visible(timeout=WAIT * 1000)
+    expect(page.locator(PANEL)).to_be_hidden()
+    assert page.locator(FRAME).count() == 0
+
+
+def test_the_api_and_the_launcher_put_focus_in_the_composer_after_start_and_reopen(
+    page, fresh_site
+):
+    page.goto(f"{fresh_site.host}/loader")
+    expect(page.locator(LAUNCHER)).to_be_visible(timeout=WAIT * 1000)
+    page.evaluate("WebWidget.open()")
+    frame = page.frame_locator(FRAME)
+    start_chat(frame)
+    box = frame.get_by_label("Your message")
+    expect(box).to_be_focused(timeout=WAIT * 1000)
+    for reopen in ("WebWidget.open()", "WebWidget.toggle()"):
+        page.evaluate("WebWidget.close()")
+        expect(page.locator(PANEL)).to_be_hidden()
+        page.evaluate(reopen)
+        expect(box).to_be_focused(timeout=WAIT * 1000)
+    page.locator(LAUNCHER).click()
+    expect(page.locator(PANEL)).to_be_hidden()
+    page.locator(LAUNCHER).click()
+    expect(box).to_be_focused(timeout=WAIT * 1000)
+
+
+def test_a_focus_request_that_arrives_while_the_frame_is_still_hidden_lands_once_shown(
+    page, fresh_site
+):
+    """The race behind a flaky keyboard test: the loader shows the panel and asks the
+    frame for focus at once, but the frame may get the message before it knows it is
+    displayed again; focus() in a display:none frame does nothing."""
+    page.goto(f"{fresh_site.host}/loader")
+    page.locator(LAUNCHER).click()
+    frame = page.frame_locator(FRAME)
+    start_chat(frame)
+    page.evaluate("WebWidget.close()")
+    expect(page.locator(PANEL)).to_be_hidden()
+    page.evaluate(
+        "() => { const root = document.getElementById('webwidget-default').shadowRoot;"
+        " const frame = root.querySelector('iframe');"
+        " frame.contentWindow.postMessage({type: 'ww:focus'}, new URL(frame.src).origin); }"
+    )
+    page.wait_for_timeout(300)
+    assert focused_id(page) != "ww-text"  # the hidden frame could not take it yet
+    # Shown again without a new request for focus: the one that came early still counts.
+    page.evaluate(
+        "() => { const root = document.getElementById('webwidget-default').shadowRoot;"
+        " root.querySelector('.p').hidden = false; root.querySelector('iframe').focus(); }"
+    )
+    expect(frame.get_by_label("Your message")).to_be_focused(timeout=WAIT * 1000)
