@@ -135,20 +135,25 @@
 
   // The widget's theme and words; on any failure (or a host CSP without connect-src for
   // the widget) the launcher still appears, with the defaults and the data-* options.
+  // An embed the server refuses (no such widget, origin not allowed) shows nothing: the
+  // console says what to fix.
   function configure() {
     var done = false;
     function go(config) {
       if (done) return;
       done = true;
-      init(config || {});
+      if (config) init(config);
     }
-    setTimeout(go, 3000);
+    setTimeout(go, 3000, {});
     try {
       fetch(origin + "/embed/" + encodeURIComponent(id) + ".json?lang=" + encodeURIComponent(lang) +
         (opt.title ? "&title=" + encodeURIComponent(opt.title) : ""), { credentials: "omit" })
         .then(function (r) { return r.ok ? r.json() : {}; })
-        .then(go, function () { go(); });
-    } catch (e) { go(); }
+        .then(function (c) {
+          if (c.error) console.error("webwidget: " + c.error);
+          go(!c.error && c);
+        }, function () { go({}); });
+    } catch (e) { go({}); }
   }
 
   function init(config) {

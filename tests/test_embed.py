@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import importlib.util
+import logging
 from pathlib import Path
 
 from conftest import HOST_ORIGIN
+
+from webwidget.web import embedding
 
 ROOT = Path(__file__).resolve().parent.parent
 spec = importlib.util.spec_from_file_location("embed_sizes", ROOT / "scripts" / "embed_sizes.py")
@@ -74,14 +77,44 @@ def test_loader_config_comes_from_the_widget_theme(sandbox, tmp_path):
     assert config["colors"]["dark"][0] == "#0a6b3d"
     assert response.headers["Access-Control-Allow-Origin"] == HOST_ORIGIN
     assert "public" in response.headers["Cache-Control"]
-    assert visitor.get("/embed/nope.json").status_code == 404
 
 
-def test_loader_config_is_readable_only_by_allowed_origins(visitor):
+def test_loader_config_is_not_given_to_an_origin_that_may_not_embed(visitor):
     response = visitor.get("/embed/default.json", headers={"Origin": "https://evil.example"})
-    assert response.status_code == 200
-    assert "Access-Control-Allow-Origin" not in response.headers
+    body = response.get_json()
+    # The loader reads only what to fix (it shows no launcher): no theme, no words.
+    assert set(body) == {"error", "status"} and body["status"] == 403
+    assert "https://evil.example" in body["error"] and "WIDGET_ALLOWED_ORIGINS" in body["error"]
+    assert response.headers["Access-Control-Allow-Origin"] == "https://evil.example"
+    assert response.headers["Cache-Control"] == "no-store"
     assert "Origin" in response.headers["Vary"]
+
+
+def test_an_unknown_widget_id_names_the_fix(visitor):
+    body = visitor.get("/embed/nope.json", headers={"Origin": HOST_ORIGIN}).get_json()
+    assert body["status"] == 404
+    assert '"nope"' in body["error"] and "data-widget" in body["error"]
+
+
+def test_refused_embeds_are_logged_once_per_widget_and_origin_a_while(visitor, clock, caplog):
+    caplog.set_level(logging.WARNING, logger="webwidget.web.embedding")
+
+    def lines():
+        return [r.getMessage() for r in caplog.records if "embed refused" in r.getMessage()]
+
+    for _ in range(5):
+        visitor.get("/embed/default.json", headers={"Origin": "https://evil.example"})
+        visitor.get("/embed/nope.json", headers={"Origin": HOST_ORIGIN})
+    assert len(lines()) == 2
+    assert "'default'" in lines()[0] and "https://evil.example" in lines()[0]
+    assert "'nope'" in lines()[1] and HOST_ORIGIN in lines()[1]
+    clock.advance(embedding.REFUSAL_LOG_SECONDS + 1)
+    visitor.get("/embed/default.json", headers={"Origin": "https://evil.example"})
+    assert len(lines()) == 3
+    # A scan of made-up ids: a few lines a minute, not one per id.
+    for n in range(50):
+        visitor.get(f"/embed/scan{n}.json", headers={"Origin": HOST_ORIGIN})
+    assert len(lines()) == embedding.REFUSAL_LOG_PER_MINUTE + 2
 
 
 def test_loader_words_follow_the_language_and_keep_the_title(visitor):

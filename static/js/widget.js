@@ -66,6 +66,29 @@
     document.addEventListener(type, function () { focusTicket++; }, true);
   });
 
+  // --- the live region ------------------------------------------------------------------
+  // The log reads out every element put into it. A message it already showed that comes
+  // back (a status change replaces it, a full list re-renders it) and the pending copy of
+  // the visitor's own are marked off, so each message is announced once.
+  function quiet(el) { el.setAttribute("aria-live", "off"); }
+  document.addEventListener("htmx:oobBeforeSwap", function (event) {
+    var el = log(), fragment = event.detail.fragment, target = event.detail.target;
+    if (!el || !fragment || !target || !(target === el || el.contains(target))) return;
+    var found = fragment.querySelectorAll ? [].slice.call(fragment.querySelectorAll("[data-message-id]")) : [];
+    if (fragment.matches && fragment.matches("[data-message-id]")) found.push(fragment);
+    found.forEach(function (m) {
+      if (byId(m.id) && byId(m.id).closest("#ww-log")) quiet(m);
+    });
+  });
+
+  // --- quick replies ------------------------------------------------------------------------
+  // A choice hides once it is not the newest message's (messages.css): the cursor goes
+  // to the composer instead of falling to <body>.
+  document.addEventListener("htmx:confirm", function (event) {
+    var form = event.detail.elt;
+    if (form && form.classList && form.classList.contains("ww-choice")) focusComposer();
+  });
+
   // --- the newest message in view -----------------------------------------------------
   function log() { return byId("ww-log"); }
 
@@ -222,6 +245,7 @@
   function bubbleFor(entry) {
     var bubble = document.createElement("article");
     bubble.className = "ww-msg ww-msg--visitor ww-msg--sending";
+    quiet(bubble); // moved to the end after each swap: read out once stored, not per move
     var body = document.createElement("div");
     body.className = "ww-msg__body";
     body.textContent = entry.label;

@@ -61,6 +61,7 @@ def host_app(widget_url: str) -> Flask:
             for name in ("storage", "position")
             if name in request.args
         )
+        widget = escape(request.args.get("widget", "default"))
         # The host's own script calling the API (`api`), as soon as the loader has loaded.
         onload = f' onload="{escape(request.args["api"])}"' if "api" in request.args else ""
         # An inline recorder of the loader's events; this test page has no CSP.
@@ -70,9 +71,14 @@ def host_app(widget_url: str) -> Flask:
             "<main><h1>Host page</h1><p>Some content.</p></main>"
             "<script>window.events=[];['ready','open','close','unread'].forEach(function(n){"
             "addEventListener('webwidget:'+n,function(e){events.push([n,e.detail])})})</script>"
-            f'<script src="{widget_url}/embed.js" data-widget="default"{extra}{onload} async>'
+            f'<script src="{widget_url}/embed.js" data-widget="{widget}"{extra}{onload} async>'
             "</script></body></html>"
         )
+
+    @app.get("/favicon.ico")
+    def favicon():
+        # None, but not a 404: the browser would log it in the console tests read.
+        return "", 204
 
     @app.get("/plain")
     def plain_page():

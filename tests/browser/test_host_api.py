@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from playwright.sync_api import expect
 
-from .conftest import FRAME, LAUNCHER, PANEL, WAIT, start_chat
+from .conftest import FRAME, LAUNCHER, PANEL, WAIT, start_chat, wait_for
 
 OPEN_AT_ONCE = "?api=WebWidget.open()"
 
@@ -79,3 +79,23 @@ def test_a_focus_request_that_arrives_while_the_frame_is_still_hidden_lands_once
         " root.querySelector('.p').hidden = false; root.querySelector('iframe').focus(); }"
     )
     expect(frame.get_by_label("Your message")).to_be_focused(timeout=WAIT * 1000)
+
+
+def test_a_misconfigured_embed_shows_no_launcher_and_one_console_line_naming_the_fix(
+    page, fresh_site
+):
+    console = []
+    page.on("console", lambda message: console.append(f"{message.type}: {message.text}"))
+    for url, fix in (
+        (f"{fresh_site.foreign}/loader", "WIDGET_ALLOWED_ORIGINS"),
+        (f"{fresh_site.host}/loader?widget=nope", "data-widget"),
+    ):
+        console.clear()
+        page.goto(url)
+        wait_for(page, lambda: console, f"the console line for {url}")
+        # Long enough for the loader's 3 s fallback to the defaults, which must not come.
+        page.wait_for_timeout(3500)
+        assert page.locator("[id^=webwidget-]").count() == 0
+        assert page.evaluate("window.events") == []
+        assert len(console) == 1 and console[0].startswith("error: webwidget: "), console
+        assert fix in console[0]

@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
+import logging
+import threading
 from urllib.parse import urlsplit
 
 from flask import Blueprint, abort, current_app, jsonify, request, send_from_directory
 from flask_babel import force_locale, gettext
 
+from ..clock import get_clock
 from ..conversation import current_chat
 from ..current import current_widget
 from ..settings import parse_origin
 from ..themes import SHADOWS
 from .assets import asset_response, static_asset
 from .i18n import ui_language
-from .views import page_origin_allowed
+from .views import own_origin, page_origin_allowed
+
+log = logging.getLogger(__name__)
 
 bp = Blueprint("embed", __name__)
 
@@ -102,8 +107,19 @@ def loader_config(widget_id: str):
     the widget's allowed origins (and our own pages) may read it.
     """
     config = current_app.extensions["webwidget.widgets"].get(widget_id)
+    origin = request.headers.get("Origin")
     if config is None:
-        abort(404)
+        return refusal(
+            404, widget_id, origin,
+            f'there is no widget "{widget_id}" on {own_origin()}: check the script tag\'s '
+            "data-widget (the ids are the default widget's `default` and those in WIDGETS_FILE)",
+        )
+    if origin and origin != own_origin() and not config.allows_origin(origin):
+        return refusal(
+            403, widget_id, origin,
+            f'{origin} may not embed the widget "{widget_id}": add it to the widget\'s '
+            "allowed origins (WIDGET_ALLOWED_ORIGINS, or allowed_origins in WIDGETS_FILE)",
+        )
     lang = ui_language(request.args.get("lang")) or ui_language(config.language) or "en"
     theme = config.theme
     title = request.args.get("title", "")[:120]
@@ -124,7 +140,65 @@ def loader_config(widget_id: str):
         )
     response.headers["Cache-Control"] = f"public, max-age={LOADER_MAX_AGE}"
     response.vary.add("Origin")
-    origin = request.headers.get("Origin")
     if origin and config.allows_origin(origin):
         response.headers["Access-Control-Allow-Origin"] = origin
     return response
+
+
+# A misconfigured embed asks on every page view of the host site: one log line per widget
+# and origin this often, and no more than a few lines a minute for all of them together.
+REFUSAL_LOG_SECONDS = 600
+REFUSAL_LOG_PER_MINUTE = 10
+
+
+def refusal(status: int, widget_id: str, origin: str | None, fix: str):
+    """The loader's answer to an embed that cannot work: no config, only what to fix.
+
+    The host page may read it (the loader shows no launcher and logs `fix` in the console);
+    it holds nothing the page could not learn by trying, and is never cached. A 200, as
+    browsers log every 4xx of a page as a second console line that names no fix; `status`
+    (404 no such widget, 403 origin not allowed) is in the body and the server's log.
+    """
+    log_refusal(widget_id[:64], (origin or "")[:200], status)
+    response = jsonify(error=fix, status=status)
+    response.headers["Cache-Control"] = "no-store"
+    response.vary.add("Origin")
+    if origin:
+        response.headers["Access-Control-Allow-Origin"] = origin
+    return response
+
+
+class RefusalLog:
+    """Says which embeds were refused, once per widget id and origin per `every` seconds
+    and at most `per_minute` lines a minute in all (a scan of made-up ids stays quiet)."""
+
+    def __init__(
+        self, every: float = REFUSAL_LOG_SECONDS, per_minute: int = REFUSAL_LOG_PER_MINUTE
+    ):
+        self.every, self.per_minute = every, per_minute
+        self.last: dict[tuple[str, str], float] = {}
+        self.minute: list[float] = []
+        self.lock = threading.Lock()
+
+    def due(self, widget_id: str, origin: str, now: float) -> bool:
+        """Whether a refusal of `widget_id` from `origin` at `now` gets a log line."""
+        with self.lock:
+            self.minute = [t for t in self.minute if now - t < 60]
+            last = self.last.get((widget_id, origin))
+            if last is not None and now - last < self.every:
+                return False
+            if len(self.minute) >= self.per_minute:
+                return False
+            if len(self.last) > 1000:
+                self.last.clear()  # many ids or origins: forget them, the minute cap holds
+            self.last[(widget_id, origin)] = now
+            self.minute.append(now)
+            return True
+
+
+def log_refusal(widget_id: str, origin: str, status: int) -> None:
+    """A warning naming the widget id and origin of a refused embed, rate-limited."""
+    refusals = current_app.extensions.setdefault("webwidget.embed_refusals", RefusalLog())
+    if refusals.due(widget_id, origin, get_clock()()):
+        reason = "no such widget" if status == 404 else "origin not allowed"
+        log.warning("embed refused (%s): widget %r from origin %r", reason, widget_id, origin)

@@ -1,0 +1,68 @@
+"""The visitor's details in Chromium: quick replies, what the live region reads out."""
+
+from __future__ import annotations
+
+from playwright.sync_api import expect
+
+from .conftest import BOT, FRAME, LAUNCHER, VISITOR, WAIT, start_chat, wait_for
+
+# What a screen reader hears from the log: each element put into it whose nearest
+# aria-live is the log's own (not marked off, not hidden), by its text.
+ANNOUNCEMENTS = """() => {
+  const log = document.getElementById('ww-log');
+  window.announced = [];
+  new MutationObserver(records => records.forEach(r => r.addedNodes.forEach(n => {
+    if (n.nodeType !== 1 || n.closest('[aria-hidden=true]')) return;
+    if (n.closest('[aria-live]') === log) window.announced.push(n.textContent);
+  }))).observe(log, {childList: true, subtree: true});
+}"""
+
+
+def widget_frame(page):
+    return next(f for f in page.frames if "/w/default" in f.url)
+
+
+def open_and_start(page, site):
+    page.goto(f"{site.host}/loader")
+    page.locator(LAUNCHER).click()
+    frame = page.frame_locator(FRAME)
+    start_chat(frame)
+    return frame
+
+
+def test_a_quick_reply_puts_focus_in_the_composer_and_only_the_newest_choices_are_live(
+    page, fresh_site
+):
+    frame = open_and_start(page, fresh_site)
+    greeting = frame.locator(BOT).first
+    help_choice = greeting.get_by_role("button", name="Help")
+    expect(help_choice).to_be_visible()
+    help_choice.click()
+    expect(frame.get_by_label("Your message")).to_be_focused(timeout=WAIT * 1000)
+    wait_for(page, lambda: frame.locator(f"{VISITOR} ~ {BOT}").count(), "the reply", fresh_site)
+    # The chat has moved on: the greeting's choices no longer send.
+    expect(greeting.locator(".ww-choice button")).to_have_count(4)
+    for button in greeting.locator(".ww-choice button").all():
+        expect(button).to_be_hidden()
+    frame.get_by_label("Your message").fill("buttons")
+    frame.get_by_label("Your message").press("Enter")
+    newest = frame.locator(BOT).filter(has_text="Pick one")
+    wait_for(page, lambda: newest.count(), "the buttons message", fresh_site)
+    expect(newest.get_by_role("button", name="Show location")).to_be_visible()
+    expect(newest.get_by_role("link", name="Open docs")).to_be_visible()
+
+
+def test_one_send_is_announced_once_and_its_status_changes_are_not(page, fresh_site):
+    frame = open_and_start(page, fresh_site)
+    widget_frame(page).evaluate(ANNOUNCEMENTS)
+    fresh_site.hold_clock()
+    box = frame.get_by_label("Your message")
+    box.fill("announce me once")
+    box.press("Enter")
+    mine = frame.locator(VISITOR).filter(has_text="announce me once")
+    wait_for(page, lambda: mine.count(), "the stored message")
+    expect(mine.locator(".ww-status--sent")).to_have_count(1, timeout=WAIT * 1000)
+    wait_for(page, lambda: mine.locator(".ww-status--read").count(), "Read", fresh_site)
+    heard = [t for t in widget_frame(page).evaluate("window.announced")
+             if "announce me" in t and "You said" not in t]  # not the bot's echo
+    assert len(heard) == 1, heard
