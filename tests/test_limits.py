@@ -338,3 +338,24 @@ def test_the_sqlite_limit_storage_shares_one_moving_window_between_processes(tmp
     assert one.incr("counter", 60) == 1 and two.incr("counter", 60, 2) == 3
     assert one.get("counter") == 3 and one.get_expiry("counter") > 0
     assert one.check() and one.reset() >= 1 and two.get("counter") == 0
+
+
+@pytest.mark.parametrize(
+    ("language", "says"),
+    [("en", r"Please try again in \d+ seconds\."),
+     ("de", r"Bitte versuchen Sie es in \d+ Sekunden erneut\."),
+     ("ar", r"يُرجى المحاولة مرة أخرى بعد \d+ ثانية")],
+)
+def test_a_429_says_when_to_try_again_in_the_visitors_language(sandbox, tmp_path, language, says):
+    import re
+
+    app = make_app(sandbox, tmp_path, RATE_LIMIT_START_PER_IP="1/minute")
+    client = https_client(app)
+    headers = {"Sec-Fetch-Site": "same-origin", "Accept-Language": language}
+    assert client.post("/w/default/start", headers=headers).status_code == 303
+    for htmx in (False, True):
+        refused = https_client(app).post(
+            "/w/default/start", headers={**headers, **({"HX-Request": "true"} if htmx else {})}
+        )
+        assert refused.status_code == 429
+        assert re.search(says, refused.get_data(as_text=True)), refused.get_data(as_text=True)

@@ -4,9 +4,10 @@
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 
-from flask import Flask, render_template, request
-from flask_babel import gettext
+from flask import Flask, g, render_template, request
+from flask_babel import format_timedelta, gettext
 from werkzeug.exceptions import HTTPException
 
 from ..sessions import SessionStoreUnavailable
@@ -30,10 +31,18 @@ def render_error(status: int, message: str | None = None):
     heading, default = ERROR_TEXT.get(status, (N_("Something went wrong"), N_("Please try again.")))
     # Our own texts translate; any other message passes through gettext unchanged.
     heading, message = gettext(heading), gettext(message or default)
+    if status == 429 and g.get("retry_after"):
+        message = retry_message(g.retry_after)
     if request.headers.get("HX-Request") == "true":
         body = render_template("errors/_fragment.html", message=message)
         return body, status, {"HX-Retarget": "#ww-status", "HX-Reswap": "innerHTML"}
     return render_template("errors/error.html", heading=heading, message=message), status
+
+
+def retry_message(seconds: int) -> str:
+    """When to try again, in the visitor's language ("in 40 seconds", "in 2 minutes")."""
+    wait = format_timedelta(timedelta(seconds=seconds), threshold=1.5, add_direction=False)
+    return gettext("Too many requests. Please try again in %(wait)s.", wait=wait)
 
 
 def register_error_pages(app: Flask) -> None:
