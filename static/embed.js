@@ -126,6 +126,8 @@
     ":host(.L) .l,:host(.L) .p{right:auto;left:20px}:host(.L) .b{right:auto;left:-4px}" +
     // Open, the launcher shows a close icon; in dark mode it takes the header's dark colours.
     ":host(.o) .i,:host(:not(.o)) .x{display:none}" +
+    // Forced colours drop the shadow and background that show where they end.
+    "@media (forced-colors:active){.l,.p{outline:2px solid CanvasText}}" +
     "@media (prefers-color-scheme:dark){.l{background:var(--cd,#8ab4f8);color:var(--od,#0b1a33)}.p{background:#16181d}}" +
     "[hidden]{display:none!important}" +
     "iframe{display:block;width:100%;height:100%;border:0}" +

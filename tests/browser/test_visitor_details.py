@@ -1,10 +1,12 @@
-"""The visitor's details in Chromium: quick replies, what the live region reads out."""
+"""The visitor's details in Chromium: quick replies, what the live region reads out,
+contrast in dark mode and edges in forced colours."""
 
 from __future__ import annotations
 
+import pytest
 from playwright.sync_api import expect
 
-from .conftest import BOT, FRAME, LAUNCHER, VISITOR, WAIT, start_chat, wait_for
+from .conftest import BOT, FRAME, LAUNCHER, PANEL, VISITOR, WAIT, start_chat, wait_for
 
 # What a screen reader hears from the log: each element put into it whose nearest
 # aria-live is the log's own (not marked off, not hidden), by its text.
@@ -66,3 +68,51 @@ def test_one_send_is_announced_once_and_its_status_changes_are_not(page, fresh_s
     heard = [t for t in widget_frame(page).evaluate("window.announced")
              if "announce me" in t and "You said" not in t]  # not the bot's echo
     assert len(heard) == 1, heard
+
+
+def luminance(rgb: str) -> float:
+    def channel(value: float) -> float:
+        value /= 255
+        return value / 12.92 if value <= 0.03928 else ((value + 0.055) / 1.055) ** 2.4
+
+    r, g, b = (float(v) for v in rgb[rgb.index("(") + 1 : rgb.index(")")].split(",")[:3])
+    return 0.2126 * channel(r) + 0.7152 * channel(g) + 0.0722 * channel(b)
+
+
+def contrast(one: str, other: str) -> float:
+    light, dark = sorted((luminance(one), luminance(other)), reverse=True)
+    return (light + 0.05) / (dark + 0.05)
+
+
+@pytest.mark.parametrize("scheme", ["light", "dark"])
+def test_not_delivered_reads_at_4_5_to_1_in_light_and_dark(browser, fresh_site, scheme):
+    context = browser.new_context(color_scheme=scheme)
+    page = context.new_page()
+    page.goto(f"{fresh_site.widget}/w/default")
+    start_chat(page)
+    page.get_by_label("Your message").fill("error")
+    page.get_by_label("Your message").press("Enter")
+    error = page.locator(".ww-msg__error")
+    wait_for(page, lambda: error.count(), "the undelivered message", fresh_site)
+    color = error.evaluate("e => getComputedStyle(e).color")
+    background = page.evaluate("getComputedStyle(document.body).backgroundColor")
+    assert contrast(color, background) >= 4.5, (color, background)
+    context.close()
+
+
+def test_forced_colours_keep_the_outlines_of_launcher_panel_bubbles_and_choices(
+    browser, fresh_site
+):
+    context = browser.new_context(forced_colors="active")
+    page = context.new_page()
+    page.goto(f"{fresh_site.host}/loader")
+    page.locator(LAUNCHER).click()
+    frame = page.frame_locator(FRAME)
+    start_chat(frame)
+    outline = "e => { const s = getComputedStyle(e); return [s.outlineStyle, s.outlineWidth]; }"
+    elements = (page.locator(LAUNCHER), page.locator(PANEL),
+                frame.locator(".ww-msg__body").first, frame.locator(".ww-choice button").first)
+    for element in elements:
+        style, width = element.evaluate(outline)
+        assert style == "solid" and float(width.removesuffix("px")) >= 1, (element, style, width)
+    context.close()
