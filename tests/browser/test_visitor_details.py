@@ -4,6 +4,7 @@ contrast in dark mode and edges in forced colours."""
 from __future__ import annotations
 
 import pytest
+from conftest import faults, heal
 from playwright.sync_api import expect
 
 from .conftest import BOT, FRAME, LAUNCHER, PANEL, VISITOR, WAIT, start_chat, wait_for
@@ -116,3 +117,23 @@ def test_forced_colours_keep_the_outlines_of_launcher_panel_bubbles_and_choices(
         style, width = element.evaluate(outline)
         assert style == "solid" and float(width.removesuffix("px")) >= 1, (element, style, width)
     context.close()
+
+
+def test_an_upstream_outage_and_its_retry_cause_no_csp_message(page, fresh_site):
+    console = []
+    page.on("console", lambda message: console.append(message.text))
+    frame = open_and_start(page, fresh_site)
+    faults(fresh_site.sandbox, error_status=503, operations=["list_messages"])
+    try:
+        page.reload()
+        page.locator(LAUNCHER).click()
+        retry = frame.locator(".ww-notice--reconnecting .ww-retry")
+        expect(retry).to_be_visible(timeout=WAIT * 1000)
+        retry.click()
+        # The retry's answer (the outage goes on) is swapped in and settled.
+        wait_for(page, lambda: sum("503" in line for line in console) >= 2, "the retry's answer")
+        expect(retry).to_be_visible(timeout=WAIT * 1000)
+        page.wait_for_timeout(500)
+    finally:
+        heal(fresh_site.sandbox)
+    assert [line for line in console if "Content Security Policy" in line] == []
