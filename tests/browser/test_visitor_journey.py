@@ -341,9 +341,15 @@ def test_typing_indicator_waits_for_the_reply_honours_delay_and_streams(page, fr
     expect(typing).not_to_have_class(TYPING_ON, timeout=1000)
     assert page.evaluate("spoken") == ["Typing…", ""]  # announced once
 
-    # A quick reply is a send too.
+    # A quick reply is a send too (the newest message's: "buttons" offers some).
+    send(page, "buttons")
+    choices = page.locator(BOT).filter(has_text="Pick one")
+    expect(typing).to_have_class(TYPING_ON, timeout=WAIT * 1000)
+    site.advance_clock(1)
+    poll_often(page, lambda: choices.count(), "the choices")
+    expect(typing).not_to_have_class(TYPING_ON, timeout=1000)
     bots = page.locator(BOT).count()
-    page.locator(BOT).first.get_by_role("button", name="Help").click()
+    choices.get_by_role("button", name="Show location").click()
     expect(typing).to_have_class(TYPING_ON, timeout=WAIT * 1000)
     site.advance_clock(1)
     poll_often(page, lambda: page.locator(BOT).count() > bots, "the quick reply's answer")
