@@ -44,7 +44,22 @@
     if (frame && frame.contentWindow) frame.contentWindow.postMessage(message, origin);
   }
 
+  // Full screen on a phone: the page behind leaves the accessibility tree and stops
+  // scrolling (restored as it was on close; elements the host made inert stay so).
+  var covered = [], overflow, rootStyle = d.documentElement.style;
+  function cover(on) {
+    if (covered.length) rootStyle.overflow = overflow;
+    covered.forEach(function (el) { el.inert = false; });
+    covered = [];
+    if (!on || !w.matchMedia("(max-width:480px)").matches) return;
+    covered = [].filter.call(d.body.children, function (el) { return el !== host && !el.inert; });
+    covered.forEach(function (el) { el.inert = true; });
+    overflow = rootStyle.overflow;
+    rootStyle.overflow = "hidden";
+  }
+
   function render() {
+    cover(open);
     launcher.setAttribute("aria-expanded", String(open));
     launcher.setAttribute("aria-label", open ? words.close
       : (unread ? words.openUnread : words.open).replace("{n}", unread));
@@ -54,11 +69,17 @@
     host.classList.toggle("o", open);
   }
 
+  // Origin and path only: a query string or fragment may hold the host's secrets (tokens, emails).
+  function page() { return (location.origin + location.pathname).slice(0, 2000); }
   function frameSrc() {
-    // Origin and path only: a query string or fragment may hold the host's secrets (tokens, emails).
-    var page = (location.origin + location.pathname).slice(0, 2000);
-    return origin + "/w/" + encodeURIComponent(id) + "?page=" + encodeURIComponent(page) +
+    return origin + "/w/" + encodeURIComponent(id) + "?page=" + encodeURIComponent(page()) +
       (lang ? "&lang=" + encodeURIComponent(lang) : "");
+  }
+  // A single-page app changes its route without a load: the frame starts the chat with
+  // the page the visitor is on now.
+  var told;
+  function tellPage() {
+    if (ready && told !== page()) post({ type: "ww:page", page: told = page() });
   }
 
   function show() {
@@ -78,6 +99,7 @@
     // has it, not pull it in from the host page.
     frame.focus();
     if (ready) post({ type: "ww:focus" });
+    tellPage();
     fire("open");
   }
   function hide() {
@@ -98,6 +120,7 @@
       ready = true;
       post({ type: "ww:hello", handle: stored() });
       if (open) post({ type: "ww:focus" });
+      tellPage();
     } else if (data.type === "ww:session" && typeof data.handle === "string" &&
         /^[\w.-]{0,400}$/.test(data.handle)) {
       store(data.handle);
@@ -197,6 +220,7 @@
     d.addEventListener("keydown", function (event) {
       if (event.key === "Escape" && open) { hide(); launcher.focus(); }
     });
+    setInterval(function () { if (open) tellPage(); }, 1000);
     render();
     d.body.appendChild(host);
     fire("ready");

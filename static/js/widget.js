@@ -81,6 +81,16 @@
     });
   });
 
+  // --- the host page ------------------------------------------------------------------------
+  // A single-page app's route changed: a chat started now names the page the visitor is on.
+  var hostPage = null;
+  function followPage(url) {
+    hostPage = url;
+    document.querySelectorAll("input[name=page_url]").forEach(function (input) { input.value = url; });
+  }
+  // A welcome view swapped in later (after End chat) starts from that page too.
+  document.addEventListener("htmx:afterSwap", function () { if (hostPage) followPage(hostPage); });
+
   // --- quick replies ------------------------------------------------------------------------
   // A choice hides once it is not the newest message's (messages.css): the cursor goes
   // to the composer instead of falling to <body>.
@@ -475,6 +485,8 @@
           window.htmx.ajax("GET", location.pathname + location.search, { target: "#ww-main", swap: "innerHTML" });
         }
       }
+    } else if (data.type === "ww:page" && typeof data.page === "string") {
+      followPage(data.page.slice(0, 2048));
     } else if (data.type === "ww:focus") {
       // The panel (re)opened: the newest message in view, the cursor in the composer.
       showNewest();

@@ -68,7 +68,10 @@ def host_app(widget_url: str) -> Flask:
         return (
             "<!doctype html><html lang='en'><head><title>Host</title>"
             "<meta name='viewport' content='width=device-width, initial-scale=1'></head><body>"
-            "<main><h1>Host page</h1><p>Some content.</p></main>"
+            "<main><h1>Host page</h1><p>Some content.</p>"
+            # A page taller than the screen (`tall`), to see whether it scrolls behind the chat.
+            + ("<p style='height:3000px'>More content.</p>" if "tall" in request.args else "")
+            + "</main>"
             "<script>window.events=[];['ready','open','close','unread'].forEach(function(n){"
             "addEventListener('webwidget:'+n,function(e){events.push([n,e.detail])})})</script>"
             f'<script src="{widget_url}/embed.js" data-widget="{widget}"{extra}{onload} async>'

@@ -99,3 +99,57 @@ def test_a_misconfigured_embed_shows_no_launcher_and_one_console_line_naming_the
         assert page.evaluate("window.events") == []
         assert len(console) == 1 and console[0].startswith("error: webwidget: "), console
         assert fix in console[0]
+
+
+def test_on_a_phone_the_page_behind_is_inert_and_does_not_scroll(browser, fresh_site):
+    context = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True,
+                                  has_touch=True)
+    page = context.new_page()
+    page.goto(f"{fresh_site.host}/loader?tall")
+    page.locator(LAUNCHER).click()
+    frame = page.frame_locator(FRAME)
+    start_chat(frame)
+    main = page.locator("main")
+    # Inert: out of the accessibility tree, the tab order and the pointer's reach.
+    assert page.evaluate(
+        "[...document.body.children].filter(e => e.id !== 'webwidget-default' && !e.inert)"
+        ".length"
+    ) == 0
+    # The visitor scrolls inside the chat, past its end: the page behind stays put.
+    box = page.locator(FRAME).bounding_box()
+    page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    for _ in range(6):
+        page.mouse.wheel(0, 400)
+        page.wait_for_timeout(100)
+    page.keyboard.press("End")
+    assert page.evaluate("scrollY") == 0
+    frame.get_by_role("button", name="Close chat").click()
+    expect(page.locator(PANEL)).to_be_hidden()
+    assert main.evaluate("e => e.inert") is False
+    assert page.evaluate("document.documentElement.style.overflow") == ""
+    context.close()
+
+
+def test_a_single_page_app_starts_the_chat_with_the_route_it_is_on(
+    page, fresh_site, sandbox_server
+):
+    page.goto(f"{fresh_site.host}/loader")
+    expect(page.locator(LAUNCHER)).to_be_visible(timeout=WAIT * 1000)
+    page.evaluate("history.pushState({}, '', '/shop/checkout?secret=1')")
+    page.locator(LAUNCHER).click()
+    frame = page.frame_locator(FRAME)
+    expect(frame.locator("input[name=page_url]")).to_have_value(
+        f"{fresh_site.host}/shop/checkout", timeout=WAIT * 1000
+    )
+    # A route change while the panel is open counts too.
+    page.evaluate("history.pushState({}, '', '/shop/thanks#order')")
+    expect(frame.locator("input[name=page_url]")).to_have_value(
+        f"{fresh_site.host}/shop/thanks", timeout=WAIT * 1000
+    )
+    start_chat(frame)
+    store = sandbox_server._server.app.extensions["webwidget_sandbox"].store
+    with store.transaction() as db:
+        origin_url = db.execute(
+            "SELECT origin_url FROM contacts ORDER BY created DESC LIMIT 1"
+        ).fetchone()["origin_url"]
+    assert origin_url == f"{fresh_site.host}/shop/thanks"
