@@ -8,6 +8,7 @@ import sys
 
 from werkzeug.serving import WSGIRequestHandler, make_server
 
+from . import embed_doctor
 from .settings import SettingsError, load_settings
 
 
@@ -66,6 +67,7 @@ def main(argv: list[str] | None = None) -> int:
         command.add_argument("--port", type=int, default=8000)
         command.set_defaults(run=serve, demo=name == "demo")
     commands.add_parser("sandbox", help="run the ChatCaptain sandbox alone (see --help)")
+    embed_doctor.add_command(commands)
     args = parser.parse_args(argv)
     return args.run(args)
 
