@@ -137,3 +137,17 @@ def test_an_upstream_outage_and_its_retry_cause_no_csp_message(page, fresh_site)
     finally:
         heal(fresh_site.sandbox)
     assert [line for line in console if "Content Security Policy" in line] == []
+
+
+def test_start_is_busy_while_a_slow_upstream_creates_the_chat(page, fresh_site):
+    faults(fresh_site.sandbox, latency_ms=3000, operations=["create_contact"])
+    try:
+        page.goto(f"{fresh_site.widget}/w/default")
+        expect(page.locator("html[data-ww-ready]")).to_have_count(1, timeout=WAIT * 1000)
+        start = page.get_by_role("button", name="Start chat")
+        start.click()
+        expect(start).to_be_disabled(timeout=1000)
+        expect(page.locator("form.htmx-request")).to_have_count(1)
+        expect(page.locator("[data-message-id]").first).to_be_visible(timeout=WAIT * 1000)
+    finally:
+        heal(fresh_site.sandbox)
