@@ -90,6 +90,11 @@ class SQLiteLimitStorage(Storage, MovingWindowSupport):
             yield conn
             if immediate:
                 conn.execute("COMMIT")
+        except sqlite3.Error:
+            # A broken connection is never reused: the next call opens a fresh one, so
+            # the limits heal when the file does (it used to stay failed until a restart).
+            self._connections.forget()
+            raise
         except BaseException:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
