@@ -135,6 +135,21 @@ def on_starting(server):
     empty_metrics_directory()  # the trial build's files
 
 
+def on_reload(server):
+    """A reload (HUP) runs the start-up check again: when the new code, widgets file or
+    templates cannot build the app, no new worker is spawned and the running ones keep
+    serving (new workers failing to boot would make gunicorn stop altogether)."""
+    from webwidget.preflight import check_app_builds
+
+    if check_app_builds():
+        server.log.error(
+            "reload refused: the app cannot start with the new files (above); the running"
+            " workers keep serving"
+        )
+        # Read by this reload's spawn loop only; the worker count stays num_workers.
+        server.cfg.set("workers", 0)
+
+
 def post_worker_init(worker):
     """From the worker's SIGTERM on, /readyz answers 503 (draining) while the requests in
     flight finish: a balancer stops sending visitors to a worker that is going away."""
