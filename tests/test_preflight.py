@@ -39,6 +39,12 @@ def bad_env(tmp_path: Path, **changes: str | None) -> dict[str, str]:
     return env
 
 
+def messages(output: str) -> list[str]:
+    """Each line's message: gunicorn writes JSON objects, `webwidget serve` plain lines."""
+    return [json.loads(line)["message"] if line.startswith("{") else line
+            for line in output.splitlines() if line.strip()]
+
+
 GUNICORN = [str(BIN / "gunicorn"), "-c", "gunicorn.conf.py", "--no-control-socket", "wsgi:app"]
 CLI = [str(BIN / "webwidget"), "serve", "--port", "0"]
 
@@ -47,7 +53,7 @@ CLI = [str(BIN / "webwidget"), "serve", "--port", "0"]
 def test_a_missing_secret_key_is_one_line_naming_it_and_the_fix(command, tmp_path):
     result = start(command, bad_env(tmp_path, SECRET_KEY=None))
     assert result.returncode == 2, result.stdout
-    errors = [line for line in result.stdout.splitlines() if "cannot start" in line]
+    errors = [line for line in messages(result.stdout) if "cannot start" in line]
     assert errors == [
         "webwidget cannot start: SECRET_KEY: not set (required once CHATCAPTAIN_BASE_URL is"
         " set); set it to 32 or more random characters, e.g. the output of python3 -c"
@@ -64,7 +70,7 @@ def test_each_bad_setting_gets_its_own_line(command, tmp_path):
                   SESSION_STORE_URL="postgres://db/widget")
     result = start(command, env)
     assert result.returncode == 2, result.stdout
-    errors = sorted(line for line in result.stdout.splitlines() if "cannot start" in line)
+    errors = sorted(line for line in messages(result.stdout) if "cannot start" in line)
     assert [line.split(": ")[1] for line in errors] == [
         "SESSION_STORE_URL", "WIDGET_ALLOWED_ORIGINS", "WIDGET_LANGUAGE"
     ], result.stdout
@@ -77,7 +83,7 @@ def test_an_unwritable_session_store_names_the_setting(tmp_path):
     env = bad_env(tmp_path, SESSION_STORE_URL=f"sqlite:///{blocked}/sessions.sqlite3")
     result = start(GUNICORN, env)
     assert result.returncode == 2, result.stdout
-    errors = [line for line in result.stdout.splitlines() if "cannot start" in line]
+    errors = [line for line in messages(result.stdout) if "cannot start" in line]
     assert len(errors) == 1 and errors[0].startswith(
         "webwidget cannot start: SESSION_STORE_URL: the SQLite session store cannot be opened"
     ), result.stdout
@@ -90,7 +96,7 @@ def test_no_upstream_is_one_line_and_never_the_demo(command, base_url, tmp_path)
     env = bad_env(tmp_path, CHATCAPTAIN_BASE_URL=base_url, CHATCAPTAIN_BASEURL="https://x.example")
     result = start(command, env)
     assert result.returncode == 2, result.stdout
-    errors = [line for line in result.stdout.splitlines() if "cannot start" in line]
+    errors = [line for line in messages(result.stdout) if "cannot start" in line]
     assert errors == [
         "webwidget cannot start: CHATCAPTAIN_BASE_URL: not set (CHATCAPTAIN_BASEURL is set:"
         " misspelt?); set it to the ChatCaptain API root, e.g. https://api.chatcaptain.com"
@@ -121,3 +127,11 @@ def test_gunicorn_warns_once_about_a_lookalike_variable_in_a_json_line(tmp_path)
         " did you mean SESSION_STORE_URL?"
     )
     assert output.count("Booting worker") == 2  # two workers, and still the one warning
+
+
+def test_under_gunicorn_a_failed_start_is_json_lines_too(tmp_path):
+    result = start(GUNICORN, bad_env(tmp_path, WIDGET_ALLOWED_ORIGINS="*", WIDGET_LANGUAGE="german"))
+    assert result.returncode == 2, result.stdout
+    entries = [json.loads(line) for line in result.stdout.splitlines() if line.strip()]
+    failed = [entry for entry in entries if "cannot start" in entry["message"]]
+    assert [entry["level"] for entry in failed] == ["CRITICAL", "CRITICAL"]

@@ -32,7 +32,7 @@ def check_app_builds() -> int:
     _, status = os.waitpid(pid, 0)
     code = os.waitstatus_to_exitcode(status)
     if report:
-        print(report, file=sys.stderr, flush=True)
+        print(_as_json_lines(report, code), file=sys.stderr, flush=True)
     if code == 0:
         from . import SETTINGS_CHECKED
 
@@ -40,17 +40,30 @@ def check_app_builds() -> int:
     return code
 
 
-def _warning_lines(lines: list[str]) -> str:
-    """`lines` as the app's JSON WARNING log lines, one per line."""
+def _record(level: int, message: str, error: str | None = None) -> str:
+    """One line of the app's JSON log."""
     from .ops.logs import JsonFormatter
 
-    formatter = JsonFormatter()
-    return "".join(
-        formatter.format(logging.makeLogRecord(
-            {"name": "webwidget", "levelno": logging.WARNING, "levelname": "WARNING",
-             "msg": line}
-        )) + "\n"
-        for line in lines
+    record = logging.makeLogRecord({"name": "webwidget", "levelno": level,
+                                    "levelname": logging.getLevelName(level), "msg": message})
+    record.exc_text = error
+    return JsonFormatter().format(record)
+
+
+def _warning_lines(lines: list[str]) -> str:
+    """`lines` as the app's JSON WARNING log lines, one per line."""
+    return "".join(_record(logging.WARNING, line) + "\n" for line in lines)
+
+
+def _as_json_lines(report: str, code: int) -> str:
+    """The child's report as gunicorn's log is written: one JSON object per line (a
+    traceback is one object, its text in `error`)."""
+    if code not in (0, CONFIG_ERROR_EXIT):
+        return _record(logging.CRITICAL, "webwidget cannot start: the app failed to build",
+                       report.strip())
+    return "\n".join(
+        line if line.startswith("{") else _record(logging.CRITICAL, line)
+        for line in report.splitlines() if line.strip()
     )
 
 
