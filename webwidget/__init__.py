@@ -15,7 +15,7 @@ from .chatcaptain.client import ChatCaptainClient
 from .clock import Clock, get_clock
 from .clock import init_app as init_clock
 from .current import init_app as init_current_widget
-from .ops import health, logs, metrics
+from .ops import health, logs, metrics, proxy_hint
 from .rendering import register_template_helpers
 from .sessions import SessionStoreUnavailable, init_sessions
 from .settings import Settings, SettingsError, load_settings, lookalike_warnings
@@ -163,6 +163,7 @@ def create_app(
     metrics.init_app(app)
     metrics.count_store_errors(app)
     health.init_app(app)
+    proxy_hint.init_app(app)
     register_template_helpers(app)
     renewals = renewal.init_app(
         app,
