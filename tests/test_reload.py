@@ -25,6 +25,12 @@ def said(instance: Instance) -> list[str]:
             instance.log.read_text().splitlines() if line.startswith("{")]
 
 
+def built_workers(instance: Instance) -> set[str]:
+    """The pids of workers whose app exists: each writes its metrics files on building."""
+    return {path.stem.rsplit("_", 1)[1]
+            for path in instance.folder.glob("webwidget-metrics-*/*_*.db")}
+
+
 def test_a_reload_with_a_broken_widgets_file_keeps_the_old_workers(sandbox, tmp_path):
     widgets = tmp_path / "widgets.toml"
     widgets.write_text(WIDGETS)
@@ -34,11 +40,17 @@ def test_a_reload_with_a_broken_widgets_file_keeps_the_old_workers(sandbox, tmp_
     instance = Instance("reload", tmp_path, env)
     instance.start()
     try:
+        # Both workers have built the app (each has its metrics files) before the file
+        # breaks: a worker still booting would read the broken file itself.
+        wait_until(lambda: len(built_workers(instance)) == 2, timeout=60,
+                   what="both workers to build the app")
         widgets.write_text("[widgets.extra\nbroken = ")
         instance.process.send_signal(signal.SIGHUP)
         wait_until(lambda: any(m.startswith("reload refused") for m in said(instance)),
                    timeout=60, what="the reload to be refused")
         assert instance.process.poll() is None
+        # The check's own marker is no misspelt setting.
+        assert not any("reads no such variable" in m for m in said(instance))
         for _ in range(5):
             assert requests.get(instance.url + "/w/extra", timeout=10).status_code == 200
         assert any("WIDGETS_FILE" in m or "widgets.toml" in m

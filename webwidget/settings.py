@@ -45,6 +45,7 @@ OTHER_VARIABLES = (
     "GUNICORN_GRACEFUL_TIMEOUT",
     "GUNICORN_WORKER_CONNECTIONS",
     "WEBWIDGET_METRICS_DIR_OF",
+    "WEBWIDGET_SETTINGS_CHECKED",
 )
 # Only our own families are warned about by prefix; anything else must be a near miss of
 # a name we read (SESION_STORE_URL), so the rest of the environment stays quiet.
