@@ -249,3 +249,53 @@ def test_every_html_answer_has_the_csp_and_every_cookie_the_host_prefix(
         assert name.startswith("__Host-"), cookie
         assert "secure" in attributes and "path=/" in attributes, cookie
         assert not any(a.startswith("domain=") for a in attributes), cookie
+
+
+def test_no_secret_in_any_line_gunicorn_writes(keyed_sandbox, tmp_path):
+    # The production process: app logs, gunicorn's error log and its access log, through
+    # a journey with the handle in X-Widget-Session (and upstream trouble, token renewal).
+    import requests
+    from test_scale_out import Instance, instance_env
+
+    env = instance_env(
+        keyed_sandbox.url,
+        f"sqlite:///{tmp_path / 'sessions.sqlite3'}",
+        CHATCAPTAIN_API_KEY=API_KEY,
+        UPSTREAM_BREAKER_FAIL_MAX="1000",
+    )
+    instance = Instance("secrets", tmp_path, env)
+    instance.start()
+    handles = []
+    try:
+        web = requests.Session()
+
+        def call(method: str, path: str, **kwargs):
+            headers = {"Sec-Fetch-Site": "same-origin", **kwargs.pop("headers", {})}
+            if handles:
+                headers["X-Widget-Session"] = handles[-1]
+            answer = web.request(method, instance.url + path, headers=headers, timeout=30,
+                                 allow_redirects=False, **kwargs)
+            if answer.headers.get("X-Widget-Session"):
+                handles.append(answer.headers["X-Widget-Session"])
+            return answer
+
+        call("GET", "/w/default?page=https://host.example/p")
+        assert call("POST", "/w/default/start", data={"page_url": "https://host.example/p"}).ok
+        call("POST", "/w/default/send", data={"text": "all"}, headers={"HX-Request": "true"})
+        advance(keyed_sandbox, 30)
+        call("GET", "/w/default/messages?v=x", headers={"HX-Request": "true"})
+        faults(keyed_sandbox, error_status=503, error_rate=1)
+        call("GET", "/w/default")
+        call("POST", "/w/default/send", data={"text": "during trouble"})
+        heal(keyed_sandbox)
+        advance(keyed_sandbox, 700)  # the widget token expires: renewal runs
+        call("GET", "/w/default")
+        call("POST", "/w/default/end")
+    finally:
+        instance.stop()
+    issued = issued_secrets(keyed_sandbox.app)
+    assert handles and len(issued) >= 3
+    written = instance.log.read_text(encoding="utf-8")
+    assert '"access": true' in written and "/w/default/send" in written
+    for secret in {CHANNEL_TOKEN, API_KEY, SECRET_KEY, *issued, *handles}:
+        assert secret not in written, f"a secret in gunicorn's output: {secret[:6]}..."
