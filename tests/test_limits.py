@@ -251,7 +251,7 @@ def test_a_body_over_the_cap_is_a_friendly_413(sandbox, tmp_path):
     visitor = Visitor(https_client(app))
     visitor.start()
     before = stats(sandbox)
-    big = {"text": "x" * 20_000}
+    big = {"text": "x" * 40_000}
     page = visitor.send(big["text"])
     assert page.status_code == 413
     assert "That was too much to send at once." in page.get_data(as_text=True)

@@ -116,7 +116,7 @@ def crawl(app, sandbox, visitor: Recorder) -> None:
     visitor.get("/nowhere")
     visitor.post(f"{widget}/send", {"text": "x"}, headers={"Sec-Fetch-Site": "cross-site"})
     visitor.post(f"{widget}/send", {"text": "x" * 5000})
-    visitor.post(f"{widget}/send", {"text": "x" * 20_000})
+    visitor.post(f"{widget}/send", {"text": "x" * 40_000})
     visitor.get(f"{widget}/send")
     visitor.post(f"{widget}/send", {"text": ""}, htmx=True)
 

@@ -305,7 +305,7 @@ def test_each_widget_is_framed_only_by_its_own_origins(sandbox, tmp_path):
             "poll": visitor.get(f"/w/{name}/messages?v=x", headers={"HX-Request": "true"}),
             "405": visitor.get(f"/w/{name}/send"),
             "403": visitor.client.post(f"/w/{name}/end", headers={"Sec-Fetch-Site": "cross-site"}),
-            "413": visitor.send("x" * 20_000, widget=name),
+            "413": visitor.send("x" * 40_000, widget=name),
             "404 inside the widget": visitor.get(f"/w/{name}/nothing"),
         }
         for what, response in answers.items():

@@ -80,8 +80,10 @@ def create_app(
     overrides.init_app(app, settings.WIDGET_TEMPLATE_DIR)
     app.config.from_mapping(
         WEBWIDGET_SETTINGS=settings,
-        MAX_CONTENT_LENGTH=16 * 1024,
-        MAX_FORM_MEMORY_SIZE=16 * 1024,
+        # Room for the longest message the composer allows: 2000 characters of a
+        # three-byte script (CJK) are 18,000 bytes once form-encoded.
+        MAX_CONTENT_LENGTH=32 * 1024,
+        MAX_FORM_MEMORY_SIZE=32 * 1024,
     )
     if test_config:
         app.config.from_mapping(test_config)

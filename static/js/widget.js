@@ -381,6 +381,8 @@
     }
     stopTyping();
     if (result === "network") return offline();
+    // Taken over meanwhile: the kept-words view of a lost chat holds it (outboxToDraft).
+    if (outbox.indexOf(entry) < 0) return;
     var box = byId("ww-text");
     var form = composer();
     if (outbox.length === 1 && entry.fields.text && box && form && !box.value.trim()) {
