@@ -282,6 +282,37 @@ def test_the_widgets_own_rate_limit_keeps_the_words(page, sandbox, tmp_path, san
         server.stop()
 
 
+def test_without_script_a_send_over_the_rate_limit_comes_back_with_the_words(
+    browser, sandbox, tmp_path, sandbox_server
+):
+    from webwidget.sandbox.server import BackgroundServer
+
+    app = browser_widget_app(
+        sandbox.url, tmp_path, CHATCAPTAIN_SENDING_ENABLED=True, WIDGET_POLL_SECONDS=1,
+        RATE_LIMIT_SEND_PER_SESSION="1/minute", RATE_LIMIT_STORAGE_URL="memory://",
+        WIDGET_ALLOWED_ORIGINS="http://127.0.0.1:9",
+    )
+    server = BackgroundServer(app).start()
+    context = browser.new_context(java_script_enabled=False)
+    try:
+        page = context.new_page()
+        page.goto(f"http://localhost:{server.port}/w/default")
+        page.get_by_role("button", name="Start chat").click()
+        first, second = unique("allowed"), unique("one too many")
+        page.get_by_label("Your message").fill(first)
+        page.get_by_role("button", name="Send").click()
+        expect(said(page, first)).to_have_count(1, timeout=WAIT * 1000)
+        page.get_by_label("Your message").fill(second)
+        page.get_by_role("button", name="Send").click()
+        expect(page.locator("#ww-status")).to_contain_text("Too many requests")
+        expect(page.get_by_label("Your message")).to_have_value(second)
+        expect(said(page, first)).to_have_count(1)
+        assert stored(sandbox_server, second) == []
+    finally:
+        context.close()
+        server.stop()
+
+
 def test_a_send_after_the_chat_ended_elsewhere_keeps_the_words(page, fresh_site, sandbox_server):
     site = fresh_site
     open_chat(page, site)

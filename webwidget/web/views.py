@@ -20,6 +20,7 @@ from flask import (
     url_for,
 )
 from flask_babel import get_locale, gettext
+from werkzeug.exceptions import TooManyRequests
 
 from .. import clock, polling
 from .. import conversation as chats
@@ -37,6 +38,7 @@ from ..themes import localized
 from ..upstream import get_client
 from ..widgets import WidgetConfig
 from . import security
+from .errors import render_error
 from .i18n import N_
 from .languages import choose_language
 
@@ -431,6 +433,28 @@ def send(widget: str):
         # The poller's fields (`v` of the list on screen) came with the form.
         return poll_answer(widget, chat, request.form, activity=True)
     return redirect(url_for("widget.page", widget=widget.id), 303)
+
+
+@bp.errorhandler(TooManyRequests)
+def too_many(error: TooManyRequests):
+    """A send over the limit: without script, the conversation again with the words in the
+    box and their id (htmx keeps them in the page itself); anything else, the friendly 429."""
+    widget = current_widget()
+    chat = None
+    if widget is not None and request.endpoint == "widget.send" and not is_htmx():
+        chat = chats.current_chat(widget)
+    text = request.form.get("text", "").strip() if chat is not None else ""
+    if chat is None or not text or len(text) > MAX_MESSAGE_CHARS:
+        return render_error(429)
+    client_id = request.form.get("client_id", "")
+    try:
+        context = conversation_context(widget, chat)
+    except UpstreamError:
+        context = page_context(widget, messages=[], version="")
+    context.update(
+        notice="slow_down", draft=text, client_id=client_id if CLIENT_ID.fullmatch(client_id) else None
+    )
+    return render_view("widget/_conversation.html", 429, **context)
 
 
 def send_failed_page(
