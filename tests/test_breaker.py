@@ -161,3 +161,14 @@ def test_a_call_that_began_before_it_opened_does_not_close_it(breaker, clock):
     release.set()
     late.join(5)
     assert breaker.state == "open"
+
+
+def test_only_the_probe_knows_it_is_the_probe(breaker, clock):
+    seen = []
+    breaker.call(lambda: seen.append(breaker.probing_here))
+    trip(breaker)
+    clock.now += 10
+    breaker.call(lambda: seen.append(breaker.probing_here))
+    breaker.call(lambda: seen.append(breaker.probing_here))
+    assert seen == [False, True, False]
+    assert not breaker.probing_here

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from conftest import (
     CHANNEL_TOKEN,
+    StoppedClock,
     Visitor,
     advance,
     faults,
@@ -283,6 +284,48 @@ def test_a_failed_probe_opens_the_circuit_again(sandbox, tmp_path, clock):
     count = reached(sandbox, "list_messages")
     assert poll(visitor, url).status_code == 503
     assert reached(sandbox, "list_messages") == count
+
+
+def test_with_the_default_settings_the_breaker_closes_within_a_second_of_the_upstreams_return(
+    sandbox, tmp_path, clock
+):
+    # Each worker has its own breaker: at 15 s between probes it stayed open up to 15 s
+    # after ChatCaptain was back (13.9 s measured under gunicorn).
+    app = short_timeout_app(sandbox, tmp_path, clock, UPSTREAM_BREAKER_FAIL_MAX=3)
+    visitor = Visitor(https_client(app))
+    visitor.start()
+    url = poller_url(visitor.get("/w/default").get_data(as_text=True))
+    faults(sandbox, error_status=503, operations=["list_messages"])
+    for _ in range(3):
+        poll_through(visitor, url, clock)
+    assert app.extensions["webwidget.upstream"].circuit_state == "open"
+    heal(sandbox)
+    clock.advance(1.0)
+    assert poll(visitor, url).status_code in (200, 204)
+    assert app.extensions["webwidget.upstream"].circuit_state == "closed"
+
+
+def test_while_the_upstream_stays_down_each_breaker_probes_once_a_second_at_most(
+    sandbox, tmp_path
+):
+    # One attempt per probe (a list call otherwise retries a 503 twice), one probe a second.
+    clock = StoppedClock()
+    app = short_timeout_app(sandbox, tmp_path, clock, UPSTREAM_BREAKER_FAIL_MAX=3)
+    visitors = [Visitor(https_client(app)) for _ in range(5)]
+    urls = []
+    for visitor in visitors:
+        visitor.start()
+        urls.append(poller_url(visitor.get("/w/default").get_data(as_text=True)))
+    faults(sandbox, error_status=503, operations=["list_messages"])
+    for _ in range(3):
+        poll_through(visitors[0], urls[0], clock)
+    assert app.extensions["webwidget.upstream"].circuit_state == "open"
+    count = reached(sandbox, "list_messages")
+    for _ in range(40):  # ten seconds of five visitors polling every quarter second
+        clock.advance(0.25)
+        for visitor, url in zip(visitors, urls, strict=True):
+            assert poll(visitor, url).status_code in (502, 503, 504)
+    assert reached(sandbox, "list_messages") - count <= 10
 
 
 # What one conversation can bring about alone: a refusal, or an answer that breaks the

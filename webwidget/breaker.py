@@ -48,22 +48,31 @@ class Breaker:
         self._failures = 0
         self._opened_at = 0.0
         self._probing = False
+        self._here = threading.local()
 
     @property
     def state(self) -> str:
         """closed, open or half-open (an open breaker turns half-open on its next call)."""
         return self._state
 
+    @property
+    def probing_here(self) -> bool:
+        """Whether the call running on this thread is the half-open breaker's probe."""
+        return getattr(self._here, "probe", False)
+
     def call(self, func: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """`func(*args, **kwargs)` unless the breaker is open; its outcome is recorded."""
         with self._lock:
             probe = self._admit()
+        self._here.probe = probe
         try:
             result = func(*args, **kwargs)
         except BaseException as error:
+            self._here.probe = False
             with self._lock:
                 self._record(failed=self._counts(error), probe=probe)
             raise
+        self._here.probe = False
         with self._lock:
             self._record(failed=False, probe=probe)
         return result

@@ -201,9 +201,12 @@ class Settings(BaseSettings):
     UPSTREAM_READ_TIMEOUT: float = Field(default=5.0, gt=0)
     UPSTREAM_DEADLINE: float = Field(default=8.0, gt=0)
     # Circuit breaker: after this many upstream failures in a row, fail fast for
-    # UPSTREAM_BREAKER_RESET_SECONDS, then let one probe through.
+    # UPSTREAM_BREAKER_RESET_SECONDS, then let one probe through (every other call still
+    # fails fast while it runs). One second: each worker's breaker closes within about
+    # a second of ChatCaptain's return (15 s left it open up to 15 s after), and a down
+    # ChatCaptain gets at most one call per worker per second.
     UPSTREAM_BREAKER_FAIL_MAX: int = Field(default=5, ge=1)
-    UPSTREAM_BREAKER_RESET_SECONDS: float = Field(default=15.0, gt=0)
+    UPSTREAM_BREAKER_RESET_SECONDS: float = Field(default=1.0, gt=0)
     # Polls answer from the cached list and refresh it in the background, with at most
     # this many upstream calls at once per worker process; 0: polls wait on the upstream.
     UPSTREAM_REFRESH_CALLS: int = Field(default=32, ge=0, le=1024)

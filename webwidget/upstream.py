@@ -5,7 +5,9 @@ Views call `get_client()` and get a `GuardedClient`: the same four operations as
 `fail_max` upstream failures in a row the breaker opens and calls fail at once with
 `CircuitOpen` (an `UpstreamUnavailable`, so a 503 with the reconnecting notice)
 instead of tying up a worker thread for the whole deadline; after `reset_timeout`
-one probe goes through, and its success closes the breaker again.
+(1 s by default) one probe goes through, and its success closes the breaker again: a
+worker is back within about a second of the upstream, and a down upstream gets at most
+one call per worker per `reset_timeout`.
 
 Only failures of the upstream itself count: unreachable, 5xx, timeouts. An answer that
 breaks the contract, a 2xx carrying `error` or a 4xx (a rejected token, bad input) may
@@ -60,7 +62,7 @@ class GuardedClient:
         client: ChatCaptainClient,
         *,
         fail_max: int = 5,
-        reset_timeout: float = 15.0,
+        reset_timeout: float = 1.0,
         observe: Observer | None = None,
         on_state: Callable[[str], None] | None = None,
         clock: Callable[[], float] = time.time,
@@ -116,7 +118,7 @@ class GuardedClient:
     def _guarded(self, operation: str, func: Callable[..., T], args, kwargs) -> T:
         started = time.monotonic()
         try:
-            result = self.breaker.call(func, *args, **kwargs)
+            result = self.breaker.call(self._attempt, func, args, kwargs)
         except BreakerOpen:
             error: UpstreamError = CircuitOpen("circuit open", operation=operation)
         except UpstreamError as upstream_error:
@@ -128,6 +130,14 @@ class GuardedClient:
         # Raised outside the except block so it carries no chained traceback.
         self._report(operation, started, error)
         raise error
+
+    def _attempt(self, func: Callable[..., T], args, kwargs) -> T:
+        if self.breaker.probing_here:
+            # The probe asks whether the upstream is back: one attempt, no retries, so a
+            # down upstream gets one call per worker per reset_timeout.
+            with self.client.single_attempt():
+                return func(*args, **kwargs)
+        return func(*args, **kwargs)
 
     def _report(self, operation: str, started: float, error: UpstreamError | None) -> None:
         if self._observe is not None:
@@ -155,7 +165,7 @@ def init_app(
     guarded = GuardedClient(
         client,
         fail_max=getattr(settings, "UPSTREAM_BREAKER_FAIL_MAX", 5),
-        reset_timeout=getattr(settings, "UPSTREAM_BREAKER_RESET_SECONDS", 15.0),
+        reset_timeout=getattr(settings, "UPSTREAM_BREAKER_RESET_SECONDS", 1.0),
         observe=observe,
         on_state=on_state,
         clock=clock.get_clock(app),

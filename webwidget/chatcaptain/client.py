@@ -42,7 +42,8 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from http.cookiejar import DefaultCookiePolicy
 from typing import Any, TypeVar
 from urllib.parse import quote
@@ -98,6 +99,7 @@ class _Budget(threading.local):
 
     def __init__(self) -> None:
         self.deadline_at = float("inf")
+        self.single_attempt = False
 
     def remaining(self) -> float:
         """Seconds left before this thread's call must end."""
@@ -135,7 +137,7 @@ class _DeadlineRetry(Retry):
     ) -> _DeadlineRetry:
         """Count the failure; give up early when the wait would leave no time to retry."""
         retry = super().increment(method, url, response, error, _pool, _stacktrace)
-        if self.budget.remaining() - retry._planned_wait(response) < _MIN_ATTEMPT_SECONDS:
+        if self.budget.single_attempt or self.budget.remaining() - retry._planned_wait(response) < _MIN_ATTEMPT_SECONDS:
             # With raise_on_status=False urllib3 then hands back the last response;
             # for a transport error it raises with the original error as the reason.
             raise MaxRetryError(_pool, url or "", error or ResponseError("deadline")) from error
@@ -227,6 +229,16 @@ class ChatCaptainClient:
         self._post = self._new_session(Retry(total=0, raise_on_status=False))
 
     # -- public API -----------------------------------------------------------------
+
+    @contextmanager
+    def single_attempt(self) -> Iterator[None]:
+        """Calls on this thread make one attempt, no retry: a breaker's probe asks whether
+        the upstream is back, and retrying a down one only multiplies the calls it gets."""
+        self._budget.single_attempt = True
+        try:
+            yield
+        finally:
+            self._budget.single_attempt = False
 
     @property
     def base_url(self) -> str:
