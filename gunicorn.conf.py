@@ -152,10 +152,14 @@ def on_reload(server):
 
 def post_worker_init(worker):
     """From the worker's SIGTERM on, /readyz answers 503 (draining) while the requests in
-    flight finish: a balancer stops sending visitors to a worker that is going away."""
+    flight finish: a balancer stops sending visitors to a worker that is going away; and
+    their responses close their connections (webwidget/ops/drain.py)."""
     import signal
 
+    from webwidget.ops.drain import close_connections_once_draining
     from webwidget.ops.health import begin_drain
+
+    worker.wsgi = close_connections_once_draining(worker.wsgi)
 
     stop = worker.handle_exit
 

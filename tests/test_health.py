@@ -226,6 +226,20 @@ def test_a_draining_process_is_unavailable(sandbox, tmp_path):
         health._draining.clear()  # the flag is the process's: give the next test a fresh one
 
 
+def test_a_draining_process_answers_a_balancers_probe_without_checking_anything(
+    sandbox, tmp_path
+):
+    app = make_app(sandbox, tmp_path, METRICS_TOKEN=METRICS_TOKEN)
+    faults(sandbox, latency_ms=3000)  # a slow upstream held each probe up to a second
+    health.begin_drain()
+    try:
+        before = stats(sandbox).get("list_messages", 0)
+        assert ready(app)[:2] == (503, {"status": "unavailable"})
+        assert stats(sandbox).get("list_messages", 0) == before
+    finally:
+        health._draining.clear()
+
+
 def test_a_refused_channel_token_makes_readiness_degraded_and_names_the_setting(
     sandbox, tmp_path, caplog
 ):

@@ -285,6 +285,9 @@ def findings(app: Flask) -> dict[str, Finding]:
 def readyz():
     """Ready (200), degraded (200: the upstream is in trouble) or unavailable (503)."""
     app = current_app._get_current_object()
+    if draining() and not detail_allowed():
+        # A balancer's probe of a stopping worker: no check can change the answer.
+        return jsonify(status="unavailable"), 503, {"Cache-Control": "no-store"}
     found = findings(app)
     states = {finding.state for finding in found.values()}
     status = "unavailable" if "unavailable" in states else (
