@@ -51,6 +51,8 @@ from redis.exceptions import RedisError
 
 from .chatcaptain.models import MessageDto
 from .clock import get_clock
+from .ops.logs import asked_by_this_request
+from .ops.metrics import count_refresh_dropped
 from .rendering import stream_flags
 
 log = logging.getLogger(__name__)
@@ -193,13 +195,19 @@ class Refresher:
         self._pending: set[str] = set()
 
     def submit(self, key: str, job: Callable[[], object]) -> bool:
-        """Start `job` for `key` unless one is pending for it or the budget is spent."""
+        """Start `job` for `key` unless one is pending for it or the budget is spent (then
+        counted as dropped); its log lines carry the id of the request that asked."""
         with self._lock:
-            if key in self._pending or len(self._pending) >= self.limit:
+            if key in self._pending:
                 return False
-            self._pending.add(key)
+            dropped = len(self._pending) >= self.limit
+            if not dropped:
+                self._pending.add(key)
+        if dropped:
+            count_refresh_dropped()
+            return False
         try:
-            self._start(functools.partial(self._run, key, job))
+            self._start(functools.partial(self._run, key, asked_by_this_request("refresh", job)))
         except RuntimeError:  # the pool is shut down: the interpreter is exiting
             with self._lock:
                 self._pending.discard(key)

@@ -15,7 +15,9 @@ import re
 import sys
 import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from contextvars import ContextVar
+from typing import TypeVar
 
 from flask import Flask, g, has_request_context, request
 
@@ -23,6 +25,11 @@ REQUEST_ID_HEADER = "X-Request-ID"
 REQUEST_ID_ENVIRON = "HTTP_X_REQUEST_ID"
 # Anything else in an incoming id (newlines, quotes, huge values) is replaced, not logged.
 SAFE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
+
+T = TypeVar("T")
+# Work a request asked for that runs after it, on another thread (a background refresh):
+# the asking request's id and what the work is.
+_asked_by: ContextVar[tuple[str, str] | None] = ContextVar("webwidget_asked_by", default=None)
 
 REDACTED = "[redacted]"
 # Generic shapes of secrets: query strings (the widget token travels in `?token=`),
@@ -76,12 +83,35 @@ class RedactingFilter(logging.Filter):
 
 
 class RequestIdFilter(logging.Filter):
-    """Stamps each record with the current request's id (or "-" outside requests)."""
+    """Stamps each record with the current request's id, or the id of the request that
+    asked for the background work running now (then `background` says which), or "-"."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        """Add `request_id`."""
-        record.request_id = g.get("request_id", "-") if has_request_context() else "-"
+        """Add `request_id` (and `background` in work a request asked for)."""
+        if has_request_context():
+            record.request_id = g.get("request_id", "-")
+        elif (asked := _asked_by.get()) is not None:
+            record.request_id, record.background = asked
+        else:
+            record.request_id = "-"
         return True
+
+
+def asked_by_this_request(kind: str, job: Callable[[], T]) -> Callable[[], T]:
+    """`job`, whose log lines carry this request's id and `"background": kind` on whatever
+    thread runs it later: an operator finds a refresh's failure from the poll that asked."""
+    asked = g.get("request_id") if has_request_context() else None
+    if not asked:
+        return job
+
+    def run() -> T:
+        token = _asked_by.set((asked, kind))
+        try:
+            return job()
+        finally:
+            _asked_by.reset(token)
+
+    return run
 
 
 class JsonFormatter(logging.Formatter):
@@ -97,6 +127,8 @@ class JsonFormatter(logging.Formatter):
             "message": record.getMessage(),
             "request_id": getattr(record, "request_id", "-"),
         }
+        if background := getattr(record, "background", None):
+            entry["background"] = background
         if record.exc_info and not record.exc_text:  # a record no RedactingFilter saw
             record.exc_text = redact(self.formatException(record.exc_info))
         if record.exc_text:
