@@ -186,6 +186,39 @@ def test_a_read_only_session_database_makes_the_instance_unavailable(sandbox, tm
                                                "circuit": "closed"})
 
 
+@pytest.fixture
+def tiny_disk(tmp_path):
+    """A 1 MiB filesystem of its own, to fill up."""
+    mount = tmp_path / "disk"
+    mount.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mount)], check=True)
+    yield mount
+    subprocess.run(["umount", "-l", str(mount)], check=True)
+
+
+def test_a_full_disk_makes_the_instance_unavailable_until_there_is_room(sandbox, tiny_disk):
+    clock = MovableClock()
+    app = make_app(sandbox, tiny_disk, clock=clock, METRICS_TOKEN=METRICS_TOKEN)
+    assert ready(app, **BEARER)[0] == 200
+    filler = tiny_disk / "filler"
+    with filler.open("wb") as out:
+        try:
+            while True:
+                out.write(b"\0" * 65536)
+                out.flush()
+        except OSError:
+            pass
+    clock.advance(2)
+    status, body, _ = ready(app, **BEARER)
+    assert (status, body["status"], body["checks"]["session_store"]) == (
+        503, "unavailable", "not_writable"
+    )
+    filler.unlink()
+    clock.advance(2)
+    assert ready(app, **BEARER)[:2] == (200, {"status": "ready", "checks": ALL_OK,
+                                               "circuit": "closed"})
+
+
 def test_a_redis_that_answers_pings_but_refuses_writes_makes_it_unavailable(
     sandbox, tmp_path
 ):
