@@ -1,4 +1,5 @@
-"""The `webwidget` command: run the widget (demo or configured) or the sandbox alone."""
+"""The `webwidget` command: run the widget (demo or configured) or the sandbox alone, check
+an embedding page, count, purge or migrate the stored sessions."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import sys
 from werkzeug.serving import WSGIRequestHandler, make_server
 
 from . import embed_doctor
+from .sessions import admin as sessions_admin
 from .settings import SettingsError, load_settings
 
 
@@ -68,6 +70,7 @@ def main(argv: list[str] | None = None) -> int:
         command.set_defaults(run=serve, demo=name == "demo")
     commands.add_parser("sandbox", help="run the ChatCaptain sandbox alone (see --help)")
     embed_doctor.add_command(commands)
+    sessions_admin.add_command(commands)
     args = parser.parse_args(argv)
     return args.run(args)
 

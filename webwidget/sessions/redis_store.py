@@ -13,7 +13,7 @@ from redis.backoff import ExponentialBackoff
 from redis.retry import Retry
 
 from .errors import CorruptSessionRecord, SessionStoreUnavailable
-from .store import SessionRecord
+from .store import SessionRecord, encode_value
 
 # Data keys and bookkeeping share one hash; prefixes keep a session key from
 # ever shadowing the timestamps.
@@ -59,6 +59,26 @@ redis.call('PEXPIRE', key, ARGV[4])
 return 1
 """
 
+# `webwidget sessions migrate`: one session copied in, unless Redis holds a copy seen as
+# recently or later (a visitor who went on chatting here since). KEYS: record.
+# ARGV: last_seen, created_at, ttl_ms, field/value pairs...
+_COPY_LUA = """
+local seen = redis.call('HGET', KEYS[1], 'm:seen')
+if seen and tonumber(seen) >= tonumber(ARGV[1]) then
+  return 'kept'
+end
+redis.call('DEL', KEYS[1])
+redis.call('HSET', KEYS[1], 'm:created', ARGV[2], 'm:seen', ARGV[1])
+for j = 4, #ARGV, 2 do
+  redis.call('HSET', KEYS[1], ARGV[j], ARGV[j + 1])
+end
+redis.call('PEXPIRE', KEYS[1], ARGV[3])
+if seen then
+  return 'updated'
+end
+return 'copied'
+"""
+
 
 class RedisSessionStore:
     """Sessions as Redis hashes of key -> JSON; merges run in one Lua script."""
@@ -83,6 +103,7 @@ class RedisSessionStore:
             health_check_interval=30,
         )
         self._save_script = self._client.register_script(_SAVE_LUA)
+        self._copy_script = self._client.register_script(_COPY_LUA)
 
     def _key(self, sid: str) -> str:
         return self.key_prefix + sid
@@ -130,6 +151,18 @@ class RedisSessionStore:
         keys = [self._key(sid), self._key(previous_sid if previous_sid is not None else sid)]
         try:
             return bool(self._save_script(keys=keys, args=args))
+        except redis.RedisError as exc:
+            raise SessionStoreUnavailable(f"Redis session store: {exc}") from exc
+
+    def copy_in(self, sid: str, record: SessionRecord, *, ttl: float) -> str:
+        """Store `record` as sid's, expiring in `ttl` seconds, unless the copy here was seen
+        as recently or later: 'copied', 'updated' (an older copy replaced) or 'kept'."""
+        args: list[Any] = [repr(record.last_seen), repr(record.created_at),
+                           max(1, math.ceil(ttl * 1000))]
+        for key, value in record.data.items():
+            args += [_DATA + key, encode_value(value)]
+        try:
+            return str(self._copy_script(keys=[self._key(sid)], args=args))
         except redis.RedisError as exc:
             raise SessionStoreUnavailable(f"Redis session store: {exc}") from exc
 
