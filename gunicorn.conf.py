@@ -183,3 +183,11 @@ def child_exit(server, worker):
         from prometheus_client import multiprocess
 
         multiprocess.mark_process_dead(worker.pid)
+
+
+def post_worker_init(worker):
+    """On SIGTERM, answer held polls at once (webwidget/wake.py) before the graceful exit
+    waits for requests in flight: a held poll would otherwise keep it for its whole hold."""
+    from webwidget.wake import release_on_exit
+
+    release_on_exit()

@@ -71,9 +71,12 @@ def load_average() -> str:
     return " ".join(Path("/proc/loadavg").read_text().split()[:3])
 
 
-def poller_url(html: str) -> str:
-    """The URL the page's htmx poller asks for next."""
-    return POLLER.search(html).group(1).replace("&amp;", "&")
+def poller_url(html: str, *, held: bool = False) -> str:
+    """The URL the page's htmx poller asks for next; without `held`, as a short poll
+    (without the held poller's `m` and `s`: what a page behind a proxy that cuts held
+    requests polls, and what wrk can measure)."""
+    url = POLLER.search(html).group(1).replace("&amp;", "&")
+    return url if held else re.sub(r"&(?:m|s)=[^&]*", "", url)
 
 
 def procfile_command() -> list[str]:
@@ -338,15 +341,17 @@ class Servers:
         """This environment with the widget pointed at `sandbox`, plus `settings`."""
         env = {k: v for k, v in os.environ.items() if not k.startswith(OWN_SETTINGS)}
         env.update(
-            SECRET_KEY=SECRET,
-            CHATCAPTAIN_BASE_URL=sandbox.url,
-            CHATCAPTAIN_CHATBOT_ID="demo-bot",
-            CHATCAPTAIN_CHANNEL_ID="channel_abc123",
-            CHATCAPTAIN_CHANNEL_TOKEN="channel_token_xyz789",
-            CHATCAPTAIN_SENDING_ENABLED="true",
-            WIDGET_ALLOWED_ORIGINS="https://host.example",
-            WEBWIDGET_INSTANCE_PATH=str(self.work / "instance"),
-            **settings,
+            {
+                "SECRET_KEY": SECRET,
+                "CHATCAPTAIN_BASE_URL": sandbox.url,
+                "CHATCAPTAIN_CHATBOT_ID": "demo-bot",
+                "CHATCAPTAIN_CHANNEL_ID": "channel_abc123",
+                "CHATCAPTAIN_CHANNEL_TOKEN": "channel_token_xyz789",
+                "CHATCAPTAIN_SENDING_ENABLED": "true",
+                "WIDGET_ALLOWED_ORIGINS": "https://host.example",
+                "WEBWIDGET_INSTANCE_PATH": str(self.work / "instance"),
+                **settings,
+            }
         )
         return env
 

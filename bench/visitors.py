@@ -1,13 +1,21 @@
 #!/usr/bin/env python
-"""Open-loop visitors that poll exactly as the widget's htmx poller does (issue 13).
+"""Open-loop visitors that follow the widget's poller exactly as the page does (issues 13, 21).
 
-Each visitor opens the page with its own session (one keep-alive connection), reads
-the poller from it, then polls its URL every `i` seconds, the interval the server
-hints; a 200 with a new poller changes the URL (and so the interval), a 204 keeps it.
-Visitors arrive evenly over `--ramp` seconds and all stop at `--seconds`.
+Each visitor has its own session (one keep-alive connection) and reads the poller from
+the page; then it does what the poller's `hx-trigger` says: `every Ns` polls its URL
+every N seconds (a 204 keeps the URL, a 200 with a new poller changes it), `load` asks
+again as soon as an answer brings a new poller (a held poll: the server answers when
+the conversation changes or the hold ends). Visitors arrive evenly over `--ramp`
+seconds and all stop at `--seconds`.
 
 asyncio on raw sockets, one process, so that the generator stays cheap; it reports its
-own CPU time. Prints one JSON object. Used by bench/capacity.py:
+own CPU time. Prints one JSON object.
+
+    python bench/visitors.py --url http://127.0.0.1:8000 --visitors 2000 --seconds 90
+
+starts a chat per visitor on arrival (`POST /w/default/start` as htmx sends it; the
+widget's start limits must allow that many: RATE_LIMIT_START_PER_IP and _PER_WIDGET),
+so it needs nothing but the URL. bench/capacity.py passes chats it started itself:
 
     python bench/visitors.py --port 8000 --handles handles.json --seconds 90 --ramp 30
 """
@@ -23,7 +31,37 @@ import sys
 import time
 from urllib.parse import parse_qs, urlsplit
 
-POLLER = re.compile(rb'id="ww-poller".*?hx-get="([^"]+)"', re.S)
+POLLER = re.compile(rb'<div id="ww-poller"[^>]*>', re.S)
+ATTRIBUTE = re.compile(rb'(hx-get|hx-trigger)="([^"]*)"')
+HANDLE = re.compile(rb"^x-widget-session:\s*(\S+)", re.I | re.M)
+# A held poll may take this long to answer (the server's hold plus slack).
+HELD_TIMEOUT = 60.0
+
+
+def poller_of(body: bytes) -> tuple[str, str] | None:
+    """(URL, hx-trigger) of the poller in `body`, if it has one."""
+    found = POLLER.search(body)
+    if not found:
+        return None
+    attrs = dict(ATTRIBUTE.findall(found.group(0)))
+    if b"hx-get" not in attrs:
+        return None
+    url = attrs[b"hx-get"].decode().replace("&amp;", "&")
+    return url, attrs.get(b"hx-trigger", b"").decode()
+
+
+def held(trigger: str, url: str = "") -> bool:
+    """Whether the poller asks again as soon as it is replaced (a held poll); a URL
+    without its trigger (from --handles) says so by its `m=h`."""
+    if not trigger:
+        return "m=h" in url
+    return trigger.split(",")[0].strip() == "load"
+
+
+def every(trigger: str, url: str) -> float:
+    """The short poller's interval: its `every Ns`, else the URL's `i`."""
+    found = re.search(r"every ([\d.]+)s", trigger)
+    return float(found.group(1)) if found else interval_of(url)
 
 
 class Stats:
@@ -42,11 +80,13 @@ class Stats:
         self.errors[what] = self.errors.get(what, 0) + 1
 
 
-async def exchange(reader, writer, request: bytes) -> tuple[int, bytes]:
+async def exchange(reader, writer, request: bytes, head_out: list | None = None):
     """Send one request on a keep-alive connection; the status and the body."""
     writer.write(request)
     await writer.drain()
     head = await reader.readuntil(b"\r\n\r\n")
+    if head_out is not None:
+        head_out.append(head)
     status = int(head.split(b" ", 2)[1])
     length = 0
     for line in head.split(b"\r\n")[1:]:
@@ -68,21 +108,21 @@ class Connection:
     """One visitor's keep-alive connection; reopened when the server closed it while idle
     (gunicorn's keepalive), as a browser does, and the GET sent again once."""
 
-    def __init__(self, port: int, stats: Stats) -> None:
-        self.port, self.stats = port, stats
+    def __init__(self, port: int, stats: Stats, host: str = "127.0.0.1") -> None:
+        self.port, self.stats, self.host = port, stats, host
         self.reader = self.writer = None
 
     async def open(self) -> None:
         self.reader, self.writer = await asyncio.open_connection(
-            "127.0.0.1", self.port, limit=1 << 20
+            self.host, self.port, limit=1 << 20
         )
 
-    async def get(self, request: bytes) -> tuple[int, bytes]:
+    async def get(self, request: bytes, head: list | None = None) -> tuple[int, bytes]:
         reused = self.writer is not None
         if not reused:
             await self.open()
         try:
-            return await exchange(self.reader, self.writer, request)
+            return await exchange(self.reader, self.writer, request, head)
         except (asyncio.IncompleteReadError, ConnectionResetError, BrokenPipeError) as error:
             partial = getattr(error, "partial", b"")
             if not reused or partial:
@@ -90,7 +130,7 @@ class Connection:
             self.stats.reconnects += 1
             self.close()
             await self.open()
-            return await exchange(self.reader, self.writer, request)
+            return await exchange(self.reader, self.writer, request, head)
 
     def close(self) -> None:
         if self.writer is not None:
@@ -99,28 +139,48 @@ class Connection:
 
 
 async def visitor(n, chat, args, stats: Stats, stop_at: float) -> None:
-    """`chat` is a session handle (the visitor opens the page first) or [handle, poller
-    URL] (the page is open already: the visitor starts polling, its last change now)."""
+    """`chat` is None (the visitor starts its own chat), a session handle (it opens the
+    page first) or [handle, poller URL] (the page is open already: it starts polling,
+    its last change now)."""
     await asyncio.sleep(n * args.ramp / max(args.count, 1))
-    handle, url = (chat, None) if isinstance(chat, str) else chat
-    cookie = f"Cookie: __Host-ww_session-default={handle}\r\n".encode()
-    host = f"Host: 127.0.0.1:{args.port}\r\n".encode()
-    conn = Connection(args.port, stats)
+    handle, url = (chat, None) if not isinstance(chat, list) else chat
+    host = f"Host: {args.host}:{args.port}\r\n".encode()
+    conn = Connection(args.port, stats, args.host)
+    trigger = ""
     try:
+        if handle is None:
+            started = time.perf_counter()
+            head: list[bytes] = []
+            status, body = await conn.get(
+                b"POST /w/default/start HTTP/1.1\r\n" + host + b"HX-Request: true\r\n"
+                b"Sec-Fetch-Site: same-origin\r\nContent-Type: application/x-www-form-urlencoded"
+                b"\r\nContent-Length: 0\r\n\r\n",
+                head,
+            )
+            stats.page_ms.append((time.perf_counter() - started) * 1000)
+            stats.count("start", status)
+            found = HANDLE.search(head[0]) if head else None
+            poller = poller_of(body)
+            if status != 200 or not found or not poller:
+                stats.error(f"start {status} without a session or a poller")
+                return
+            handle = found.group(1).decode()
+            url, trigger = poller
+        cookie = f"Cookie: __Host-ww_session-default={handle}\r\n".encode()
         if url is None:
             started = time.perf_counter()
             status, body = await conn.get(b"GET /w/default HTTP/1.1\r\n" + host + cookie + b"\r\n")
             stats.page_ms.append((time.perf_counter() - started) * 1000)
             stats.count("page", status)
-            found = POLLER.search(body)
-            if status != 200 or not found:
+            poller = poller_of(body)
+            if status != 200 or not poller:
                 stats.error(f"page {status} without a poller")
                 return
-            url = found.group(1).decode().replace("&amp;", "&")
-        else:
+            url, trigger = poller
+        elif not trigger:
             url = re.sub(r"t=\d+", f"t={int(time.time())}", url)
         while True:
-            wait = interval_of(url)
+            wait = 0.0 if held(trigger, url) else every(trigger, url)
             if time.perf_counter() + wait >= stop_at:
                 return
             await asyncio.sleep(wait)
@@ -131,16 +191,29 @@ async def visitor(n, chat, args, stats: Stats, stop_at: float) -> None:
                 + b"HX-Request: true\r\nHX-Trigger: ww-poller\r\n\r\n"
             )
             started = time.perf_counter()
-            status, body = await conn.get(request)
+            remaining = stop_at - time.perf_counter()
+            try:
+                status, body = await asyncio.wait_for(
+                    conn.get(request), timeout=min(HELD_TIMEOUT, max(remaining, 0.001))
+                )
+            except TimeoutError:
+                if time.perf_counter() >= stop_at - 0.01:
+                    return  # the run ended while a poll was held: not an error
+                raise
             stats.poll_ms.append((time.perf_counter() - started) * 1000)
             stats.count("poll", status)
             if status not in (200, 204):
                 stats.error(f"poll HTTP {status}")
                 continue
-            found = POLLER.search(body) if status == 200 else None
-            if found:
-                url = found.group(1).decode().replace("&amp;", "&")
-    except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, ValueError) as error:
+            poller = poller_of(body) if status == 200 else None
+            if poller:
+                url, trigger = poller
+            elif held(trigger, url):
+                stats.error("held poll answered without a new poller")
+                return
+    except (
+        TimeoutError, OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, ValueError
+    ) as error:
         stats.error(f"{type(error).__name__}")
     finally:
         conn.close()
@@ -154,7 +227,10 @@ def percentile(values: list[float], q: float) -> float:
 
 
 async def main_async(args) -> dict:
-    handles = json.loads(open(args.handles).read())[: args.count]
+    if args.handles:
+        handles = json.loads(open(args.handles).read())[: args.count]
+    else:
+        handles = [None] * args.count
     args.count = len(handles)
     stats = Stats()
     began = time.perf_counter()
@@ -183,16 +259,23 @@ async def main_async(args) -> dict:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--url", help="the widget, e.g. http://127.0.0.1:8000")
+    parser.add_argument("--port", type=int, help="the widget on 127.0.0.1 (with --handles)")
     parser.add_argument(
         "--handles",
-        required=True,
-        help="JSON list of session handles, or of [handle, poller URL] pairs",
+        help="JSON list of session handles, or of [handle, poller URL] pairs (else each"
+        " visitor starts its own chat)",
     )
-    parser.add_argument("--count", type=int, default=2000)
+    parser.add_argument("--visitors", "--count", dest="count", type=int, default=2000)
     parser.add_argument("--seconds", type=float, default=90)
     parser.add_argument("--ramp", type=float, default=30)
     args = parser.parse_args()
+    args.host = "127.0.0.1"
+    if args.url:
+        parts = urlsplit(args.url)
+        args.host, args.port = parts.hostname, parts.port or 80
+    if args.port is None:
+        parser.error("--url or --port is required")
     print(json.dumps(asyncio.run(main_async(args))))
     return 0
 

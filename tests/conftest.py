@@ -282,6 +282,9 @@ def widget_settings(upstream_url: str, store_url: str, **overrides):
         # the background refresh (the default) has its own tests in test_coalesce.py
         # and test_polling.py, and the browser tests run with the default.
         "UPSTREAM_REFRESH_CALLS": 0,
+        # Short polls, answered at once; held polls (the default) have their own tests in
+        # test_held_polls.py, and the browser tests run with the default.
+        "WIDGET_HOLD_SECONDS": 0,
         **overrides,
     }
     return Settings(_env_file=None, **values)

@@ -49,6 +49,7 @@ from flask import Flask, current_app
 from pydantic import BaseModel
 from redis.exceptions import RedisError
 
+from . import wake
 from .chatcaptain.models import MessageDto
 from .clock import get_clock
 from .ops.logs import asked_by_this_request
@@ -254,10 +255,13 @@ class Coalescer:
         *,
         clock: Callable[[], float] = time.time,
         refresher: Refresher | None = None,
+        on_change: Callable[[str], object] | None = None,
     ) -> None:
         self.redis = redis_client
         self.clock = clock
         self.refresher = refresher
+        # Told the key whenever a list of another version than the last one seen is stored.
+        self.on_change = on_change
         # Conversations whose last background refresh failed: their next poll fetches.
         self._failed: OrderedDict[str, None] = OrderedDict()
         self._lock = threading.Lock()
@@ -451,6 +455,13 @@ class Coalescer:
             self._cache.popitem(last=False)
 
     def _store(self, key: str, generation: int, listing: Listing) -> None:
+        with self._lock:
+            known = self._cache.get(key)
+        self._store_listing(key, generation, listing)
+        if self.on_change is not None and (known is None or known[1].version != listing.version):
+            self.on_change(key)
+
+    def _store_listing(self, key: str, generation: int, listing: Listing) -> None:
         if self.redis is None:
             with self._lock:
                 if self._local_generation(key) == generation:
@@ -527,7 +538,10 @@ def init_app(app: Flask, store_url: str | None, refresh_calls: int = 0) -> Coale
 
         redis_client = redis.Redis.from_url(store_url, socket_timeout=2.0)
     refresher = Refresher(refresh_calls) if refresh_calls > 0 else None
-    coalescer = Coalescer(redis_client, clock=get_clock(app), refresher=refresher)
+    wakeups = wake.init_app(app, redis_client, store_url)
+    coalescer = Coalescer(
+        redis_client, clock=get_clock(app), refresher=refresher, on_change=wakeups.notify
+    )
     app.extensions[EXTENSION] = coalescer
     return coalescer
 

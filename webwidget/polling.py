@@ -14,16 +14,32 @@ The poller's URL carries what the page shows and how it polls, none of it secret
 `decide` makes that choice, a pure function of the page's state and the newest list's
 version; `poll` gets the list (never waiting on the upstream) and returns the answer as
 data; the views render it.
+
+Held polls (issue 21, `WIDGET_HOLD_SECONDS` > 0): the poller asks again as soon as it is
+replaced (htmx `hx-trigger="load"`), and the server holds each request until the list
+changes or the hold ends (`hold_poll`), checking the upstream at a cadence that follows the
+chat (`upstream_cadence`: every 0.3 s while the visitor's message is the newest, slower
+when idle), shared with every other tab and instance through the coalescer, and woken
+at once when another request stores a newer list (wake.py). Their URL adds `m=h` and
+`s`, when the poller was rendered. A held poll whose answer never reached the page (a
+proxy that cuts held requests) leaves its poller in place, whose fallback trigger asks
+again `BACKUP_AFTER` seconds later with that old `s`: the server then answers with a
+short poller (`m=s`, `every Ns`), which the page keeps. A page without script refreshes
+itself (meta refresh) and holds nothing.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+import threading
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from typing import Generic, TypeVar
 
 from . import conversation as chats
+from . import wake
 from .chatcaptain.models import MessageDto
 from .coalesce import Listing, get_coalescer
 from .widgets import WidgetConfig
@@ -38,6 +54,21 @@ MAX_INTERVAL = 60.0
 # a fresh list on every poll, while more tabs share one upstream call per interval.
 SHARE_OF_INTERVAL = 0.9
 
+# Held polls: the upstream cadence. A reply is likely while the visitor's message is the
+# newest and fresh; more parts of a reply may follow one that just came; else as idle.
+EXPECTING_CADENCE = 0.3
+EXPECTING_SECONDS = 10.0
+STILL_EXPECTING_CADENCE = 1.0
+STILL_EXPECTING_SECONDS = 30.0
+AFTER_CHANGE_CADENCE = 0.6
+AFTER_CHANGE_SECONDS = 1.2
+# Idle: what a reply costs in checks above is saved here (short polls checked every
+# 1.5 s for the first 20 s), so that a chat costs no more calls than short polls did.
+IDLE_CADENCE = 4.0
+# A held poller asks again this long after it was rendered only if no answer replaced
+# it: its last held request was lost (see the module's docstring).
+BACKUP_MARGIN = 10.0
+
 
 def interval_for(idle_seconds: float, base: float) -> float:
     """The poll interval after `idle_seconds` without a change, rounded to half seconds."""
@@ -47,6 +78,25 @@ def interval_for(idle_seconds: float, base: float) -> float:
             factor = multiple
     value = min(max(base * factor, MIN_INTERVAL), MAX_INTERVAL)
     return math.ceil(value * 2) / 2
+
+
+def upstream_cadence(idle_seconds: float, expecting: bool, base: float) -> float:
+    """How often a held poll checks the upstream `idle_seconds` after the chat's last
+    change: fast where a reply is likely, slower than short polls when idle, so that a
+    chatting conversation costs no more upstream calls than short polls did."""
+    if expecting and idle_seconds < EXPECTING_SECONDS:
+        return EXPECTING_CADENCE
+    if idle_seconds < AFTER_CHANGE_SECONDS:
+        return AFTER_CHANGE_CADENCE
+    if expecting and idle_seconds < STILL_EXPECTING_SECONDS:
+        return STILL_EXPECTING_CADENCE
+    return max(interval_for(idle_seconds, base), IDLE_CADENCE)
+
+
+def expecting_reply(listing: Listing) -> bool:
+    """Whether the newest message is the visitor's (a reply is on its way, likely)."""
+    messages = listing.messages
+    return bool(messages) and not messages[-1].outgoing
 
 
 def format_seconds(value: float) -> str:
@@ -86,6 +136,11 @@ class PollState:
     changed_at: int
     # Pages older than the interval hint send no `i`: they keep their interval.
     hinted: bool = True
+    # "h": a held poller's request; "s": short polls because held ones were lost; "":
+    # a page from before held polls, or a send.
+    mode: str = ""
+    # When the held poller was rendered (epoch seconds), for the lost-answer check.
+    rendered: float | None = None
 
 
 def _number(value: str | None, default: float) -> float:
@@ -101,22 +156,50 @@ def read_state(values: Mapping[str, str], now: float, base: float) -> PollState:
     interval = min(max(_number(values.get("i"), base), MIN_INTERVAL), MAX_INTERVAL)
     changed_at = int(min(max(_number(values.get("t"), now), now - 86400 * 7), now))
     version = values.get("v") or None
+    mode = values.get("m", "")
+    rendered = _number(values.get("s"), now)
     return PollState(
         version=version[:32] if version else None,
         interval=interval,
         changed_at=changed_at,
         hinted="i" in values,
+        mode=mode if mode in ("h", "s") else "",
+        rendered=min(rendered, now) if mode == "h" else None,
     )
 
 
-def poller_context(*, interval: float, changed_at: int) -> dict[str, object]:
-    """The poller template's interval and last-change time."""
-    return {"poll_interval": format_seconds(interval), "poll_changed": changed_at}
+def poller_context(
+    *, interval: float, changed_at: int, hold: float = 0.0, now: float = 0.0,
+    fallback: bool = False,
+) -> dict[str, object]:
+    """The poller template's interval and last-change time; with `hold`, a held poller
+    rendered at `now` (its fallback trigger fires `hold + BACKUP_MARGIN` seconds later);
+    with `fallback`, a short poller the page keeps (its held polls got lost)."""
+    context: dict[str, object] = {
+        "poll_interval": format_seconds(interval),
+        "poll_changed": changed_at,
+        "poll_fallback": fallback,
+    }
+    if hold > 0:
+        context.update(poll_hold=True, poll_rendered=int(now), poll_backup=format_seconds(
+            math.ceil(hold + BACKUP_MARGIN)
+        ))
+    return context
 
 
-def active_poller(now: float, base: float) -> dict[str, object]:
-    """Poller context right after activity (page load, start, send): poll fast."""
-    return poller_context(interval=interval_for(0, base), changed_at=int(now))
+def active_poller(now: float, base: float, hold: float = 0.0) -> dict[str, object]:
+    """Poller context right after activity (page load, start, send): poll fast (held,
+    with `hold`)."""
+    return poller_context(interval=interval_for(0, base), changed_at=int(now), hold=hold, now=now)
+
+
+def answer_lost(state: PollState, hold: float, now: float) -> bool:
+    """Whether this held poller's fallback trigger fired: its last answer never arrived."""
+    return (
+        state.mode == "h"
+        and state.rendered is not None
+        and now - state.rendered >= hold + BACKUP_MARGIN - 1
+    )
 
 
 # --- What a poll answers --------------------------------------------------------------
@@ -129,7 +212,8 @@ class Unchanged:
 
 @dataclass(frozen=True)
 class SlowerPoller:
-    """Nothing new, but idle long enough to poll less often: only a new poller."""
+    """Nothing new, only a new poller: idle long enough to poll less often, the end of
+    a hold (the page asks again), or the switch to short polls."""
 
     version: str
     interval: float
@@ -207,3 +291,147 @@ def poll(
     base_states = get_coalescer().recall_states(key, state.version) if state.version else None
     delta = compute_delta(base_states, range(len(listing.messages)), listing.states)
     return replace(answer, messages=listing.messages, delta=delta)
+
+
+@dataclass(frozen=True)
+class Transport:
+    """How the page polls after this answer: held for `hold` seconds (0: short polls);
+    `fallback`: short for good, its held polls got lost."""
+
+    hold: float
+    fallback: bool = False
+
+
+def respond(
+    widget: WidgetConfig,
+    chat: chats.Chat,
+    state: PollState,
+    *,
+    clock,
+    base: float,
+    activity: bool,
+    hold: float,
+    limit: int,
+) -> tuple[Answer, Transport]:
+    """Answer a poll or (`activity`) a send, holding a held poller's request for up to
+    `hold` seconds if this process holds fewer than `limit`, and how the page polls next."""
+    now = clock()
+    lost = not activity and answer_lost(state, hold, now)
+    if hold <= 0 or state.mode == "s" or lost:
+        answer = poll(widget, chat, state, now=now, base=base, activity=activity)
+        transport = Transport(0.0, fallback=hold > 0 and (state.mode == "s" or lost))
+        if lost and isinstance(answer, Unchanged):
+            answer = _same_poller(state)  # the held poller must go
+        elif state.mode == "h" and isinstance(answer, Unchanged):
+            answer = _same_poller(state)  # held polls were switched off: poll short
+        return answer, transport
+    slot = held_slot(limit) if state.mode == "h" and not activity else None
+    if slot is None:
+        answer = poll(widget, chat, state, now=now, base=base, activity=activity)
+        if state.mode == "h":
+            # No room to hold it here: a short poller until the page's next change.
+            short = _same_poller(state) if isinstance(answer, Unchanged) else answer
+            return short, Transport(0.0)
+        return answer, Transport(hold)
+    with slot:
+        return hold_poll(widget, chat, state, clock=clock, base=base, seconds=hold), Transport(hold)
+
+
+def _same_poller(state: PollState) -> SlowerPoller:
+    return SlowerPoller(
+        version=state.version or "", interval=state.interval, changed_at=state.changed_at
+    )
+
+
+_held = 0
+_held_lock = threading.Lock()
+# Held polls per process: a cooperative worker holds one as a greenlet (about as many as
+# the worker's connections); elsewhere each is a thread of a bounded pool.
+COOPERATIVE_HOLD_LIMIT = 4000
+THREAD_HOLD_LIMIT = 8
+
+
+def default_hold_limit() -> int:
+    """How many polls this process holds at once unless WIDGET_HOLD_MAX says otherwise."""
+    try:
+        from gevent import monkey
+    except ImportError:
+        return THREAD_HOLD_LIMIT
+    cooperative = monkey.is_module_patched("threading")
+    return COOPERATIVE_HOLD_LIMIT if cooperative else THREAD_HOLD_LIMIT
+
+
+def held_slot(limit: int):
+    """A context for one held poll, or None when this process holds `limit` already."""
+    global _held
+    with _held_lock:
+        if _held >= limit:
+            return None
+        _held += 1
+    return _release_slot()
+
+
+@contextmanager
+def _release_slot() -> Iterator[None]:
+    global _held
+    try:
+        yield
+    finally:
+        with _held_lock:
+            _held -= 1
+
+
+def held_now() -> int:
+    """Polls held in this process now."""
+    return _held
+
+
+def hold_poll(
+    widget: WidgetConfig,
+    chat: chats.Chat,
+    state: PollState,
+    *,
+    clock,
+    base: float,
+    seconds: float,
+) -> Answer:
+    """Answer a held poll: the changes as soon as the list differs from the page's, else
+    after `seconds` only a new poller. Between checks of the list (as fresh as the
+    cadence asks, one upstream call shared by every tab and instance) it waits for
+    another request's newer list (wake.py) or the cadence's next check."""
+    key = chats.listing_key(widget, chat)
+    wakeups = wake.get_wakeups()
+    deadline = time.monotonic() + seconds
+    # The first check wants a list as fresh as the fastest cadence: a reply may be due.
+    cadence = upstream_cadence(clock() - state.changed_at, True, base)
+    while True:
+        mark = wakeups.mark(key)
+        listing = chats.message_listing(widget, chat, max_age=cadence * SHARE_OF_INTERVAL)
+        assert listing is not None  # a read without `cold_ok` always has a list
+        now = clock()
+        if listing.version != state.version:
+            return _changes(widget, chat, state, listing, now=now, base=base)
+        remaining = deadline - time.monotonic()
+        if remaining <= 0 or wake.closing():
+            idle = now - state.changed_at
+            return SlowerPoller(
+                version=listing.version,
+                interval=interval_for(idle, base),
+                changed_at=state.changed_at,
+            )
+        cadence = upstream_cadence(now - state.changed_at, expecting_reply(listing), base)
+        wakeups.wait(key, mark, min(cadence, remaining))
+
+
+def _changes(widget, chat, state: PollState, listing: Listing, *, now: float, base: float):
+    remember(widget, chat, listing)
+    key = chats.listing_key(widget, chat)
+    base_states = get_coalescer().recall_states(key, state.version) if state.version else None
+    delta = compute_delta(base_states, range(len(listing.messages)), listing.states)
+    return Changes(
+        version=listing.version,
+        interval=interval_for(0, base),
+        changed_at=int(now),
+        messages=listing.messages,
+        delta=delta,
+    )

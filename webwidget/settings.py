@@ -131,6 +131,12 @@ class Settings(BaseSettings):
     # How many of a conversation's newest messages are read, kept and shown; older ones
     # come with "Show earlier messages", so a long chat costs what a short one does.
     WIDGET_MESSAGES_SHOWN: int = Field(default=200, ge=10, le=5000)
+    # Held polls (polling.py): how long the server holds a poll until the conversation
+    # changes (0: short polls only; keep it below the proxy's read timeout), and how many
+    # it holds at once per process (beyond that, pages poll short until their next change;
+    # unset: 4000 under gevent's cooperative worker, 8 where each held poll is a thread).
+    WIDGET_HOLD_SECONDS: float = Field(default=20.0, ge=0, le=55)
+    WIDGET_HOLD_MAX: int | None = Field(default=None, ge=0)
     # The `default` widget's theme (docs/theming.md); other widgets set theirs in WIDGETS_FILE.
     WIDGET_PRIMARY_COLOR: str | None = None
     WIDGET_ON_PRIMARY_COLOR: str | None = None

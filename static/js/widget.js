@@ -635,11 +635,14 @@
     followNewMessages();
   });
 
-  // A hidden tab does not poll; it polls at once when shown again (the poller listens for ww:visible).
+  // A hidden tab does not poll short; it polls at once when shown again (the poller listens
+  // for ww:visible). A held poll (its trigger is "load") costs a request per change or
+  // hold, so it carries on: a reply still reaches a hidden tab's badge.
   document.addEventListener("htmx:beforeRequest", function (event) {
     var elt = event.detail.elt;
-    if (document.hidden && elt && elt.id === "ww-poller") event.preventDefault();
+    if (document.hidden && elt && elt.id === "ww-poller" && !heldPoller(elt)) event.preventDefault();
   });
+  function heldPoller(elt) { return /^load\b/.test(elt.getAttribute("hx-trigger") || ""); }
   document.addEventListener("visibilitychange", function () {
     var poller = byId("ww-poller");
     if (!document.hidden && poller && window.htmx) window.htmx.trigger(poller, "ww:visible");

@@ -120,6 +120,17 @@ def poll_seconds() -> float:
     return current_app.config["WEBWIDGET_SETTINGS"].WIDGET_POLL_SECONDS
 
 
+def hold_seconds() -> float:
+    """How long a held poll waits for a change (0: short polls only), see polling.py."""
+    return current_app.config["WEBWIDGET_SETTINGS"].WIDGET_HOLD_SECONDS
+
+
+def hold_limit() -> int:
+    """How many polls this process may hold at once (WIDGET_HOLD_MAX, else by worker)."""
+    configured = current_app.config["WEBWIDGET_SETTINGS"].WIDGET_HOLD_MAX
+    return polling.default_hold_limit() if configured is None else configured
+
+
 def page_context(widget: WidgetConfig, **extra: object) -> dict[str, object]:
     """What every view of the page needs."""
     return {
@@ -150,7 +161,7 @@ def conversation_context(widget: WidgetConfig, chat: chats.Chat) -> dict[str, ob
         widget,
         messages=views,
         version=listing.version,
-        **polling.active_poller(clock.now(), poll_seconds()),
+        **polling.active_poller(clock.now(), poll_seconds(), hold_seconds()),
     )
 
 
@@ -331,18 +342,25 @@ def messages(widget: str):
 def poll_answer(
     widget: WidgetConfig, chat: chats.Chat, values: Mapping[str, str], *, activity: bool
 ):
-    """A poll's answer, or with `activity` an htmx send's: 204, a slower poller, or the
-    changes (polling.py decides), as out-of-band swaps."""
+    """A poll's answer, or with `activity` an htmx send's: 204, a new poller, or the
+    changes (polling.py decides), as out-of-band swaps. A held poller's request waits
+    for a change (polling.hold)."""
     now, base = clock.now(), poll_seconds()
     state = polling.read_state(values, now, base)
     try:
-        answer = polling.poll(widget, chat, state, now=now, base=base, activity=activity)
+        answer, transport = polling.respond(
+            widget, chat, state, clock=clock.now, base=base, activity=activity,
+            hold=hold_seconds(), limit=hold_limit(),
+        )
     except UpstreamError as error:
         log.warning("poll failed: %s", describe(error))
         return upstream_trouble(widget, error, trouble_notice(error), update=True)
     if isinstance(answer, polling.Unchanged):
         return "", 204
-    poller = polling.poller_context(interval=answer.interval, changed_at=answer.changed_at)
+    poller = polling.poller_context(
+        interval=answer.interval, changed_at=answer.changed_at, hold=transport.hold,
+        now=clock.now(), fallback=transport.fallback,
+    )
     if isinstance(answer, polling.SlowerPoller):
         return render_template(
             "widget/_update.html",
