@@ -111,7 +111,7 @@ def trials(browser, widget_url: str, host_url: str, sandbox, count: int, rng) ->
     context = browser.new_context()
     try:
         page = context.new_page()
-        page.goto(host_url)
+        page.goto(host_url, timeout=120000)
         page.locator("#webwidget-default button.l").click(timeout=120000)
         frame = page.frame_locator("#webwidget-default iframe")
         frame.locator("html[data-ww-ready]").wait_for(state="attached", timeout=120000)

@@ -7,11 +7,22 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 
 import pytest
 import requests
-from conftest import CHANNEL_TOKEN, SECRET_KEY, free_port, listens, wait_until
+from conftest import (
+    CHANNEL_TOKEN,
+    SECRET_KEY,
+    advance,
+    free_port,
+    hold,
+    listens,
+    stats,
+    wait_until,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 PROXY_CONF = ROOT / "docs" / "hosting" / "webwidget-proxy.conf"
@@ -36,6 +47,20 @@ http {{
   server {{
     listen 127.0.0.1:{http_port};
     location / {{ include {proxy_conf}; }}
+  }}
+  # A proxy that cuts held polls: a read timeout shorter than the hold (PaaS routers and
+  # strict proxies do this); the widget must fall back to short polls behind it.
+  server {{
+    listen 127.0.0.1:{cutting_port};
+    location / {{
+      proxy_pass http://webwidget;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_set_header Host $http_host;
+      proxy_set_header X-Forwarded-For $remote_addr;
+      proxy_set_header X-Forwarded-Proto $scheme;
+      proxy_read_timeout 2s;
+    }}
   }}
   server {{
     listen 127.0.0.1:{https_port} ssl;
@@ -87,6 +112,7 @@ def proxied(module_sandbox, tmp_path_factory):
         capture_output=True,
     )
     app_port, http_port, https_port = free_port(), free_port(), free_port()
+    cutting_port = free_port()
     env = {
         **{
             k: v
@@ -121,6 +147,7 @@ def proxied(module_sandbox, tmp_path_factory):
             app_port=app_port,
             http_port=http_port,
             https_port=https_port,
+            cutting_port=cutting_port,
             proxy_conf=PROXY_CONF,
             user="user root;" if os.geteuid() == 0 else "",
         )
@@ -141,6 +168,8 @@ def proxied(module_sandbox, tmp_path_factory):
             "https": f"https://127.0.0.1:{https_port}",
             "http": f"http://127.0.0.1:{http_port}",
             "cert": str(tmp_path / "cert.pem"),
+            "cutting": f"http://127.0.0.1:{cutting_port}",
+            "sandbox": sandbox,
         }
     finally:
         stop(nginx)
@@ -212,3 +241,73 @@ def test_a_client_cannot_claim_https_or_another_host_through_the_proxy(proxied):
         timeout=30,
     )
     assert allowed.status_code == 303
+
+
+def held_params(html: str) -> dict[str, str]:
+    from test_polling import poller_params
+
+    return poller_params(html)
+
+
+def query(params: dict[str, str]) -> str:
+    return "&".join(f"{k}={v}" for k, v in params.items())
+
+
+def test_a_held_poll_brings_the_reply_through_nginx(proxied):
+    """The documented proxy settings hold a poll for its whole hold and pass its answer on
+    as soon as the reply is upstream (buffering does not matter: the answer is whole)."""
+    base, sandbox = proxied["https"], proxied["sandbox"]
+    browser = requests.Session()
+    browser.trust_env = False
+    browser.verify = proxied["cert"]
+    htmx = {"HX-Request": "true", "Origin": base}
+    started = browser.post(f"{base}/w/default/start", headers=htmx, timeout=30)
+    assert started.status_code == 200
+    hold(sandbox)
+    try:
+        sent = browser.post(f"{base}/w/default/send", data={"text": "later"}, headers=htmx,
+                            timeout=30)
+        params = held_params(sent.text)
+        assert params["m"] == "h"
+        result = {}
+        listed = stats(sandbox).get("list_messages", 0)
+        poll = threading.Thread(target=lambda: result.update(r=browser.get(
+            f"{base}/w/default/messages?{query(params)}", headers=htmx, timeout=30)))
+        poll.start()
+        wait_until(lambda: stats(sandbox).get("list_messages", 0) > listed, timeout=20,
+                   what="the held poll's first check upstream")
+        available = time.monotonic()
+        advance(sandbox, 61)
+        poll.join(timeout=30)
+        took = time.monotonic() - available
+    finally:
+        hold(sandbox, False)
+    assert result["r"].status_code == 200
+    assert "a minute later" in result["r"].text
+    assert took < 5, f"{took:.1f} s through nginx"
+
+
+def test_behind_a_proxy_that_cuts_held_polls_the_page_falls_back_to_short_polls(proxied):
+    base = proxied["cutting"]
+    browser = requests.Session()
+    browser.trust_env = False
+    htmx = {"HX-Request": "true", "Sec-Fetch-Site": "same-origin"}
+    started = browser.post(f"{base}/w/default/start", headers=htmx, timeout=30)
+    assert started.status_code == 200, started.text[:300]
+    handle = started.headers["X-Widget-Session"]
+    htmx["X-Widget-Session"] = handle
+    params = held_params(started.text)
+    assert params["m"] == "h"
+    cut = browser.get(f"{base}/w/default/messages?{query(params)}", headers=htmx, timeout=30)
+    # nginx gave up on the held poll: the page got no new poller from it.
+    assert cut.status_code == 504
+    # So the poller's fallback trigger asks again, 30 s after the poller was rendered.
+    params["s"] = str(int(params["s"]) - 30)
+    switched = browser.get(f"{base}/w/default/messages?{query(params)}", headers=htmx,
+                           timeout=30)
+    assert switched.status_code == 200
+    short = held_params(switched.text)
+    assert short["m"] == "s"
+    # Short polls answer at once, well within the proxy's timeout.
+    again = browser.get(f"{base}/w/default/messages?{query(short)}", headers=htmx, timeout=30)
+    assert again.status_code == 204
