@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 from conftest import Html, parse_html
 from conftest import message_payload as msg
-from flask_babel import Babel, force_locale
 from flask import Blueprint, Flask, render_template
+from flask_babel import Babel, force_locale
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from markupsafe import Markup
