@@ -42,11 +42,18 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networki
 REPLY_TEXT = "a minute later"
 # Settings compared side by side (`--compare`), each against the widget as configured.
 COMPARE = {
-    "wait": {"UPSTREAM_REFRESH_CALLS": "0"},
-    "short": {"WIDGET_HOLD_SECONDS": "0"},
+    # Before issue 21: short polls from the cached list, gthread 2x16.
+    "before": {"WIDGET_HOLD_SECONDS": "0", "GUNICORN_WORKER_CLASS": "gthread"},
+    # Short polls that wait for their own upstream call (UPSTREAM_REFRESH_CALLS=0).
+    "wait": {"WIDGET_HOLD_SECONDS": "0", "GUNICORN_WORKER_CLASS": "gthread",
+             "UPSTREAM_REFRESH_CALLS": "0"},
     "gthread": {"GUNICORN_WORKER_CLASS": "gthread"},
+    # Held polls as threads: enough of them for every visitor.
+    "gthread-many": {"GUNICORN_WORKER_CLASS": "gthread", "GUNICORN_THREADS": "1100",
+                     "WIDGET_HOLD_MAX": "1050"},
     "gevent": {"GUNICORN_WORKER_CLASS": "gevent"},
 }
+CHAT_EVERY = 20.0  # seconds between the chatting visitor's messages (--calls)
 # Records when each bot reply to `later` enters the frame's DOM (Date.now(), ms).
 OBSERVER = """() => {
   window.__replies = [];
@@ -150,6 +157,73 @@ def reply_time(frame, n: int, timeout: float = 30.0) -> float:
     raise SystemExit(f"reply {n + 1} did not show within {timeout:g} s")
 
 
+class Tab(threading.Thread):
+    """One open tab of a chat, following its poller as the page does (held or short)."""
+
+    def __init__(self, bases: list[str], handle: str, url: str, stop: float) -> None:
+        super().__init__(daemon=True)
+        self.bases, self.handle, self.url, self.stop = bases, handle, url, stop
+        self.turn = 0
+
+    def run(self) -> None:
+        import re
+
+        import requests
+        from servers import POLLER
+
+        headers = {"HX-Request": "true", "X-Widget-Session": self.handle}
+        with requests.Session() as s:
+            while time.monotonic() < self.stop:
+                held = "m=h" in self.url
+                if not held:
+                    interval = float(re.search(r"[?&]i=([\d.]+)", self.url).group(1))
+                    time.sleep(min(interval, max(self.stop - time.monotonic(), 0)))
+                    if time.monotonic() >= self.stop:
+                        return
+                base = self.bases[self.turn % len(self.bases)]
+                self.turn += 1
+                try:
+                    r = s.get(base + self.url, headers=headers, timeout=60)
+                except requests.RequestException:
+                    continue
+                found = POLLER.search(r.text) if r.status_code == 200 else None
+                if found:
+                    self.url = found.group(1).replace("&amp;", "&")
+                elif held:
+                    return  # a held poll always answers with a poller
+
+
+def calls_per_minute(sandbox, bases: list[str], tabs: int, chatting: bool,
+                     seconds: float) -> float:
+    """Upstream list calls per minute of one conversation open in `tabs` tabs (polls
+    spread over `bases`, the instances); with `chatting`, the visitor sends every
+    CHAT_EVERY seconds (the sandbox bot answers each about 0.4 s later)."""
+    import requests
+    from servers import START_HEADERS, poller_url
+
+    with requests.Session() as s:
+        r = s.post(bases[0] + "/w/default/start", headers=START_HEADERS, timeout=60)
+        r.raise_for_status()
+        handle = r.headers["X-Widget-Session"]
+        url = poller_url(r.text, held=True)
+    sandbox.settle()
+    before = sandbox.list_calls()
+    stop = time.monotonic() + seconds
+    threads = [Tab(bases, handle, url, stop) for _ in range(tabs)]
+    for t in threads:
+        t.start()
+    headers = {**START_HEADERS, "X-Widget-Session": handle}
+    n = 0
+    while chatting and time.monotonic() < stop - 1:
+        requests.post(bases[n % len(bases)] + "/w/default/send", data={"text": f"hi {n}"},
+                      headers=headers, timeout=60)
+        n += 1
+        time.sleep(max(0.0, min(CHAT_EVERY, stop - time.monotonic())))
+    for t in threads:
+        t.join(timeout=90)
+    return (sandbox.list_calls() - before) * 60 / seconds
+
+
 def sandbox_hold(sandbox, held: bool) -> None:
     import requests
 
@@ -173,7 +247,9 @@ def describe(env: dict[str, str]) -> str:
     finally:
         os.environ.clear()
         os.environ.update(saved)
-    return f"{c['worker_class']} {c['workers']}x{c['threads']}"
+    hold = env.get("WIDGET_HOLD_SECONDS", "20")
+    transport = "short polls" if hold == "0" else f"held polls {hold} s"
+    return f"{c['worker_class']} {c['workers']}x{c['threads']}, {transport}"
 
 
 def main() -> int:
@@ -185,6 +261,11 @@ def main() -> int:
     parser.add_argument("--ramp", type=float, default=30, help="the visitors' arrival")
     parser.add_argument("--seed", type=int, default=21)
     parser.add_argument("--store", choices=("sqlite", "redis"), default="sqlite")
+    parser.add_argument(
+        "--calls", type=float, default=0,
+        help="also count upstream list calls per conversation per minute over this many"
+        " seconds: idle, chatting, 5 tabs, and 5 tabs over two instances on Redis",
+    )
     args = parser.parse_args()
     from playwright.sync_api import sync_playwright
 
@@ -257,6 +338,24 @@ def main() -> int:
                         f" {v['cpu_share_of_one_core']:.0%} of one core",
                         flush=True,
                     )
+            if args.calls:
+                sandbox.latency(args.latency_ms)
+                bases = [widget.url]
+                cases = [("1 tab idle", 1, False), ("1 tab chatting", 1, True),
+                         ("5 tabs chatting", 5, True)]
+                found = [
+                    f"{name} {calls_per_minute(sandbox, bases, n, chat, args.calls):.0f}"
+                    for name, n, chat in cases
+                ]
+                print(f"  upstream list calls per conversation per minute ({label}): "
+                      + ", ".join(found), flush=True)
+                shared = {**env, "SESSION_STORE_URL": servers.redis()}
+                pair = [servers.gunicorn(shared, name=f"pair-{n}") for n in (1, 2)]
+                two = calls_per_minute(sandbox, [p.url for p in pair], 5, True, args.calls)
+                for instance in pair:
+                    servers.stop(instance.proc)
+                print(f"  the same, Redis sessions, two instances, 5 tabs alternating between"
+                      f" them, chatting: {two:.0f}", flush=True)
             servers.stop(widget.proc)
             host.close()
         browser.close()

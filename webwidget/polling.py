@@ -20,12 +20,14 @@ replaced (htmx `hx-trigger="load"`), and the server holds each request until the
 changes or the hold ends (`hold_poll`), checking the upstream at a cadence that follows the
 chat (`upstream_cadence`: every 0.3 s while the visitor's message is the newest, slower
 when idle), shared with every other tab and instance through the coalescer, and woken
-at once when another request stores a newer list (wake.py). Their URL adds `m=h` and
-`s`, when the poller was rendered. A held poll whose answer never reached the page (a
-proxy that cuts held requests) leaves its poller in place, whose fallback trigger asks
-again `BACKUP_AFTER` seconds later with that old `s`: the server then answers with a
-short poller (`m=s`, `every Ns`), which the page keeps. A page without script refreshes
-itself (meta refresh) and holds nothing.
+at once when another request stores a newer list (wake.py). Their URL adds `m=h`. A held
+poll whose answer did not replace the poller is asked again by widget.js: soon with
+`now=1` when the connection dropped (answered at once: the page learns it is back);
+with `cut=1` when a proxy answered instead of us (it cut the held request), and the
+server then answers with a short poller (`m=s`, `every Ns`), which the page keeps. The
+poller's own `every` (the hold plus `BACKUP_MARGIN`) asks again should neither happen.
+On `offline` widget.js ends a held poll at once, so the page says it is reconnecting.
+A page without script refreshes itself (meta refresh) and holds nothing.
 """
 
 from __future__ import annotations
@@ -65,8 +67,8 @@ AFTER_CHANGE_SECONDS = 1.2
 # Idle: what a reply costs in checks above is saved here (short polls checked every
 # 1.5 s for the first 20 s), so that a chat costs no more calls than short polls did.
 IDLE_CADENCE = 4.0
-# A held poller asks again this long after it was rendered only if no answer replaced
-# it: its last held request was lost (see the module's docstring).
+# A held poller asks again this long after its hold by itself: only if no answer
+# replaced it and widget.js did not ask again either.
 BACKUP_MARGIN = 10.0
 
 
@@ -139,8 +141,10 @@ class PollState:
     # "h": a held poller's request; "s": short polls because held ones were lost; "":
     # a page from before held polls, or a send.
     mode: str = ""
-    # When the held poller was rendered (epoch seconds), for the lost-answer check.
-    rendered: float | None = None
+    # The page's last held poll was cut by a proxy (widget.js saw its error, not ours).
+    cut: bool = False
+    # The page's last held poll failed (the connection dropped): answer at once.
+    now: bool = False
 
 
 def _number(value: str | None, default: float) -> float:
@@ -157,49 +161,42 @@ def read_state(values: Mapping[str, str], now: float, base: float) -> PollState:
     changed_at = int(min(max(_number(values.get("t"), now), now - 86400 * 7), now))
     version = values.get("v") or None
     mode = values.get("m", "")
-    rendered = _number(values.get("s"), now)
     return PollState(
         version=version[:32] if version else None,
         interval=interval,
         changed_at=changed_at,
         hinted="i" in values,
         mode=mode if mode in ("h", "s") else "",
-        rendered=min(rendered, now) if mode == "h" else None,
+        cut=values.get("cut") == "1",
+        now=values.get("now") == "1",
     )
 
 
 def poller_context(
-    *, interval: float, changed_at: int, hold: float = 0.0, now: float = 0.0,
-    fallback: bool = False,
+    *, interval: float, changed_at: int, hold: float = 0.0, fallback: bool = False
 ) -> dict[str, object]:
     """The poller template's interval and last-change time; with `hold`, a held poller
-    rendered at `now` (its fallback trigger fires `hold + BACKUP_MARGIN` seconds later);
-    with `fallback`, a short poller the page keeps (its held polls got lost)."""
+    (its own fallback trigger fires `hold + BACKUP_MARGIN` seconds after it came); with
+    `fallback`, a short poller the page keeps (a proxy cut its held polls)."""
     context: dict[str, object] = {
         "poll_interval": format_seconds(interval),
         "poll_changed": changed_at,
         "poll_fallback": fallback,
     }
     if hold > 0:
-        context.update(poll_hold=True, poll_rendered=int(now), poll_backup=format_seconds(
-            math.ceil(hold + BACKUP_MARGIN)
-        ))
+        context.update(poll_hold=True, poll_backup=format_seconds(math.ceil(hold + BACKUP_MARGIN)))
     return context
 
 
 def active_poller(now: float, base: float, hold: float = 0.0) -> dict[str, object]:
     """Poller context right after activity (page load, start, send): poll fast (held,
     with `hold`)."""
-    return poller_context(interval=interval_for(0, base), changed_at=int(now), hold=hold, now=now)
+    return poller_context(interval=interval_for(0, base), changed_at=int(now), hold=hold)
 
 
-def answer_lost(state: PollState, hold: float, now: float) -> bool:
-    """Whether this held poller's fallback trigger fired: its last answer never arrived."""
-    return (
-        state.mode == "h"
-        and state.rendered is not None
-        and now - state.rendered >= hold + BACKUP_MARGIN - 1
-    )
+def answer_lost(state: PollState) -> bool:
+    """Whether a proxy cut this held poller's last request (widget.js says so)."""
+    return state.mode == "h" and state.cut
 
 
 # --- What a poll answers --------------------------------------------------------------
@@ -316,7 +313,7 @@ def respond(
     """Answer a poll or (`activity`) a send, holding a held poller's request for up to
     `hold` seconds if this process holds fewer than `limit`, and how the page polls next."""
     now = clock()
-    lost = not activity and answer_lost(state, hold, now)
+    lost = not activity and answer_lost(state)
     if hold <= 0 or state.mode == "s" or lost:
         answer = poll(widget, chat, state, now=now, base=base, activity=activity)
         transport = Transport(0.0, fallback=hold > 0 and (state.mode == "s" or lost))
@@ -325,6 +322,10 @@ def respond(
         elif state.mode == "h" and isinstance(answer, Unchanged):
             answer = _same_poller(state)  # held polls were switched off: poll short
         return answer, transport
+    if state.mode == "h" and state.now and not activity:
+        # Asked again after a failed held poll: at once, so the page knows it is back.
+        answer = poll(widget, chat, state, now=now, base=base, activity=False)
+        return (_same_poller(state) if isinstance(answer, Unchanged) else answer), Transport(hold)
     slot = held_slot(limit) if state.mode == "h" and not activity else None
     if slot is None:
         answer = poll(widget, chat, state, now=now, base=base, activity=activity)

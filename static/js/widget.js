@@ -584,7 +584,10 @@
     }
     var config = event.detail.requestConfig || {};
     if (pending.has(config)) settleSend(pending.get(config), event.detail);
-    else if (event.detail.elt && event.detail.elt.id === "ww-poller") afterPoll(xhr);
+    else if (event.detail.elt && event.detail.elt.id === "ww-poller") {
+      afterPoll(xhr);
+      afterHeldPoll(event.detail.elt, xhr);
+    }
   });
 
   // Count bot messages an update adds (for the loader's unread badge); updates append
@@ -643,6 +646,38 @@
     if (document.hidden && elt && elt.id === "ww-poller" && !heldPoller(elt)) event.preventDefault();
   });
   function heldPoller(elt) { return /^load\b/.test(elt.getAttribute("hx-trigger") || ""); }
+
+  // A held poll whose answer did not replace its poller: the connection dropped (ask again
+  // soon, as a short poller would), or a proxy answered with an error of its own, having
+  // cut the held request: ask again with `cut`, and the server switches to short polls.
+  var heldRetries = 0;
+  function afterHeldPoll(elt, xhr) {
+    if (!elt.isConnected || !heldPoller(elt)) { heldRetries = 0; return; }
+    // Asked again, it answers at once (`now`): the page learns that the connection is back.
+    elt.setAttribute(xhr.status ? "data-ww-cut" : "data-ww-now", "");
+    heldRetries++;
+    setTimeout(function () {
+      if (elt.isConnected && window.htmx) window.htmx.trigger(elt, "ww:visible");
+    }, Math.min(500 * heldRetries, 5000));
+  }
+  document.addEventListener("htmx:configRequest", function (event) {
+    var elt = event.detail.elt;
+    if (!elt || elt.id !== "ww-poller") return;
+    if (elt.hasAttribute("data-ww-cut")) event.detail.parameters.cut = "1";
+    else if (elt.hasAttribute("data-ww-now")) event.detail.parameters.now = "1";
+  });
+  // Our answer to a held poll replaces the poller, and htmx then reports the request on
+  // another element: afterPoll hears of it here, while the poller is still the request's.
+  document.addEventListener("htmx:beforeOnLoad", function (event) {
+    var elt = event.detail.elt, xhr = event.detail.xhr;
+    if (elt && elt.id === "ww-poller" && heldPoller(elt) && xhr && xhr.status === 200) afterPoll(xhr);
+  });
+  // Offline: a held poll would hang until its hold ends; ending it lets the page say so
+  // (and widget.js asks again, at once when the connection is back).
+  window.addEventListener("offline", function () {
+    var poller = byId("ww-poller");
+    if (poller && heldPoller(poller) && window.htmx) window.htmx.trigger(poller, "htmx:abort");
+  });
   document.addEventListener("visibilitychange", function () {
     var poller = byId("ww-poller");
     if (!document.hidden && poller && window.htmx) window.htmx.trigger(poller, "ww:visible");

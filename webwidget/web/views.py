@@ -359,7 +359,7 @@ def poll_answer(
         return "", 204
     poller = polling.poller_context(
         interval=answer.interval, changed_at=answer.changed_at, hold=transport.hold,
-        now=clock.now(), fallback=transport.fallback,
+        fallback=transport.fallback,
     )
     if isinstance(answer, polling.SlowerPoller):
         return render_template(
