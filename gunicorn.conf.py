@@ -152,8 +152,9 @@ def on_reload(server):
 
 def post_worker_init(worker):
     """From the worker's SIGTERM on, /readyz answers 503 (draining) while the requests in
-    flight finish: a balancer stops sending visitors to a worker that is going away; and
-    their responses close their connections (webwidget/ops/drain.py)."""
+    flight finish: a balancer stops sending visitors to a worker that is going away; their
+    responses close their connections (webwidget/ops/drain.py); held polls are answered at
+    once."""
     import signal
 
     from webwidget.ops.drain import close_connections_once_draining
@@ -168,6 +169,11 @@ def post_worker_init(worker):
         stop(sig, frame)
 
     signal.signal(signal.SIGTERM, handle_exit)
+    # And held polls answer at once (webwidget/wake.py): the graceful exit waits for the
+    # requests in flight, and a held poll would otherwise keep it for its whole hold.
+    from webwidget.wake import release_on_exit
+
+    release_on_exit()
 
 
 def on_exit(server):
@@ -183,11 +189,3 @@ def child_exit(server, worker):
         from prometheus_client import multiprocess
 
         multiprocess.mark_process_dead(worker.pid)
-
-
-def post_worker_init(worker):
-    """On SIGTERM, answer held polls at once (webwidget/wake.py) before the graceful exit
-    waits for requests in flight: a held poll would otherwise keep it for its whole hold."""
-    from webwidget.wake import release_on_exit
-
-    release_on_exit()
