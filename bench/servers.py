@@ -247,7 +247,7 @@ class Servers:
         self.procs.append(proc)
         return proc
 
-    def wait_http(self, url: str, proc: subprocess.Popen, seconds: float = 60) -> None:
+    def wait_http(self, url: str, proc: subprocess.Popen, seconds: float = 180) -> None:
         deadline = time.monotonic() + seconds
         while time.monotonic() < deadline:
             if proc.poll() is not None:
@@ -301,7 +301,9 @@ class Servers:
         else:
             command = [str(BIN / "webwidget"), "sandbox", "--host", "127.0.0.1", "--port"]
             command.append(str(port))
-        proc = self.spawn(command, "sandbox")
+        # Not from the checkout: gunicorn would read the widget's gunicorn.conf.py there,
+        # whose start-up check stops a process without the widget's settings.
+        proc = self.spawn(command, "sandbox", cwd=self.work)
         sandbox = Sandbox(f"http://127.0.0.1:{port}")
         self.wait_http(sandbox.url + "/_sandbox/stats", proc)
         return sandbox
