@@ -23,9 +23,9 @@ from conftest import (
 from test_polling import poll, poller_params, swaps
 from test_scale_out import Browser, Instance, instance_env
 
+from webwidget import wake
 from webwidget.polling import (
     EXPECTING_CADENCE,
-    held_now,
     interval_for,
     upstream_cadence,
 )
@@ -37,6 +37,12 @@ def poller(html: str) -> dict[str, str]:
     found = swaps(html).poller
     assert found is not None, "no poller in the answer"
     return found
+
+
+def held_now(app) -> int:
+    """Polls `app` holds now."""
+    wakeups = app.extensions.get(wake.EXTENSION)
+    return wakeups.held if wakeups is not None else 0
 
 
 def held_app(sandbox, tmp_path, store_url, **settings):
@@ -86,7 +92,7 @@ def test_a_held_poll_answers_as_soon_as_the_reply_is_upstream(sandbox, tmp_path,
     params = poller_params(sent)
     assert params["m"] == "h"
     thread, result = in_thread(lambda: poll(visitor, params))
-    wait_until(lambda: held_now() == 1, timeout=10, what="the poll to be held")
+    wait_until(lambda: held_now(app) == 1, timeout=10, what="the poll to be held")
     assert "r" not in result
     available = time.monotonic()
     advance(sandbox, 61)
@@ -185,7 +191,7 @@ def test_a_change_from_another_tab_or_instance_wakes_a_held_poll(
     params = poller_params(tab.get("/w/default").get_data(as_text=True))
     params["t"] = str(int(time.time()) - 600)  # idle ten minutes: checks every 15 s
     thread, result = in_thread(lambda: poll(tab, params))
-    wait_until(lambda: held_now() == 1, timeout=10, what="the poll to be held")
+    wait_until(lambda: held_now(other) == 1, timeout=10, what="the poll to be held")
     sent = time.monotonic()
     sender.send("hello from the other tab", htmx=True)
     thread.join(timeout=40)

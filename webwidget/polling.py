@@ -33,10 +33,8 @@ A page without script refreshes itself (meta refresh) and holds nothing.
 from __future__ import annotations
 
 import math
-import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Generic, TypeVar
 
@@ -326,7 +324,7 @@ def respond(
         # Asked again after a failed held poll: at once, so the page knows it is back.
         answer = poll(widget, chat, state, now=now, base=base, activity=False)
         return (_same_poller(state) if isinstance(answer, Unchanged) else answer), Transport(hold)
-    slot = held_slot(limit) if state.mode == "h" and not activity else None
+    slot = wake.get_wakeups().hold(limit) if state.mode == "h" and not activity else None
     if slot is None:
         answer = poll(widget, chat, state, now=now, base=base, activity=activity)
         if state.mode == "h":
@@ -344,8 +342,6 @@ def _same_poller(state: PollState) -> SlowerPoller:
     )
 
 
-_held = 0
-_held_lock = threading.Lock()
 # Held polls per process: a cooperative worker holds one as a greenlet (about as many as
 # the worker's connections); elsewhere each is a thread of a bounded pool.
 COOPERATIVE_HOLD_LIMIT = 4000
@@ -360,31 +356,6 @@ def default_hold_limit() -> int:
         return THREAD_HOLD_LIMIT
     cooperative = monkey.is_module_patched("threading")
     return COOPERATIVE_HOLD_LIMIT if cooperative else THREAD_HOLD_LIMIT
-
-
-def held_slot(limit: int):
-    """A context for one held poll, or None when this process holds `limit` already."""
-    global _held
-    with _held_lock:
-        if _held >= limit:
-            return None
-        _held += 1
-    return _release_slot()
-
-
-@contextmanager
-def _release_slot() -> Iterator[None]:
-    global _held
-    try:
-        yield
-    finally:
-        with _held_lock:
-            _held -= 1
-
-
-def held_now() -> int:
-    """Polls held in this process now."""
-    return _held
 
 
 def hold_poll(
@@ -413,7 +384,7 @@ def hold_poll(
         if listing.version != state.version:
             return _changes(widget, chat, state, listing, now=now, base=base)
         remaining = deadline - time.monotonic()
-        if remaining <= 0 or wake.closing():
+        if remaining <= 0 or wakeups.closed():
             idle = now - state.changed_at
             return SlowerPoller(
                 version=listing.version,

@@ -8,7 +8,9 @@ publishes the key so that every other worker and instance wakes its own. A poll 
 between is never missed.
 
 On SIGTERM (`release_on_exit`, from gunicorn's post_worker_init) every held poll is
-released at once, so a graceful shutdown does not wait out the holds.
+released at once, so a graceful shutdown does not wait out the holds; `release(app)` does
+the same for one app (its in-process server stops). The held polls are counted per app
+(`Wakeups.hold`), so that several apps in one process (tests, the demo) hold their own.
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ import signal
 import threading
 import time
 import weakref
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from flask import Flask, current_app
 
@@ -50,8 +54,34 @@ class Wakeups:
         self._subscriber = subscriber
         self._lock = threading.Lock()
         self._keys: dict[str, _Key] = {}
-        self._all: list[threading.Condition] = []
         self._listener: threading.Thread | None = None
+        self._closed = threading.Event()
+        self._held = 0
+
+    @property
+    def held(self) -> int:
+        """Polls held now."""
+        return self._held
+
+    def closed(self) -> bool:
+        """Whether held polls must answer at once (the app's server or the process stops)."""
+        return self._closed.is_set() or _closing.is_set()
+
+    def hold(self, limit: int):
+        """A context for one held poll, or None when `limit` are held already."""
+        with self._lock:
+            if self._held >= limit:
+                return None
+            self._held += 1
+        return self._release_slot()
+
+    @contextmanager
+    def _release_slot(self) -> Iterator[None]:
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._held -= 1
 
     def mark(self, key: str) -> int:
         """The key's change count now: pass it to `wait`."""
@@ -67,14 +97,12 @@ class Wakeups:
             entry = self._keys.get(key)
             if entry is None:
                 entry = self._keys[key] = _Key(self._lock)
-            if entry.changes != mark or _closing.is_set():
+            if entry.changes != mark or self.closed():
                 return True
             entry.waiters += 1
             try:
-                entry.condition.wait_for(
-                    lambda: entry.changes != mark or _closing.is_set(), timeout
-                )
-                return entry.changes != mark or _closing.is_set()
+                entry.condition.wait_for(lambda: entry.changes != mark or self.closed(), timeout)
+                return entry.changes != mark or self.closed()
             finally:
                 entry.waiters -= 1
                 if entry.waiters == 0:
@@ -90,8 +118,10 @@ class Wakeups:
             except Exception as error:  # waking is best effort: the polls' own checks remain
                 log.warning("could not publish a change: %s", type(error).__name__)
 
-    def release_all(self) -> None:
-        """Wake every held poll of this process (shutdown)."""
+    def release_all(self, *, close: bool = False) -> None:
+        """Wake every held poll (shutdown); with `close`, later ones answer at once too."""
+        if close:
+            self._closed.set()
         with self._lock:
             for entry in self._keys.values():
                 entry.condition.notify_all()
@@ -118,7 +148,7 @@ class Wakeups:
     def _listen(self) -> None:
         client = self._subscriber()
         pause = RESUBSCRIBE_SECONDS
-        while not _closing.is_set():
+        while not self.closed():
             try:
                 pubsub = client.pubsub(ignore_subscribe_messages=True)
                 pubsub.subscribe(CHANNEL)
@@ -134,9 +164,11 @@ class Wakeups:
                 pause = min(pause * 2, MAX_RESUBSCRIBE_SECONDS)
 
 
-def closing() -> bool:
-    """Whether this process is shutting down (held polls answer at once)."""
-    return _closing.is_set()
+def release(app: Flask) -> None:
+    """End `app`'s held polls now and answer later ones at once: its server stops."""
+    wakeups = app.extensions.get(EXTENSION)
+    if wakeups is not None:
+        wakeups.release_all(close=True)
 
 
 def release_on_exit() -> None:

@@ -595,12 +595,13 @@
   var newestBot = null;
   document.addEventListener("htmx:oobBeforeSwap", function (event) {
     var target = event.detail.target;
-    // "Not sent" stays up while its words wait in the box or the outbox; a poll may not
-    // clear it.
+    // A refused send's notice ("Not sent", "Too many requests…") stays up while its words
+    // wait in the box or the outbox; a poll may not clear it.
     var box = byId("ww-text");
     var waiting = (box && box.value.trim()) || outbox.some(function (e) { return e.state === "failed"; });
     if (target && target.id === "ww-status" && waiting &&
-        target.querySelector(".ww-notice--send_failed") && !event.detail.fragment.textContent.trim()) {
+        target.querySelector(".ww-notice--send_failed, .ww-notice--error") &&
+        !event.detail.fragment.textContent.trim()) {
       event.detail.shouldSwap = false;
       return;
     }

@@ -271,12 +271,19 @@ def test_the_widgets_own_rate_limit_keeps_the_words(page, sandbox, tmp_path, san
     try:
         page.goto(f"http://localhost:{server.port}/w/default")
         start_chat(page)
-        first, second = unique("allowed"), unique("one too many")
+        # "delay": the bot's last part comes 2 s later, so a poll brings it after the 429.
+        first, second = "delay", unique("one too many")
         type_and_send(page, first)
         expect(said(page, first)).to_have_count(1, timeout=WAIT * 1000)
-        type_and_send(page, second)
+        box = page.get_by_label("Your message")
+        box.fill(second)
+        box.press("Enter")
         expect(page.locator("#ww-status")).to_contain_text("Too many", timeout=WAIT * 1000)
-        expect(page.get_by_label("Your message")).to_have_value(second)
+        expect(box).to_have_value(second)
+        # The reply that a poll brings afterwards leaves the refusal up: the words still wait.
+        expect(page.get_by_text("...done, 1.5 s later.")).to_be_visible(timeout=WAIT * 1000)
+        expect(page.locator("#ww-status")).to_contain_text("Too many")
+        expect(box).to_have_value(second)
         assert stored(sandbox_server, second) == []
     finally:
         server.stop()

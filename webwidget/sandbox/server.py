@@ -21,6 +21,7 @@ class BackgroundServer:
         self._server: BaseWSGIServer = make_server(
             host, port, app, threaded=True, request_handler=QuietRequestHandler
         )
+        self._app = app
         self.host = host
         self.port = self._server.server_port
         self._thread = threading.Thread(
@@ -38,7 +39,13 @@ class BackgroundServer:
         return self
 
     def stop(self) -> None:
-        """Stop serving and release the port."""
+        """Stop serving and release the port; the widget's held polls answer at once (their
+        threads would otherwise outlive the server by a whole hold)."""
+        extensions = getattr(self._app, "extensions", None)
+        if extensions is not None and "webwidget.wakeups" in extensions:
+            from webwidget.wake import release
+
+            release(self._app)
         self._server.shutdown()
         self._server.server_close()
         self._thread.join(timeout=5)
