@@ -200,6 +200,10 @@ def init_app(app: Flask, redis_client=None, store_url: str | None = None) -> Wak
         subscriber = lambda: redis.Redis.from_url(store_url)  # noqa: E731
     wakeups = Wakeups(redis_client, subscriber)
     app.extensions[EXTENSION] = wakeups
+    # Served in-process (tests, the demo): stopping that server ends the held polls.
+    app.extensions.setdefault("background_server.on_stop", []).append(
+        lambda: wakeups.release_all(close=True)
+    )
     _registry.add(wakeups)
     return wakeups
 

@@ -7,6 +7,11 @@ import threading
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
 
+# An app may list callables here that its in-process server calls as it stops (the
+# widget's held polls end at once): the sandbox knows no more of the widget than that.
+STOP_HOOKS = "background_server.on_stop"
+
+
 class QuietRequestHandler(WSGIRequestHandler):
     """No access log: the upstream's URLs carry widget tokens in their query strings."""
 
@@ -41,11 +46,8 @@ class BackgroundServer:
     def stop(self) -> None:
         """Stop serving and release the port; the widget's held polls answer at once (their
         threads would otherwise outlive the server by a whole hold)."""
-        extensions = getattr(self._app, "extensions", None)
-        if extensions is not None and "webwidget.wakeups" in extensions:
-            from webwidget.wake import release
-
-            release(self._app)
+        for hook in getattr(self._app, "extensions", {}).get(STOP_HOOKS, ()):
+            hook()
         self._server.shutdown()
         self._server.server_close()
         self._thread.join(timeout=5)
