@@ -126,6 +126,14 @@ class Wakeups:
             for entry in self._keys.values():
                 entry.condition.notify_all()
 
+    def resync(self) -> None:
+        """Wake every held poll to check its list again: changes published while this
+        process was not yet (or no longer) subscribed did not reach it."""
+        with self._lock:
+            for entry in self._keys.values():
+                entry.changes += 1
+                entry.condition.notify_all()
+
     def _notify_local(self, key: str) -> None:
         with self._lock:
             entry = self._keys.get(key)
@@ -150,12 +158,15 @@ class Wakeups:
         pause = RESUBSCRIBE_SECONDS
         while not self.closed():
             try:
-                pubsub = client.pubsub(ignore_subscribe_messages=True)
+                pubsub = client.pubsub()
                 pubsub.subscribe(CHANNEL)
                 pause = RESUBSCRIBE_SECONDS
                 for message in pubsub.listen():
+                    if message.get("type") == "subscribe":
+                        self.resync()  # subscribed (again) from here on
+                        continue
                     data = message.get("data")
-                    if isinstance(data, bytes):
+                    if message.get("type") == "message" and isinstance(data, bytes):
                         self._notify_local(data.decode())
             except Exception as error:  # Redis away: held polls still check on their own
                 if pause == RESUBSCRIBE_SECONDS:
