@@ -353,11 +353,55 @@ def test_stream_groups_are_joined(render):
         (True, False, True)
     ]
     out = render(messages)
-    assert out.count("ww-msg__who") == 2  # the name once per group
-    assert out.count("<time") == 2  # the time at the end of each group
+    # The name once per group (s4, a new group of the same run, says it to screen readers
+    # only); the time once, at the end of the run.
+    assert out.count('class="ww-msg__who"') == 1
+    assert out.count('class="ww-msg__who ww-visually-hidden"') == 1
+    assert out.count("<time") == 1
     classes = [a["class"] for t, a in parse(out).tags if t == "article"]
     assert "ww-msg--joined" in classes[0] and "ww-msg--cont" in classes[1]
     assert "ww-msg--cont" in classes[2] and "ww-msg--joined" not in classes[2]
+
+
+def test_one_senders_consecutive_messages_show_who_first_and_the_time_last(render):
+    ava = {"name": "Ava", "image": "https://cdn.example/a.png"}
+    messages = [
+        msg("b1", {"text": "one"}, persona=ava, created="2024-05-01T10:00:00Z"),
+        msg("b2", {"text": "two"}, persona=ava, created="2024-05-01T10:01:00Z"),
+        msg("b3", {"text": "three"}, persona=ava, created="2024-05-01T10:02:00Z"),
+        # Another persona, the visitor, an event and a long pause each start a new run.
+        msg("e1", {"text": "eve"}, persona={"name": "Eve", "image": ""}, created="2024-05-01T10:02:00Z"),
+        msg("v1", {"text": "a"}, outgoing=False, created="2024-05-01T10:03:00Z"),
+        msg("v2", {"text": "b"}, outgoing=False, created="2024-05-01T10:03:30Z"),
+        msg("s1", {"agentHandover": {"reason": "x"}}, created="2024-05-01T10:04:00Z"),
+        msg("v3", {"text": "c"}, outgoing=False, created="2024-05-01T10:05:00Z"),
+        msg("v4", {"text": "d"}, outgoing=False, created="2024-05-01T10:20:00Z"),
+    ]
+    views = build_message_views([MessageDto.model_validate(m) for m in messages], now=NOW)
+    runs = [(v.id, v.run_start, v.run_end) for v in views]
+    assert runs == [
+        ("b1", True, False), ("b2", False, False), ("b3", False, True), ("e1", True, True),
+        ("v1", True, False), ("v2", False, True), ("s1", True, True), ("v3", True, True),
+        ("v4", True, True),
+    ]
+    out = render(messages)
+    doc = assert_allowlisted(out)
+    assert [a["src"] for t, a in doc.tags if t == "img"] == ["https://cdn.example/a.png"]
+    assert out.count('class="ww-msg__who"') == 2  # Ava, Eve
+    assert out.count("<time") == 6  # b3, e1, v2, s1, v3, v4
+    assert out.count('class="ww-status ') == 4  # each of the visitor's messages keeps its own
+
+
+def test_a_message_joining_a_run_changes_the_previous_ones_state(render):
+    """A poll's delta replaces the message that loses its time when another joins its run."""
+    from webwidget.coalesce import message_states
+
+    ava = {"name": "Ava", "image": ""}
+    first = msg("b1", {"text": "one"}, persona=ava, created="2024-05-01T10:00:00Z")
+    second = msg("b2", {"text": "two"}, persona=ava, created="2024-05-01T10:01:00Z")
+    before = message_states([MessageDto.model_validate(first)])
+    after = message_states([MessageDto.model_validate(m) for m in (first, second)])
+    assert before[0][0] == after[0][0] and before[0][1] != after[0][1]
 
 
 # --- content kinds in detail -----------------------------------------------------------------
@@ -828,3 +872,15 @@ def test_format_timestamp_by_locale():
     assert format_timestamp(when, locale="xx", now=NOW + timedelta(days=1)) == "May 1, 3:05 PM"
     assert format_timestamp(when, now=NOW, tz=timezone(timedelta(hours=2))) == "5:05 PM"
     assert format_timestamp(None) == ""
+
+
+def test_a_file_link_says_download_only_where_the_browser_saves_it(render):
+    """`download` works on the page's own origin only; elsewhere the link opens a tab."""
+    out = render([
+        msg("here", {"file": file_("http://localhost/files/a.pdf", name="a.pdf")}),
+        msg("away", {"file": file_("https://files.example/b.pdf", name="b.pdf")}),
+    ])
+    here = out.split('data-message-id="here"')[1].split("<article")[0]
+    away = out.split('data-message-id="away"')[1]
+    assert ">Download<" in here and "new tab" not in here
+    assert ">Open<" in away and "(opens in a new tab)" in away and "Download" not in away

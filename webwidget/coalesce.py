@@ -54,7 +54,7 @@ from .chatcaptain.models import MessageDto
 from .clock import get_clock
 from .ops.logs import asked_by_this_request
 from .ops.metrics import count_refresh_dropped
-from .rendering import stream_flags
+from .rendering import message_groups
 
 log = logging.getLogger(__name__)
 
@@ -87,9 +87,9 @@ def message_states(messages: list[MessageDto]) -> list[list[str]]:
     (content, status, error, timestamps) and its grouping with its neighbours, so any
     change a page could show changes it."""
     states = []
-    for msg, (start, continues, end) in zip(messages, stream_flags(messages), strict=True):
+    for msg, grouping in zip(messages, message_groups(messages), strict=True):
         digest = hashlib.sha256(msg.__pydantic_serializer__.to_json(msg, exclude_none=True))
-        digest.update(f"\x1f{start:d}{continues:d}{end:d}".encode())
+        digest.update(("\x1f" + "".join(str(int(flag)) for flag in grouping)).encode())
         states.append([str(msg.id), digest.hexdigest()[:12]])
     return states
 

@@ -13,6 +13,7 @@ from .messages import (
     UNKNOWN_TEMPLATE,
     MessageView,
     build_message_views,
+    message_groups,
     register_template_helpers,
     stream_flags,
 )
@@ -23,6 +24,7 @@ __all__ = [
     "UNKNOWN_TEMPLATE",
     "MessageView",
     "build_message_views",
+    "message_groups",
     "register_template_helpers",
     "stream_flags",
 ]

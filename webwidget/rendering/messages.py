@@ -10,10 +10,13 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, tzinfo
+from datetime import UTC, datetime, timedelta, tzinfo
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, NamedTuple
 
+from urllib.parse import urlsplit
+
+from flask import current_app, has_request_context, request
 from markupsafe import Markup
 
 from .domids import dom_id
@@ -133,6 +136,8 @@ class MessageView:
     group_start: bool = True  # first of its stream group (or not grouped)
     group_continues: bool = False  # joined to the previous message's bubble
     group_end: bool = True  # last of its stream group (or not grouped)
+    run_start: bool = True  # first of its sender's run: shows who speaks
+    run_end: bool = True  # last of its sender's run: shows the time
     kinds: list[str] = field(default_factory=list)  # content kinds of ``parts``, same order
     delay_ms: int | None = None  # the bot says more follows after this long (typing indicator)
 
@@ -285,19 +290,70 @@ def _kinded_parts(
     return parts or [("unknown", Part(templates.get("unknown", UNKNOWN_TEMPLATE), None))]
 
 
-def stream_flags(messages: Sequence[MessageDto]) -> list[tuple[bool, bool, bool]]:
-    """(group_start, group_continues, group_end) of each message.
+class Grouping(NamedTuple):
+    """How a message joins its neighbours.
 
-    Consecutive messages of one stream group on one side render as one joined bubble.
+    A stream group (parts sharing a `streamGroupId`) is one bubble: `start`, `continues`,
+    `end`. A run is consecutive messages of one sender (side, sender and persona) within
+    RUN_GAP of each other, as in every chat: who spoke shows on the run's first message
+    (`run_start`), the time on its last (`run_end`).
     """
-    flags = [[True, False, True] for _ in messages]
+
+    start: bool
+    continues: bool
+    end: bool
+    run_start: bool
+    run_end: bool
+
+
+# Messages further apart than this start a new run: their time is worth seeing.
+RUN_GAP = timedelta(minutes=5)
+
+
+def _speaker(msg: MessageDto) -> tuple[object, ...] | None:
+    """Who a message is from, for runs; None for a conversation event (never in a run)."""
+    content = msg.content
+    kinds = {name for name in KINDS if content is not None and getattr(content, name, None)}
+    if kinds and kinds <= SYSTEM_KINDS:
+        return None
+    persona = msg.persona
+    return (
+        bool(msg.outgoing),
+        msg.sender or "",
+        (persona.name or "") if persona else "",
+        (persona.image or "") if persona else "",
+    )
+
+
+def _same_run(prev: MessageDto, cur: MessageDto) -> bool:
+    speaker = _speaker(cur)
+    if speaker is None or speaker != _speaker(prev):
+        return False
+    before, after = parse_timestamp(prev.created), parse_timestamp(cur.created)
+    if before is None or after is None:
+        return False
+    return abs(after - before) <= RUN_GAP and before.date() == after.date()
+
+
+def message_groups(messages: Sequence[MessageDto]) -> list[Grouping]:
+    """The Grouping of each message with its neighbours (see `Grouping`)."""
+    flags = [[True, False, True, True, True] for _ in messages]
     for i in range(1, len(messages)):
         prev, cur = messages[i - 1], messages[i]
         group = cur.streamGroupId or None
-        if group and group == (prev.streamGroupId or None) and cur.outgoing == prev.outgoing:
+        streamed = group and group == (prev.streamGroupId or None)
+        if streamed and cur.outgoing == prev.outgoing:
             flags[i][0], flags[i][1] = False, True
             flags[i - 1][2] = False
-    return [(start, continues, end) for start, continues, end in flags]
+        if (streamed and cur.outgoing == prev.outgoing) or _same_run(prev, cur):
+            flags[i][3] = False
+            flags[i - 1][4] = False
+    return [Grouping(*f) for f in flags]
+
+
+def stream_flags(messages: Sequence[MessageDto]) -> list[tuple[bool, bool, bool]]:
+    """(group_start, group_continues, group_end) of each message (see `message_groups`)."""
+    return [(g.start, g.continues, g.end) for g in message_groups(messages)]
 
 
 def announced_delay(msg: MessageDto) -> int | None:
@@ -332,7 +388,7 @@ def build_message_views(
     """
     messages = list(messages)
     chosen = {**CONTENT_TEMPLATES, **(templates or {})}
-    flags = stream_flags(messages)
+    flags = message_groups(messages)
     views: list[MessageView] = []
     for index in range(len(messages)) if only is None else only:
         msg = messages[index]
@@ -340,7 +396,7 @@ def build_message_views(
         persona = msg.persona
         created = parse_timestamp(msg.created)
         kinded = _kinded_parts(msg.content, can_send, chosen)
-        group_start, group_continues, group_end = flags[index]
+        grouping = flags[index]
         views.append(
             MessageView(
                 id=str(msg.id),
@@ -357,9 +413,11 @@ def build_message_views(
                 parts=[part for _, part in kinded],
                 can_send=can_send,
                 kinds=[kind for kind, _ in kinded],
-                group_start=group_start,
-                group_continues=group_continues,
-                group_end=group_end,
+                group_start=grouping.start,
+                group_continues=grouping.continues,
+                group_end=grouping.end,
+                run_start=grouping.run_start,
+                run_end=grouping.run_end,
                 delay_ms=announced_delay(msg),
             )
         )
@@ -374,11 +432,24 @@ def content_template(kind: str) -> str:
     return CONTENT_TEMPLATES.get(kind, UNKNOWN_TEMPLATE)
 
 
+def saves_here(url: str) -> bool:
+    """Whether a link to `url` saves the file: browsers honour `download` on the page's own
+    origin only; a file elsewhere opens in a new tab (unless its server says attachment)."""
+    if not has_request_context():
+        return False
+    settings = current_app.config.get("WEBWIDGET_SETTINGS")
+    origin = (getattr(settings, "PUBLIC_URL", "") or request.host_url).rstrip("/").lower()
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}".lower() == origin
+
+
 def register_template_helpers(app: Flask) -> None:
-    """Add the filters safe_url, linkify, filesize and the global content_template."""
+    """Add the filters safe_url, linkify, filesize and the globals content_template and
+    saves_here."""
     app.jinja_env.filters["safe_url"] = safe_url
     app.jinja_env.filters["linkify"] = linkify
     app.jinja_env.filters["filesize"] = filesize
     # Each message's element id, which delta updates replace out of band.
     app.jinja_env.filters["dom_id"] = dom_id
     app.jinja_env.globals["content_template"] = content_template
+    app.jinja_env.globals["saves_here"] = saves_here
