@@ -72,6 +72,11 @@ def template_allowlist() -> dict[str, set[str]]:
     # The one piece of markup built in Python: rendering.linkify's links and line breaks.
     allowed.setdefault("a", set()).update({"href", "rel", "target", "dir"})
     allowed.setdefault("br", set())
+    # And rendering.markdown's, for the bot's text: emphasis, code, lists (an ordered one
+    # may start at its first number).
+    for tag in ("strong", "em", "code", "ul", "li"):
+        allowed.setdefault(tag, set())
+    allowed.setdefault("ol", set()).add("start")
     return allowed
 
 

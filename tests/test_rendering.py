@@ -57,6 +57,12 @@ ALLOWED = {
     "span": {"class", "aria-hidden", "dir"},
     "bdi": {"class"},
     "strong": set(),
+    # The bot's Markdown (rendering.markdown): emphasis, code and lists.
+    "em": set(),
+    "code": set(),
+    "ul": set(),
+    "ol": {"start"},
+    "li": set(),
     "small": set(),
     "br": set(),
     "dl": {"class"},

@@ -100,3 +100,24 @@ def test_a_file_from_another_origin_is_offered_as_open_in_a_new_tab(page, fresh_
         action.click()
     assert opened.value.url == action.get_attribute("href")
     opened.value.close()
+
+
+def test_bot_markdown_shows_as_formatting_not_asterisks(page, fresh_site):
+    frame = open_and_start(page, fresh_site)
+    send(frame, "markdown")
+    text = frame.locator(BOT).filter(has_text="Bots write").locator(".ww-text")
+    expect(text).to_have_count(1, timeout=WAIT * 1000)
+    expect(text.locator("strong")).to_have_text("Markdown")
+    expect(text.locator("em")).to_have_text("emphasis")
+    expect(text.locator("code")).to_have_text("code")
+    expect(text.get_by_role("list")).to_have_count(2)
+    expect(text.locator("ul > li")).to_have_count(2)
+    expect(text.locator("ol > li")).to_have_text(["first step", "second step"])
+    expect(text.get_by_role("link", name="a link")).to_have_attribute(
+        "href", "https://example.com/docs"
+    )
+    assert "*" not in text.inner_text() and "`" not in text.inner_text()
+    # The visitor's own words show exactly as typed.
+    send(frame, "**not bold** from me")
+    mine = frame.locator(VISITOR).filter(has_text="**not bold** from me")
+    expect(mine.locator("strong")).to_have_count(0)

@@ -20,6 +20,7 @@ from flask import current_app, has_request_context, request
 from markupsafe import Markup
 
 from .domids import dom_id
+from .markdown import markdown
 from .text import (
     filesize,
     fill_placeholders,
@@ -444,10 +445,11 @@ def saves_here(url: str) -> bool:
 
 
 def register_template_helpers(app: Flask) -> None:
-    """Add the filters safe_url, linkify, filesize and the globals content_template and
-    saves_here."""
+    """Add the filters safe_url, linkify, markdown, filesize and the globals
+    content_template and saves_here."""
     app.jinja_env.filters["safe_url"] = safe_url
     app.jinja_env.filters["linkify"] = linkify
+    app.jinja_env.filters["markdown"] = markdown
     app.jinja_env.filters["filesize"] = filesize
     # Each message's element id, which delta updates replace out of band.
     app.jinja_env.filters["dom_id"] = dom_id

@@ -106,6 +106,13 @@ def _text(ctx: BotContext) -> list[Reply]:
     return [Reply(ContentDto(text=text), persona=ctx.persona())]
 
 
+def _markdown(ctx: BotContext) -> list[Reply]:
+    text = ("Bots write **Markdown**: *emphasis*, `code` and lists.\n"
+            "- a point with [a link](https://example.com/docs)\n- another point\n"
+            "1. first step\n2. second step")
+    return [Reply(ContentDto(text=text), persona=ctx.persona())]
+
+
 def _image(ctx: BotContext) -> list[Reply]:
     return [Reply(ContentDto(file=ctx.file("harbour.png", caption="The harbour at dawn")),
                   persona=ctx.persona())]
@@ -266,6 +273,7 @@ COMMANDS: dict[str, Callable[[BotContext], list[Reply]]] = {
     "persona": _persona, "delay": _delay, "later": _later, "stream": _stream,
     "sensitive": _sensitive,
     "error": _error,
+    "markdown": _markdown,
 }
 # "all" shows every content kind; the slow and odd extras are left to their own commands.
 ALL = ("text", "image", "audio", "video", "document", "buttons", "selected", "template",
