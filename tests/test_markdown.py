@@ -49,6 +49,7 @@ def babel_context():
         # What is not Markdown stays as written.
         ("snake_case_name", "snake_case_name"),
         ("2 * 3 * 4", "2 * 3 * 4"),
+        ("2*3*4 and {{7*7}} ${7*7}", "2*3*4 and {{7*7}} ${7*7}"),
         ("****", "****"),
         ("**unclosed", "**unclosed"),
         ("* unclosed item*", "<ul><li>unclosed item*</li></ul>"),

@@ -32,17 +32,13 @@ _INLINE = re.compile(
 _TAGS = {"**": "strong", "__": "strong", "*": "em", "_": "em"}
 
 
-def _can_open(delim: str, before: str, after: str) -> bool:
-    if not after or after.isspace():
-        return False
-    # An underscore inside a word (snake_case) is part of the word.
-    return not (delim[0] == "_" and before.isalnum())
+def _can_open(before: str, after: str) -> bool:
+    # Not inside a word or number: "snake_case", "2*3*4" and "{{7*7}}" stay as written.
+    return bool(after) and not after.isspace() and not before.isalnum()
 
 
-def _can_close(delim: str, before: str, after: str) -> bool:
-    if not before or before.isspace():
-        return False
-    return not (delim[0] == "_" and after.isalnum())
+def _can_close(before: str, after: str) -> bool:
+    return bool(before) and not before.isspace() and not after.isalnum()
 
 
 def _url(text: str) -> tuple[str, int]:
@@ -91,7 +87,7 @@ def inline(line: str) -> str:
             stack = latest[delim]
             at = openers[stack[-1]][1] if stack else -1
             empty = at == len(out) - 2 and not out[-1]  # "****" is no empty emphasis
-            if stack and not empty and _can_close(delim, before, after):
+            if stack and not empty and _can_close(before, after):
                 # Close the innermost opener of this kind; openers above it stay text.
                 index = stack[-1]
                 while len(openers) > index:
@@ -99,7 +95,7 @@ def inline(line: str) -> str:
                 tag = _TAGS[delim]
                 out[at] = f"<{tag}>"
                 out.append(f"</{tag}>")
-            elif _can_open(delim, before, after):
+            elif _can_open(before, after):
                 latest[delim].append(len(openers))
                 openers.append((delim, len(out)))
                 out.append(delim)
