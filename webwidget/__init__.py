@@ -19,7 +19,7 @@ from .ops import health, logs, metrics, proxy_hint
 from .rendering import register_template_helpers
 from .sessions import SessionStoreUnavailable, init_sessions
 from .settings import Settings, SettingsError, load_settings, lookalike_warnings
-from .web import assets, embedding, i18n, overrides, security, theming, views
+from .web import assets, embedding, i18n, overrides, security, theming, transcript, views
 from .web.errors import register_error_pages
 from .web.limits import init_app as init_limits
 from .widgets import check_local_avatars, widgets_from_settings
@@ -177,6 +177,7 @@ def create_app(
     assets.init_app(app)
     app.register_blueprint(views.bp)
     app.register_blueprint(embedding.bp)
+    app.register_blueprint(transcript.bp)
     register_error_pages(app)
     # Wraps registered views, so it comes after the blueprints; /readyz writes to its storage.
     app.extensions[health.LIMITS_EXTENSION] = init_limits(app)

@@ -3,6 +3,8 @@ Markdown shown as formatting, files named for what their link does."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from playwright.sync_api import expect
 
 from .conftest import BOT, FRAME, LAUNCHER, VISITOR, WAIT, start_chat
@@ -121,3 +123,17 @@ def test_bot_markdown_shows_as_formatting_not_asterisks(page, fresh_site):
     send(frame, "**not bold** from me")
     mine = frame.locator(VISITOR).filter(has_text="**not bold** from me")
     expect(mine.locator("strong")).to_have_count(0)
+
+
+def test_the_visitor_saves_a_transcript_from_the_embedded_chat(page, fresh_site):
+    # Chromium blocks the widget's cookie in the host page's frame: the handle travels in
+    # a header, which widget.js adds to the transcript's request too.
+    frame = open_and_start(page, fresh_site)
+    send(frame, "keep this line")
+    save = frame.get_by_role("link", name="Save a transcript")
+    expect(save).to_be_visible()
+    with page.expect_download(timeout=WAIT * 1000) as saved:
+        save.click()
+    assert saved.value.suggested_filename == "chat-transcript.html"
+    text = Path(saved.value.path()).read_text(encoding="utf-8")
+    assert "Ahoy!" in text and "keep this line" in text

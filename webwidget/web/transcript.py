@@ -1,0 +1,47 @@
+"""The visitor's copy of the conversation: one HTML file to save, rendered on the server
+from the session's chat (rendering/transcript.py says what goes in it)."""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+
+from flask import Blueprint, abort, make_response, render_template
+from flask_babel import format_datetime, get_locale
+
+from .. import clock
+from .. import conversation as chats
+from ..chatcaptain.errors import UpstreamError
+from ..rendering.transcript import transcript_entries
+from .views import describe, get_widget, page_context, upstream_status
+
+log = logging.getLogger(__name__)
+
+bp = Blueprint("transcript", __name__)
+
+
+@bp.get("/w/<widget>/transcript")
+def save(widget: str):
+    """The conversation as an HTML file (an attachment); 404 without a chat."""
+    widget = get_widget(widget)
+    chat = chats.current_chat(widget)
+    if chat is None:
+        abort(404)
+    try:
+        listing = chats.message_listing(widget, chat)
+    except UpstreamError as error:
+        log.warning("transcript unavailable: %s", describe(error))
+        abort(upstream_status(error))
+    assert listing is not None  # a foreground listing always has its list
+    saved = datetime.fromtimestamp(clock.now(), UTC)
+    entries = transcript_entries(listing.messages, locale=str(get_locale()))
+    context = page_context(widget)
+    html = render_template(
+        "widget/transcript.html",
+        entries=entries,
+        saved=format_datetime(saved, "medium"),
+        **context,
+    )
+    response = make_response(html)
+    response.headers["Content-Disposition"] = 'attachment; filename="chat-transcript.html"'
+    return response
