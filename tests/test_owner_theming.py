@@ -16,6 +16,8 @@ from conftest import Visitor, https_client, make_app, parse_html
 from webwidget.settings import SettingsError
 from webwidget.themes import SHADOWS, ThemeError, theme_from_mapping
 
+ROOT = Path(__file__).resolve().parent.parent
+
 HEADER = """<div id="ww-brand" class="ww-brand">
   <h1 class="ww-title">{{ title }}</h1>
   <p class="acme-hours">{{ _("Open weekdays") }}</p>
@@ -518,6 +520,60 @@ def test_an_override_that_drops_the_hooks_the_page_relies_on_is_warned_about(
     assert header.startswith(f"{folder / '_header.html'}: widget 'acme': ")
     assert 'drops id="ww-brand"' in header
     assert "drops data-message-id" in message
+
+
+def test_an_override_that_drops_a_partial_the_page_needs_is_warned_about_once(
+    sandbox, tmp_path, caplog
+):
+    # A welcome view written from the context table, without the header actions: "End
+    # chat" would stay in the header after the chat ended. One line says so at start-up.
+    site = owner_site(tmp_path)
+    folder = site / "acme-templates" / "widget"
+    (folder / "_welcome.html").write_text(
+        '<section id="ww-welcome" class="ww-welcome">'
+        '<div id="ww-status" role="status">{% include "widget/_notice.html" %}</div>'
+        '<p class="acme-greeting">{{ greeting }}</p>'
+        '<form method="post" action="{{ url_for(\'widget.start\', widget=widget) }}">'
+        '{% if draft %}<textarea id="ww-draft" name="text">{{ draft }}</textarea>{% endif %}'
+        '<button type="submit">{{ _("Start chat") }}</button></form></section>',
+        encoding="utf-8",
+    )
+    with caplog.at_level(logging.WARNING, logger="webwidget.web.overrides"):
+        site_app(sandbox, tmp_path, site)
+    lines = [r.getMessage() for r in caplog.records if r.name == "webwidget.web.overrides"]
+    assert lines == [
+        f"{folder / '_welcome.html'}: widget 'acme': the override drops the include of "
+        '"widget/_header_actions.html" from widget/_welcome.html (htmx, widget.js and the '
+        "loader rely on them; see docs/theming.md)"
+    ]
+    # Keeping the include, or the hook it carries, is enough.
+    for kept in ('{% include "widget/_header_actions.html" %}', '<div id="ww-actions"></div>'):
+        (folder / "_welcome.html").write_text(
+            '<section id="ww-welcome"><div id="ww-status"></div><p id="ww-draft"></p>'
+            + kept + "</section>",
+            encoding="utf-8",
+        )
+        caplog.clear()
+        with caplog.at_level(logging.WARNING, logger="webwidget.web.overrides"):
+            site_app(sandbox, tmp_path, site)
+        assert [r for r in caplog.records if r.name == "webwidget.web.overrides"] == []
+
+
+def test_the_docs_name_every_template_and_every_include():
+    docs = (ROOT / "docs" / "theming.md").read_text(encoding="utf-8")
+    templates = ROOT / "templates"
+    # The demo's pages are no widget's: nothing overrides them.
+    for path in sorted(p for p in templates.rglob("*.html") if p.parent.name != "demo"):
+        name = path.relative_to(templates).as_posix()
+        assert f"`{name}`" in docs or f"`{path.name}`" in docs, f"{name} is not in the table"
+        includes = sorted(set(re.findall(r"""\{%-?\s*include\s+["']([^"']+)["']""",
+                                         path.read_text(encoding="utf-8"))))
+        if includes:
+            line = next((ln for ln in docs.splitlines() if ln.startswith(f"- `{name}` includes")),
+                        None)
+            assert line is not None, f"docs/theming.md lists no includes of {name}"
+            for included in includes:
+                assert f"`{included}`" in line, f"{name} includes {included}"
 
 
 def test_a_clean_override_folder_starts_quietly(sandbox, tmp_path, caplog):

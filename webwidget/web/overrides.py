@@ -7,7 +7,9 @@ through an overlay environment per folder, so compiled templates never mix betwe
 At start-up every override folder is checked, with one warning line per problem naming
 the file and the widget: a file whose name is no template of ours (nothing would use it),
 and an override that drops an element `id`, `role="log"` or `data-message-id` that htmx,
-widget.js or the loader rely on.
+widget.js or the loader rely on, or the include of a partial that carries them (an
+override of `_welcome.html` without `_header_actions.html` leaves "End chat" in the
+header after the chat has ended).
 """
 
 from __future__ import annotations
@@ -31,6 +33,8 @@ _JINJA_COMMENT = re.compile(r"\{#.*?#\}", re.S)
 # A literal id (not one built by an expression): the hooks htmx, widget.js and labels use.
 _LITERAL_ID = re.compile(r"""\bid\s*=\s*["']([A-Za-z][\w-]*)["']""")
 _ROLE_LOG = re.compile(r"""\brole\s*=\s*["']log["']""")
+# A literal include: `{% include "widget/_x.html" %}` (not one built by an expression).
+_INCLUDE = re.compile(r"""\{%-?\s*include\s+["']([^"']+)["']""")
 
 
 class WidgetEnvironment(Environment):
@@ -104,6 +108,36 @@ def _keeps(hook: str, source: str) -> bool:
     return hook in source
 
 
+def needed_includes(source: str, ours: Mapping[str, Path]) -> dict[str, list[str]]:
+    """The partials `source` includes by name that carry hooks (themselves or through their
+    own includes), each with its hooks: an override keeps the include or the hooks."""
+    found: dict[str, list[str]] = {}
+    seen: set[str] = set()
+
+    def hooks_of(name: str) -> list[str]:
+        if name in seen or name not in ours:
+            return []
+        seen.add(name)
+        text = _markup(ours[name])
+        nested = [hook for inner in _INCLUDE.findall(text) for hook in hooks_of(inner)]
+        return required_hooks(text) + nested
+
+    for name in dict.fromkeys(_INCLUDE.findall(source)):
+        hooks = hooks_of(name)
+        if hooks:
+            found[name] = hooks
+    return found
+
+
+def _drops(ours_source: str, theirs: str, ours: Mapping[str, Path]) -> list[str]:
+    """What an override (`theirs`) leaves out of its template (`ours_source`)."""
+    dropped = [h for h in required_hooks(ours_source) if not _keeps(h, theirs)]
+    for name, hooks in needed_includes(ours_source, ours).items():
+        if name not in theirs and not all(_keeps(h, theirs) for h in hooks):
+            dropped.append(f'the include of "{name}"')
+    return dropped
+
+
 def override_problems(folder: str | Path, project: str | Path) -> list[tuple[Path, str]]:
     """Each override file in `folder` that nothing uses or that drops a hook, and why."""
     folder, project = Path(folder), Path(project)
@@ -124,7 +158,7 @@ def override_problems(folder: str | Path, project: str | Path) -> list[tuple[Pat
             hint = f" (the closest template is {close[0]})" if close else ""
             problems.append((path, f"webwidget has no template {name!r}, so nothing uses it{hint}"))
             continue
-        dropped = [h for h in required_hooks(_markup(ours[name])) if not _keeps(h, sources[name])]
+        dropped = _drops(_markup(ours[name]), sources[name], ours)
         if dropped:
             problems.append(
                 (
