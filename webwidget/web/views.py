@@ -30,6 +30,7 @@ from ..chatcaptain.errors import (
     UpstreamTimeout,
     UpstreamUnavailable,
 )
+from ..coalesce import Listing
 from ..current import current_widget
 from ..ops.metrics import count_session_lost
 from ..rendering import MessageView, build_message_views
@@ -150,9 +151,11 @@ def render_view(partial: str, status: int = 200, **context: object):
     return make_response(render_template(template, partial=partial, **context), status)
 
 
-def conversation_context(widget: WidgetConfig, chat: chats.Chat) -> dict[str, object]:
-    """The conversation view's context, with messages fetched from upstream."""
-    listing = chats.message_listing(widget, chat)
+def conversation_context(
+    widget: WidgetConfig, chat: chats.Chat, listing: Listing | None = None
+) -> dict[str, object]:
+    """The conversation view's context, with `listing` or messages fetched from upstream."""
+    listing = listing or chats.message_listing(widget, chat)
     views = build_message_views(
         listing.messages, locale=str(get_locale()), can_send=get_client().supports_sending
     )
@@ -213,9 +216,22 @@ def page(widget: str):
 
 
 def conversation_page(widget: WidgetConfig, chat: chats.Chat):
-    """The conversation (the page, or its fragment for htmx), or what went wrong."""
+    """The conversation (the page, or its fragment for htmx), or what went wrong.
+
+    Loaded in the panel, the page never waits on the upstream: a cached list shows at once
+    (the poller brings anything newer), and without one the frame's shell shows while
+    htmx loads the conversation (`_loading.html`).
+    """
+    in_panel = request.headers.get("Sec-Fetch-Dest") == "iframe" and not is_htmx()
     try:
-        context = conversation_context(widget, chat)
+        listing = None
+        if in_panel and not request.args.get("wait"):
+            listing = chats.message_listing(
+                widget, chat, max_age=poll_seconds(), background=True, cold_ok=True
+            )
+            if listing is None:
+                return render_view("widget/_loading.html", **page_context(widget))
+        context = conversation_context(widget, chat, listing)
     except UpstreamError as error:
         log.warning("conversation unavailable: %s", describe(error))
         return upstream_trouble(widget, error, trouble_notice(error), update=False)
