@@ -1,4 +1,5 @@
-"""The theme gallery at /demo/themes: every widget's views, light, dark and RTL, demo mode only."""
+"""The theme gallery at /demo/themes: every widget's views, light, dark and in each of its
+languages, demo mode only."""
 
 from __future__ import annotations
 
@@ -44,11 +45,14 @@ def test_the_gallery_frames_every_widget_in_each_view_and_variant(demo_app):
     for title in ("Chat with us", "Harbour Office", "Bäckerei Korn"):
         assert re.search(rf'<h2 id="gallery-[a-z]+">{title} <small>', html), title
     sources = frames(html)
-    assert len(sources) == 3 * 2 * 3
+    # Light and dark, then each language the widget has a catalog for: the seven shipped.
+    shipped = ("de", "fr", "es", "it", "nl", "ar")
+    assert len(sources) == 3 * 2 * (2 + len(shipped))
     for widget in ("default", "harbour", "bakery"):
         for view in ("welcome", "conversation"):
-            for mode, lang in (("light", "en"), ("dark", "en"), ("light", "ar")):
+            for mode, lang in (("light", "en"), ("dark", "en"), *(("light", s) for s in shipped)):
                 assert f"/demo/themes/{widget}?view={view}&mode={mode}&lang={lang}" in sources
+    assert "Welcome · German (de)" in html and "Conversation · Arabic (ar, right-to-left)" in html
     # Pictures, not chats: the frames run no script and submit no form.
     assert len(re.findall(r"<iframe[^>]*\ssandbox[\s>]", html)) == len(sources)
     # Each panel wears its widget's radius and shadow, from a stylesheet (no inline style).
@@ -105,3 +109,27 @@ def test_there_is_no_gallery_outside_demo_mode(sandbox, tmp_path):
     client = https_client(app)
     assert client.get("/demo/themes").status_code == 404
     assert client.get("/demo/themes/default?view=welcome").status_code == 404
+
+
+def test_a_language_a_widgets_own_catalog_brings_is_previewed_too(tmp_path):
+    folder = tmp_path / "templates" / "translations" / "pt" / "LC_MESSAGES"
+    folder.mkdir(parents=True)
+    (folder / "messages.po").write_text(
+        'msgid ""\nmsgstr ""\n"Content-Type: text/plain; charset=UTF-8\\n"\n\n'
+        'msgid "Start chat"\nmsgstr "Iniciar conversa"\n',
+        encoding="utf-8",
+    )
+    widgets = tmp_path / "widgets.toml"
+    widgets.write_text(
+        '[widgets.porto]\nchatbot_id = "demo-bot"\nchannel_id = "channel_abc123"\n'
+        f'channel_token = "{CHANNEL_TOKEN}"\ntemplate_dir = "templates"\n',
+        encoding="utf-8",
+    )
+    app = create_app(settings=Settings(_env_file=None, WIDGETS_FILE=str(widgets)),
+                     instance_path=str(tmp_path / "instance"))
+    client = https_client(app)
+    html = client.get("/demo/themes").get_data(as_text=True)
+    assert "/demo/themes/porto?view=welcome&mode=light&lang=pt" in frames(html)
+    assert "Welcome · Portuguese (pt)" in html
+    welcome = client.get("/demo/themes/porto?view=welcome&mode=light&lang=pt")
+    assert "Iniciar conversa" in welcome.get_data(as_text=True)

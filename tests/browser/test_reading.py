@@ -137,3 +137,18 @@ def test_the_visitor_saves_a_transcript_from_the_embedded_chat(page, fresh_site)
     assert saved.value.suggested_filename == "chat-transcript.html"
     text = Path(saved.value.path()).read_text(encoding="utf-8")
     assert "Ahoy!" in text and "keep this line" in text
+
+
+def test_at_400_percent_zoom_the_conversation_keeps_most_of_the_frame(browser, fresh_site):
+    # 400 % zoom of a 1280 x 800 screen: 320 x 200 CSS pixels (the log had 65 of them).
+    context = browser.new_context(viewport={"width": 320, "height": 200})
+    page = context.new_page()
+    page.goto(f"{fresh_site.widget}/w/default")
+    expect(page.get_by_role("button", name="Start chat")).to_be_in_viewport()
+    start_chat(page)
+    log = page.locator("#ww-log").bounding_box()
+    assert log["height"] >= 100, log
+    for control in (page.get_by_label("Your message"), page.get_by_role("button", name="Send"),
+                    page.get_by_role("heading", name="Chat with us")):
+        expect(control).to_be_in_viewport()
+    context.close()

@@ -1,7 +1,8 @@
 """The theme gallery (demo mode): every widget's views side by side, light, dark and RTL.
 
 `GET /demo/themes` frames, for each configured widget, its welcome view and a
-conversation holding every content kind, in light, dark and right-to-left (Arabic).
+conversation holding every content kind, in light and dark, and in each language the
+widget has a catalog for (the shipped ones and its own; right-to-left ones so marked).
 Each frame is `GET /demo/themes/<widget>`, the widget's real page rendered through its
 own overrides, catalogs, theme and stylesheet, with a sample conversation instead of a
 visitor's; the frames are sandboxed without scripts, so they are pictures, not chats.
@@ -15,11 +16,14 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from flask import Blueprint, Flask, abort, current_app, make_response, render_template, request
+from babel import Locale, UnknownLocaleError
 from flask_babel import get_locale
 
 from ..chatcaptain.models import MessageDto
 from ..rendering import build_message_views
 from ..themes import SHADOWS, localized
+from ..widgets import WidgetConfig
+from .i18n import text_direction, widget_languages
 from .views import get_widget, page_context
 
 bp = Blueprint("gallery", __name__)
@@ -37,11 +41,26 @@ class Variant:
     lang: str
 
 
-VARIANTS = (
+COLOURS = (
     Variant("light", "Light", "light", "en"),
     Variant("dark", "Dark", "dark", "en"),
-    Variant("rtl", "Right-to-left (Arabic)", "light", "ar"),
 )
+
+
+def language_label(lang: str) -> str:
+    """A language's English name, e.g. 'German (de)'; right-to-left ones say so."""
+    try:
+        name = Locale.parse(lang).get_display_name("en") or lang
+    except (ValueError, UnknownLocaleError):
+        name = lang
+    rtl = ", right-to-left" if text_direction(lang) == "rtl" else ""
+    return f"{name} ({lang}{rtl})"
+
+
+def variants_for(widget: WidgetConfig) -> list[Variant]:
+    """Light and dark in English, then each other language the widget has a catalog for."""
+    others = [lang for lang in widget_languages(widget) if lang != "en"]
+    return [*COLOURS, *(Variant(lang, language_label(lang), "light", lang) for lang in others)]
 
 
 def sample_messages() -> Sequence[MessageDto]:
@@ -51,10 +70,11 @@ def sample_messages() -> Sequence[MessageDto]:
 
 @bp.get("/demo/themes")
 def index():
-    """Every configured widget's welcome view and a conversation, light, dark and RTL."""
+    """Every configured widget's welcome view and a conversation, light, dark and in each
+    of its languages."""
     widgets = current_app.extensions["webwidget.widgets"].values()
-    titled = [(w, localized(w.theme.title, "en", w.title)) for w in widgets]
-    return render_template("demo/themes.html", widgets=titled, views=VIEWS, variants=VARIANTS)
+    titled = [(w, localized(w.theme.title, "en", w.title), variants_for(w)) for w in widgets]
+    return render_template("demo/themes.html", widgets=titled, views=VIEWS)
 
 
 @bp.get("/demo/themes.css")
