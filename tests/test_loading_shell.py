@@ -19,7 +19,7 @@ def visitor(sandbox, tmp_path):
 
 
 def test_a_cold_panel_load_shows_the_shell_without_waiting_for_the_upstream(visitor, sandbox):
-    visitor.start()
+    assert visitor.start().status_code == 303
     faults(sandbox, latency_ms=3000, operations=["list_messages"])
     try:
         started = time.monotonic()
@@ -43,7 +43,7 @@ def test_a_cold_panel_load_shows_the_shell_without_waiting_for_the_upstream(visi
 
 
 def test_the_shells_fragment_and_the_no_script_reload_bring_the_conversation(visitor, sandbox):
-    visitor.start()
+    assert visitor.start().status_code == 303
     faults(sandbox, latency_ms=1500, operations=["list_messages"])
     try:
         shell = visitor.get("/w/default", headers=PANEL).get_data(as_text=True)
@@ -59,6 +59,6 @@ def test_the_shells_fragment_and_the_no_script_reload_bring_the_conversation(vis
 
 def test_outside_the_panel_the_page_is_whole_as_before(visitor, sandbox):
     # A top-level visit (or no fetch metadata) gets the conversation in the page itself.
-    visitor.start()
+    assert visitor.start().status_code == 303
     html = visitor.get("/w/default").get_data(as_text=True)
     assert "Ahoy!" in html and 'id="ww-loading"' not in html
