@@ -56,6 +56,10 @@ def main(out: Path) -> None:
         page = context.new_page()
         page.goto(f"{demo.url}/demo/themes")
         page.wait_for_load_state("load")  # every framed picture has loaded
+        # A row per widget and language set wraps: grow the viewport to the whole page.
+        height = page.evaluate("document.documentElement.scrollHeight")
+        page.set_viewport_size({"width": 2280, "height": height})
+        page.wait_for_timeout(1500)
         page.locator("section", has=page.locator("#gallery-harbour")).screenshot(
             path=str(out / "theme-gallery-harbour.png")
         )
