@@ -1,6 +1,7 @@
-/*! webwidget loader. Embed: <script src="https://chat.example.com/embed.js" data-widget="default" async></script>
- Position, colours and words come from the widget's theme; data-position="left", data-lang="DE",
- data-title, data-color and data-storage="none" override. One widget per page. */
+/*! webwidget loader: docs/embedding.md */
+// Embed: <script src="https://chat.example.com/embed.js" data-widget="default" async></script>
+// Position, colours and words come from the widget's theme; data-position="left", data-lang="DE",
+// data-title, data-color and data-storage="none" override. One widget per page.
 (function (w, d) {
   "use strict";
   var script = d.currentScript;
@@ -8,12 +9,11 @@
   var opt = script.dataset;
   if (w.WebWidget) {
     // One launcher per page: a second one would sit on the first and share its API.
-    console.warn("webwidget: one widget per page; ignoring the script tag for \"" +
-      (opt.widget || "default") + "\" (docs/embedding.md)");
+    console.warn("webwidget: one widget per page (docs/embedding.md)");
     return;
   }
   // The widget's origin is where this script came from; every message is checked against it.
-  var origin = new URL(script.src).origin;
+  var origin = new URL(script.src).origin, enc = encodeURIComponent;
   var id = opt.widget || "default";
   var key = "webwidget:" + origin + ":" + id;
   var keep = opt.storage !== "none";
@@ -24,16 +24,19 @@
   var lang = (opt.lang || d.documentElement.lang || "").slice(0, 16);
   var host, root, launcher, badge, panel, frame, live;
   // `wanted`: what calls made before the launcher exists asked for, honoured once it does.
-  var open = false, ready = false, unread = 0, wanted = false;
+  var open = false, ready = false, unread = 0, wanted = false, quiet = false;
 
   // The handle lives here only where the iframe cannot keep its cookie; never in a URL.
-  function stored() {
-    try { return keep && localStorage.getItem(key) || null; } catch (e) { return null; }
+  // Besides it: the newest bot message the visitor saw (":seen", for the unread count on
+  // later pages) and, for this tab, whether the panel was open (":open", kept open).
+  function stored(name, where) {
+    try { return keep && (where || localStorage).getItem(key + name) || null; } catch (e) { return null; }
   }
-  function store(handle) {
-    if (!keep) return;
+  function store(value, name, where) {
     try {
-      if (handle) localStorage.setItem(key, handle); else localStorage.removeItem(key);
+      where = where || localStorage;
+      if (!keep) return;
+      if (value) where.setItem(key + name, value); else where.removeItem(key + name);
     } catch (e) { /* storage blocked: the cookie is all we have */ }
   }
 
@@ -67,13 +70,36 @@
     badge.hidden = !unread || open;
     panel.hidden = !open;
     host.classList.toggle("o", open);
+    // "(1) Shop": the tab says so too, until the chat is opened.
+    d.title = (unread && !open ? "(" + badge.textContent + ") " : "") + d.title.replace(/^\(\d+\+?\) /, "");
+  }
+
+  // A reply that came while the visitor went on to another page: the server counts the
+  // bot messages after the newest one seen here, from its cached list (no frame, no call
+  // upstream), and is asked again now and then while no frame is there to tell.
+  function ask() {
+    var seen = stored(":seen"), handle = stored("");
+    if (frame || !seen || !w.fetch) return;
+    fetch(origin + "/w/" + enc(id) + "/unread?seen=" + enc(seen), {
+      credentials: "include", headers: handle ? { "X-Widget-Session": handle } : {}
+    }).then(function (r) { return r.json(); }).then(function (a) {
+      if (!a.chat || frame) return;
+      if (a.unread > unread) newMessages(a.unread - unread);
+      setTimeout(ask, a.every * 1000);
+    }, function () {});
+  }
+  function newMessages(count) {
+    unread += Math.min(count, 99);
+    live.textContent = words.unread.replace("{n}", unread);
+    render();
+    fire("unread", { count: unread });
   }
 
   // Origin and path only: a query string or fragment may hold the host's secrets (tokens, emails).
   function page() { return (location.origin + location.pathname).slice(0, 2000); }
   function frameSrc() {
-    return origin + "/w/" + encodeURIComponent(id) + "?page=" + encodeURIComponent(page()) +
-      (lang ? "&lang=" + encodeURIComponent(lang) : "");
+    return origin + "/w/" + enc(id) + "?page=" + enc(page()) +
+      (lang ? "&lang=" + enc(lang) : "");
   }
   // A single-page app changes its route without a load: the frame starts the chat with
   // the page the visitor is on now.
@@ -82,9 +108,12 @@
     if (ready && told !== page()) post({ type: "ww:page", page: told = page() });
   }
 
-  function show() {
+  // `restore`: open as it was on the last page, without taking the focus from the page.
+  function show(restore) {
     if (!panel) { wanted = true; return; }
     if (open) return;
+    store("1", ":open", sessionStorage);
+    quiet = restore === true;
     if (!frame) {
       // Created on first open, so a page view costs nothing upstream.
       frame = d.createElement("iframe");
@@ -97,13 +126,14 @@
     render();
     // Focus the frame itself first: a script inside may move focus within a frame that
     // has it, not pull it in from the host page.
-    frame.focus();
-    if (ready) post({ type: "ww:focus" });
+    if (!quiet) frame.focus();
+    if (ready) post({ type: "ww:focus", quiet: quiet });
     tellPage();
     fire("open");
   }
   function hide() {
     wanted = false;
+    store("", ":open", sessionStorage);
     if (!open) return;
     var inside = root.activeElement === frame;
     open = false;
@@ -118,17 +148,16 @@
     if (!data || typeof data.type !== "string") return;
     if (data.type === "ww:ready") {
       ready = true;
-      post({ type: "ww:hello", handle: stored() });
-      if (open) post({ type: "ww:focus" });
+      post({ type: "ww:hello", handle: stored("") });
+      if (open) post({ type: "ww:focus", quiet: quiet });
       tellPage();
     } else if (data.type === "ww:session" && typeof data.handle === "string" &&
         /^[\w.-]{0,400}$/.test(data.handle)) {
-      store(data.handle);
-    } else if (data.type === "ww:new" && data.count > 0 && !open) {
-      unread += Math.min(data.count, 99);
-      live.textContent = words.unread.replace("{n}", unread);
-      render();
-      fire("unread", { count: unread });
+      store(data.handle, "");
+    } else if (data.type === "ww:new") {
+      // Open, the visitor sees them: the newest one is "seen" for the next pages.
+      if (open && typeof data.last === "string") store(data.last.slice(0, 128), ":seen");
+      else if (data.count > 0 && !open) newMessages(data.count);
     } else if (data.type === "ww:close") {
       hide();
       launcher.focus();
@@ -137,13 +166,14 @@
 
   var CSS =
     ":host{all:initial}" +
-    ".l{position:fixed;bottom:20px;right:20px;z-index:2147483000;width:56px;height:56px;" +
+    ".l,.p{position:fixed;right:20px;z-index:2147483000}" +
+    ".l{bottom:20px;width:56px;height:56px;" +
     "border:0;border-radius:50%;background:var(--c,#1f5fbf);color:var(--o,#fff);cursor:pointer;" +
     "display:flex;align-items:center;justify-content:center;box-shadow:0 4px 14px rgba(0,0,0,.3)}" +
     ".l:focus-visible{outline:3px solid #0b57d0;outline-offset:3px;box-shadow:0 0 0 3px #fff}" +
     ".b{position:absolute;top:-4px;right:-4px;min-width:20px;height:20px;padding:0 6px;" +
     "border-radius:10px;background:#b3261e;color:#fff;font:700 12px/20px system-ui,sans-serif}" +
-    ".p{position:fixed;bottom:88px;right:20px;z-index:2147483000;width:380px;" +
+    ".p{bottom:88px;width:380px;" +
     "height:min(640px,calc(100vh - 108px));border-radius:var(--r,16px);overflow:hidden;" +
     "background:#fff;box-shadow:var(--s,0 8px 30px rgba(0,0,0,.3))}" +
     ":host(.L) .l,:host(.L) .p{right:auto;left:20px}:host(.L) .b{right:auto;left:-4px}" +
@@ -171,8 +201,8 @@
     }
     setTimeout(go, 3000, {});
     try {
-      fetch(origin + "/embed/" + encodeURIComponent(id) + ".json?lang=" + encodeURIComponent(lang) +
-        (opt.title ? "&title=" + encodeURIComponent(opt.title) : ""), { credentials: "omit" })
+      fetch(origin + "/embed/" + enc(id) + ".json?lang=" + enc(lang) +
+        (opt.title ? "&title=" + enc(opt.title) : ""), { credentials: "omit" })
         .then(function (r) { return r.ok ? r.json() : {}; })
         .then(function (c) {
           if (c.error) console.error("webwidget: " + c.error);
@@ -200,7 +230,7 @@
     }
     root.innerHTML +=
       '<button class="l" type="button" aria-controls="p"><svg width="28" height="28" viewBox="0 0 24 24" ' +
-      'aria-hidden="true" focusable="false"><path class="i" fill="currentColor" d="M4 3h16a2 2 0 0 1 2 2v11a2 2 0 ' +
+      'aria-hidden="true"><path class="i" fill="currentColor" d="M4 3h16a2 2 0 0 1 2 2v11a2 2 0 ' +
       '0 1-2 2H9l-5 4v-4a2 2 0 0 1-2-2V5a2 2 0 0 1 2-2z"/><path class="x" stroke="currentColor" stroke-width="2.5" ' +
       'stroke-linecap="round" d="M6 6l12 12M18 6 6 18"/></svg><span class="b" aria-hidden="true" hidden>' +
       '</span></button><div class="p" id="p" hidden></div><span class="v" role="status"></span>';
@@ -225,6 +255,8 @@
     d.body.appendChild(host);
     fire("ready");
     if (wanted) show();
+    else if (stored(":open", sessionStorage)) show(true);
+    else ask();
   }
 
   w.WebWidget = {

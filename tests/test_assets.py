@@ -138,7 +138,7 @@ def test_our_scripts_and_styles_are_minified_and_vendored_ones_kept(visitor):
 
 
 def test_minified_scripts_still_parse(visitor, tmp_path):
-    """rjsmin's output is valid JavaScript to Node's parser (the browsers run it too)."""
+    """The minifier's output is valid JavaScript to Node's parser (the browsers run it too)."""
     for name in ("js/widget.js", "embed.js"):
         script = tmp_path / name.replace("/", "-")
         script.write_bytes(visitor.get(f"/static/{name}").get_data())
@@ -166,7 +166,7 @@ def test_a_changed_source_gets_a_new_fingerprint_and_etag(app, tmp_path):
         return url, response.headers["ETag"], gzip.decompress(response.get_data())
 
     url, etag, body = served()
-    assert b"why" not in body and b"function greet(name){" in body
+    assert b"why" not in body and b"function greet(" in body
     stamp = script.stat().st_mtime_ns + 10**9
     script.write_text(script.read_text().replace("'hi '", "'hey '"))
     os.utime(script, ns=(stamp, stamp))

@@ -490,9 +490,11 @@
     } else if (data.type === "ww:page" && typeof data.page === "string") {
       followPage(data.page.slice(0, 2048));
     } else if (data.type === "ww:focus") {
-      // The panel (re)opened: the newest message in view, the cursor in the composer.
+      // The panel (re)opened: the newest message in view, the cursor in the composer
+      // (not when it reopened by itself on the site's next page: `quiet`).
       showNewest();
-      focusWhenShown();
+      if (!data.quiet) focusWhenShown();
+      tellSeen();
     }
   });
 
@@ -587,6 +589,7 @@
     outboxToLog();
     showNewest();
     fitComposer();
+    tellSeen();
     var active = document.activeElement;
     if (!active || active === document.body || !document.contains(active)) focusComposer();
     // A chat just started whose greeting is not there yet.
@@ -643,8 +646,19 @@
       if (el.classList.contains("ww-msg--bot")) { added++; newestBot = el.getAttribute("data-message-id"); }
       else newestBot = null; // a visitor message after the bot's: still waiting for a reply
     });
-    if (added) tell({ type: "ww:new", count: added });
+    addedBots += added;
   });
+
+  // The loader counts new bot messages for its badge while its panel is closed and,
+  // while it is open, notes the newest one as seen (for the unread count on the site's
+  // next pages, read without this frame).
+  var addedBots = 0;
+  function tellSeen() {
+    var bots = document.querySelectorAll("#ww-log .ww-msg--bot[data-message-id]");
+    var last = bots.length ? bots[bots.length - 1].getAttribute("data-message-id") : "";
+    tell({ type: "ww:new", count: addedBots, last: last });
+    addedBots = 0;
+  }
 
   document.addEventListener("htmx:oobAfterSwap", function (event) {
     // Every swapped message (a replaced one too: its old element is gone) gets local times.
@@ -652,6 +666,7 @@
     var el = log();
     if (!el || !(event.detail.target === el || el.contains(event.detail.target))) return;
     outboxToLog();
+    if (addedBots) tellSeen();
     if (newestBot) {
       var bot = el.querySelector('[data-message-id="' + CSS.escape(newestBot) + '"]');
       newestBot = null;

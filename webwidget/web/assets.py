@@ -5,7 +5,8 @@ file's current hash is answered with `Cache-Control: public, max-age=31536000, i
 (a new file gets a new URL); any other request revalidates (`no-cache` + ETag). Text
 assets are compressed once per process, brotli or gzip by `Accept-Encoding`, with
 `Vary: Accept-Encoding`. Our own scripts and stylesheets are minified as they are
-read (rjsmin, rcssmin): the repository keeps them readable, the wire gets them small, and
+read (calmjs.parse for scripts, which also shortens local names; rcssmin): the repository
+keeps them readable, the wire gets them small, and
 the fingerprint is the hash of the bytes served, so a change to a source changes its URL
 and ETag. Files named `*.min.js`/`*.min.css` (vendored htmx, whose hash tests check) are
 served as they are. The cache is keyed by the file a name resolves to, so aliases of
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import logging
 import mimetypes
 import os
 import threading
@@ -27,9 +29,13 @@ from dataclasses import dataclass, field
 
 import brotli
 import rcssmin
-import rjsmin
+from calmjs.parse import es5
+from calmjs.parse.exceptions import ECMASyntaxError
+from calmjs.parse.unparsers.es5 import minify_print
 from flask import Flask, Response, abort, current_app, request
 from werkzeug.security import safe_join
+
+log = logging.getLogger(__name__)
 
 EXTENSION = "webwidget.assets"
 IMMUTABLE = "public, max-age=31536000, immutable"
@@ -48,10 +54,23 @@ def minified(filename: str, data: bytes) -> bytes:
     if name.endswith((".min.js", ".min.css")):
         return data
     if name.endswith((".js", ".mjs")):
-        return rjsmin.jsmin(data)
+        return minified_script(filename, data)
     if name.endswith(".css"):
         return rcssmin.cssmin(data)
     return data
+
+
+def minified_script(filename: str, data: bytes) -> bytes:
+    """A script without comments and whitespace, its local names shortened (the loader's
+    3 KB budget); its globals and property names stay. Our scripts are ES5 (every engine
+    a visitor may have): one that is not is served as written, and the log says why."""
+    try:
+        tree = es5(data.decode("utf-8"))
+    except (ECMASyntaxError, UnicodeDecodeError) as error:
+        log.warning("%s is served as written: not ES5, so not minified (%s)",
+                    os.path.basename(filename), error)
+        return data
+    return minify_print(tree, obfuscate=True, obfuscate_globals=False).encode("utf-8")
 
 
 @dataclass

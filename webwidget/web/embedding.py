@@ -9,8 +9,11 @@ from urllib.parse import urlsplit
 from flask import Blueprint, abort, current_app, jsonify, request, send_from_directory
 from flask_babel import force_locale, gettext
 
+from .. import unread
+from ..chatcaptain.errors import UpstreamError
 from ..clock import get_clock
-from ..conversation import current_chat
+from ..conversation import current_chat, message_listing
+from ..sessions.errors import SessionStoreUnavailable
 from ..current import current_widget
 from ..settings import parse_origin
 from ..themes import SHADOWS
@@ -50,6 +53,56 @@ def cookie_check(widget: str):
         abort(404)
     by_cookie = request.headers.get(SESSION_HEADER) is None and current_chat(config) is not None
     return jsonify(cookie=by_cookie)
+
+
+@bp.route("/w/<widget>/unread", methods=["GET", "OPTIONS"])
+def unread_count(widget: str):
+    """How many bot messages came after `seen` (the newest the visitor saw, an id the
+    loader kept), for the launcher's badge on a page whose frame is not open.
+
+    The host page asks (an allowed origin, with credentials: the cookie, or the handle in
+    X-Widget-Session where the cookie is lost, which needs a preflight). Read from the
+    cached list only, refreshed in the background when older than
+    unread.REFRESH_AFTER_SECONDS (`every` then says to ask again soon): a page view never
+    waits on or calls ChatCaptain itself.
+    Changes nothing; under /w/ it is never cached. `chat` false: nothing to ask about.
+    """
+    config = current_app.extensions["webwidget.widgets"].get(widget)
+    origin = request.headers.get("Origin", "")
+    if config is None or not origin or not config.allows_origin(origin):
+        abort(404 if config is None else 403)
+    if request.method == "OPTIONS":
+        response = current_app.response_class(status=204)
+        response.headers["Access-Control-Allow-Headers"] = SESSION_HEADER
+        response.headers["Access-Control-Max-Age"] = "600"
+    else:
+        response = jsonify(unread_answer(config, request.args.get("seen", "")[:128]))
+        response.headers["Cache-Control"] = "no-store"
+    response.headers["Access-Control-Allow-Origin"] = origin
+    response.headers["Access-Control-Allow-Credentials"] = "true"
+    response.vary.add("Origin")
+    return response
+
+
+def unread_answer(config, seen: str) -> dict[str, object]:
+    """The badge's count for the visitor's chat with `config`, from the cached list."""
+    try:
+        chat = current_chat(config)
+    except SessionStoreUnavailable:
+        chat = None
+    if chat is None:
+        return {"chat": False, "unread": 0}
+    try:
+        listing = message_listing(
+            config, chat, max_age=unread.REFRESH_AFTER_SECONDS, background=True, cold_ok=True
+        )
+    except UpstreamError:
+        listing = None  # the badge is a hint: the frame says what is wrong when opened
+    if listing is None:
+        return {"chat": True, "unread": 0, "every": unread.ASK_SOON_SECONDS}
+    age = get_clock()() - listing.fetched_at
+    every = unread.ask_again_in(listing.messages, age)
+    return {"chat": True, "unread": unread.unread_after(listing.messages, seen), "every": every}
 
 
 @bp.get("/favicon.ico")
