@@ -9,7 +9,7 @@
   var opt = script.dataset;
   if (w.WebWidget) {
     // One launcher per page: a second one would sit on the first and share its API.
-    console.warn("webwidget: one widget per page (docs/embedding.md)");
+    console.warn("webwidget: one widget per page; \"" + (opt.widget || "default") + "\" ignored");
     return;
   }
   // The widget's origin is where this script came from; every message is checked against it.

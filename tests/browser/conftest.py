@@ -205,6 +205,14 @@ def start_chat(scope, button: str = "Start chat") -> None:
     expect(scope.locator(MESSAGE).first).to_be_visible(timeout=WAIT * 1000)
 
 
+def reopened_after_reload(page) -> None:
+    """After reloading a host page whose chat was open: the loader opens it again by
+    itself (the panel stays open across the site's pages), so no click is needed."""
+    expect(page.locator(LAUNCHER)).to_be_visible(timeout=WAIT * 1000)
+    expect(page.locator(PANEL)).to_be_visible()
+    assert page.evaluate("WebWidget.isOpen()") is True
+
+
 def open_and_start(page, site) -> None:
     """The widget's own page, with a chat started."""
     page.goto(f"{site.widget}/w/default")

@@ -81,8 +81,8 @@ def test_the_visitor_may_leave_an_unreachable_chat_for_a_new_one(page, fresh_sit
     page.route("**/w/default/messages*",
                lambda route: route.continue_() if clicked else route.abort())
     heal(site.sandbox)
-    clicked.append(True)
     leave.click()
+    clicked.append(True)
     expect(said(page, words)).to_have_count(1, timeout=WAIT * 1000)
     assert stored(sandbox_server, words) == [words]
     expect(page.get_by_label("Your message")).to_have_value("")

@@ -5,7 +5,17 @@ from __future__ import annotations
 import requests
 from playwright.sync_api import expect
 
-from .conftest import FRAME, LAUNCHER, MESSAGE, REPLY, WAIT, message_ids, start_chat, wait_for
+from .conftest import (
+    FRAME,
+    LAUNCHER,
+    MESSAGE,
+    REPLY,
+    WAIT,
+    message_ids,
+    reopened_after_reload,
+    start_chat,
+    wait_for,
+)
 
 
 def chat(page, frame, site) -> list[str]:
@@ -24,10 +34,11 @@ def chat(page, frame, site) -> list[str]:
 
 
 def same_after_reload(page, frame, ids, reopen=True) -> None:
-    """Reload the host page (and reopen the launcher): the same messages come back."""
+    """Reload the host page (the loader reopens the chat that was open): the same
+    messages come back."""
     page.reload()
     if reopen:
-        page.locator(LAUNCHER).click()
+        reopened_after_reload(page)
     try:
         wait_for(page, lambda: message_ids(frame) == ids, "the same conversation after the reload")
     except AssertionError:

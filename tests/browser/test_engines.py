@@ -133,6 +133,20 @@ def open_widget(driver):
     return wait
 
 
+def restored_widget(driver):
+    """After a reload of a page whose chat was open: the loader opens it again by itself;
+    switch into its iframe."""
+    wait = WebDriverWait(driver, WAIT, ignored_exceptions=(StaleElementReferenceException,))
+    host = wait.until(lambda d: d.find_element(By.CSS_SELECTOR, "#webwidget-default"))
+    root = host.shadow_root
+    wait.until(lambda d: root.find_element(By.CSS_SELECTOR, "button.l"))
+    assert driver.execute_script("return WebWidget.isOpen()") is True
+    frame = wait.until(lambda d: root.find_element(By.CSS_SELECTOR, "iframe"))
+    driver.switch_to.frame(frame)
+    wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "html[data-ww-ready]"))
+    return wait
+
+
 def ids(driver) -> list[str]:
     """Read in one script call: htmx replaces messages between two WebDriver calls."""
     return driver.execute_script(
@@ -173,7 +187,7 @@ def test_core_journey_in_webkit(webkit, fresh_site):
 
     driver.switch_to.default_content()
     driver.refresh()
-    wait = open_widget(driver)
+    wait = restored_widget(driver)
     wait.until(lambda d: ids(d) == before)
     wait.until(newest_in_view)
     # Another exchange after the reload, watched for any Content-Security-Policy violation.

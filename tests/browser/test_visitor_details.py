@@ -7,7 +7,17 @@ import pytest
 from conftest import faults, heal
 from playwright.sync_api import expect
 
-from .conftest import BOT, FRAME, LAUNCHER, PANEL, VISITOR, WAIT, start_chat, wait_for
+from .conftest import (
+    BOT,
+    FRAME,
+    LAUNCHER,
+    PANEL,
+    VISITOR,
+    WAIT,
+    reopened_after_reload,
+    start_chat,
+    wait_for,
+)
 
 # What a screen reader hears from the log: each element put into it whose nearest
 # aria-live is the log's own (not marked off, not hidden), by its text.
@@ -126,7 +136,7 @@ def test_an_upstream_outage_and_its_retry_cause_no_csp_message(page, fresh_site)
     faults(fresh_site.sandbox, error_status=503, operations=["list_messages"])
     try:
         page.reload()
-        page.locator(LAUNCHER).click()
+        reopened_after_reload(page)
         retry = frame.locator(".ww-notice--reconnecting .ww-retry")
         expect(retry).to_be_visible(timeout=WAIT * 1000)
         retry.click()

@@ -11,7 +11,18 @@ from zoneinfo import ZoneInfo
 from conftest import CHANNEL_TOKEN, faults, heal, stats
 from playwright.sync_api import expect
 
-from .conftest import BOT, FRAME, LAUNCHER, MESSAGE, PANEL, VISITOR, WAIT, start_chat, wait_for
+from .conftest import (
+    BOT,
+    FRAME,
+    LAUNCHER,
+    MESSAGE,
+    PANEL,
+    VISITOR,
+    WAIT,
+    reopened_after_reload,
+    start_chat,
+    wait_for,
+)
 
 TYPING_ON = re.compile(r"\bww-typing--on\b")
 
@@ -68,7 +79,7 @@ def test_newest_message_in_view_after_a_burst_a_reload_a_reopen_and_the_badge(pa
     wait_for_newest_in_view(page, frame, "after the burst")
 
     page.reload()
-    page.locator(LAUNCHER).click()
+    reopened_after_reload(page)
     wait_for(page, lambda: frame.locator(BOT).count() >= 15, "the conversation after a reload")
     wait_for_newest_in_view(page, frame, "after a reload")
 
@@ -237,7 +248,7 @@ def test_retry_now_recovers_in_place_and_keeps_the_embedding(page, fresh_site):
     retry = frame.get_by_role("link", name="Retry now")
     expect(retry).to_be_visible(timeout=WAIT * 1000)
     # From here no poll may recover first: the link itself must do it. Polls the page
-    # makes after the click (its new poller's) go through.
+    # makes once the click is made (its new poller's) go through.
     clicked = []
     page.route("**/w/default/messages*",
                lambda route: route.continue_() if clicked else route.abort())
@@ -245,8 +256,8 @@ def test_retry_now_recovers_in_place_and_keeps_the_embedding(page, fresh_site):
     widget_frame = next(f for f in page.frames if "/w/default" in f.url)
     url = widget_frame.url
     assert "page=" in url and "lang=en" in url
-    clicked.append(True)
     retry.click()
+    clicked.append(True)
     expect(frame.locator("#ww-status")).to_have_text("", timeout=WAIT * 1000)
     expect(frame.locator(MESSAGE)).to_have_count(before)
     assert widget_frame.url == url  # recovered in place: no navigation
@@ -418,7 +429,7 @@ def test_the_core_journey_has_no_csp_violation_and_no_secret(page, fresh_site):
     send(frame, "help")
     wait_for(page, lambda: frame.locator(BOT).count() >= 2, "the reply", site)
     page.reload()
-    page.locator(LAUNCHER).click()
+    reopened_after_reload(page)
     wait_for(page, lambda: frame.locator(BOT).count() >= 2, "the conversation after a reload")
     wait_for(page, lambda: newest_in_view(frame), "the newest message in view")
     html = next(f for f in page.frames if "/w/default" in f.url).content()

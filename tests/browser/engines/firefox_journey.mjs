@@ -30,6 +30,18 @@ async function openWidget(page) {
   return frame;
 }
 
+// After a reload of a page whose chat was open: the loader opens it again by itself.
+async function restoredWidget(page) {
+  await page.waitForSelector("#webwidget-default >>> button.l", { timeout: WAIT });
+  if (!(await page.evaluate(() => window.WebWidget.isOpen()))) {
+    throw new Error("the chat that was open did not stay open after the reload");
+  }
+  const element = await page.waitForSelector("#webwidget-default >>> iframe", { timeout: WAIT });
+  const frame = await element.contentFrame();
+  await frame.waitForSelector("html[data-ww-ready]", { timeout: WAIT });
+  return frame;
+}
+
 async function until(check, what) {
   const deadline = Date.now() + WAIT;
   for (;;) {
@@ -73,7 +85,7 @@ try {
   result.messages = before.length;
 
   await page.reload();
-  frame = await openWidget(page);
+  frame = await restoredWidget(page);
   await until(async () => JSON.stringify(await ids(frame)) === JSON.stringify(before),
     "the same conversation after the reload");
   await until(() => newestInView(frame), "the newest message in view after the reload");
