@@ -20,7 +20,8 @@ def visitor(sandbox, tmp_path):
 
 def test_a_cold_panel_load_shows_the_shell_without_waiting_for_the_upstream(visitor, sandbox):
     assert visitor.start().status_code == 303
-    faults(sandbox, latency_ms=3000, operations=["list_messages"])
+    # Far slower than the bound below, which leaves room for a busy machine.
+    faults(sandbox, latency_ms=8000, operations=["list_messages"])
     try:
         started = time.monotonic()
         shell = visitor.get("/w/default?page=https%3A%2F%2Fhost.example%2F&lang=de", headers=PANEL)
@@ -28,7 +29,7 @@ def test_a_cold_panel_load_shows_the_shell_without_waiting_for_the_upstream(visi
     finally:
         heal(sandbox)
     assert shell.status_code == 200
-    assert took < 2, took
+    assert took < 4, f"{took:.2f} s: the page waited for the upstream (8 s)"
     doc = parse_html(shell.get_data(as_text=True))
     loading = [attrs for tag, attrs in doc.tags if attrs.get("id") == "ww-loading"]
     assert len(loading) == 1 and loading[0]["aria-busy"] == "true"
