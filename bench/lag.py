@@ -19,7 +19,7 @@ from just before that advance to the moment the reply's element enters the frame
 other settings (see COMPARE). `--visitors N` runs bench/visitors.py with N visitors (each
 starting its own chat, following the poller as the page does) during the trials and
 prints what it measured; the widget then allows that many starts from one address
-(RATE_LIMIT_START_PER_IP and _PER_WIDGET), the only settings that differ from the
+(RATE_LIMIT_START_PER_IP, _PER_NETWORK and _PER_WIDGET), the only settings that differ from the
 defaults.
 """
 
@@ -258,6 +258,8 @@ def main() -> int:
     parser.add_argument("--latency-ms", type=int, default=100)
     parser.add_argument("--compare", default="", help=f"also: {', '.join(COMPARE)}")
     parser.add_argument("--visitors", type=int, default=0, help="others connected meanwhile")
+    parser.add_argument("--only-compare", action="store_true",
+                        help="only the --compare settings, not the widget as configured")
     parser.add_argument("--ramp", type=float, default=30, help="the visitors' arrival")
     parser.add_argument("--seed", type=int, default=21)
     parser.add_argument("--store", choices=("sqlite", "redis"), default="sqlite")
@@ -269,7 +271,7 @@ def main() -> int:
     args = parser.parse_args()
     from playwright.sync_api import sync_playwright
 
-    modes = [("as configured", {})] + [
+    modes = ([] if args.only_compare else [("as configured", {})]) + [
         (name, COMPARE[name]) for name in filter(None, args.compare.split(","))
     ]
     print(
@@ -287,6 +289,7 @@ def main() -> int:
                 **store,
                 **settings,
                 "RATE_LIMIT_START_PER_IP": f"{max(args.visitors * 2, 10)}/minute",
+                "RATE_LIMIT_START_PER_NETWORK": f"{max(args.visitors * 2, 30)}/minute",
                 "RATE_LIMIT_START_PER_WIDGET": f"{max(args.visitors * 2, 600)}/minute",
             }
             # The host page's origin must be known before the widget starts (allowed origins).

@@ -14,7 +14,8 @@ own CPU time. Prints one JSON object.
     python bench/visitors.py --url http://127.0.0.1:8000 --visitors 2000 --seconds 90
 
 starts a chat per visitor on arrival (`POST /w/default/start` as htmx sends it; the
-widget's start limits must allow that many: RATE_LIMIT_START_PER_IP and _PER_WIDGET),
+widget's start limits must allow that many: RATE_LIMIT_START_PER_IP, _PER_NETWORK and
+_PER_WIDGET),
 so it needs nothing but the URL. bench/capacity.py passes chats it started itself:
 
     python bench/visitors.py --port 8000 --handles handles.json --seconds 90 --ramp 30
