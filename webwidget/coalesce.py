@@ -22,6 +22,12 @@ gets the new rendering instead of a 204.
 Sends call `invalidate`: it bumps a generation counter, and a list fetched under an
 older generation is neither served nor cached, so the sender sees their own message.
 
+What a process remembers is bounded in bytes, not only in count: cached lists at most
+`LISTINGS_BYTES` (the least recently used go first; the list just fetched always stays,
+so one list larger than the budget still answers its polls) and remembered states at
+most `STATES_BYTES`. A count alone bounds nothing when a list may hold 200 texts of
+100 KB each (20 MB a conversation).
+
 Polls never wait on the upstream once a list is cached: a poll whose list is older
 than it wants answers from that list and asks the `Refresher` for a new one in the
 background (at most `UPSTREAM_REFRESH_CALLS` upstream calls at once per process; when
@@ -37,6 +43,7 @@ import functools
 import hashlib
 import json
 import logging
+import sys
 import threading
 import time
 import uuid
@@ -71,6 +78,23 @@ STATES_KEPT = 4096
 # Conversations whose list (and send counter) this process keeps; the least recently
 # used go first, so a long-running process does not grow with every conversation seen.
 LISTINGS_KEPT = 4096
+# What those lists may hold together, in bytes (`Listing.size`): 4096 lists of 200
+# 100 KB texts would be 80 GB. The newest list stays even past it, so a worker keeps
+# at most this plus one list (itself at most UPSTREAM_MAX_LIST_BYTES read).
+LISTINGS_BYTES = 64 * 1024 * 1024
+# What the remembered versions' states may hold together, in bytes (`states_size`).
+STATES_BYTES = 16 * 1024 * 1024
+# What a validated message costs in memory beyond its characters (`json_memory`): per
+# string, per object (a pydantic model: its __dict__ and field set), per list item, and
+# per message (its state and its place in the list). Measured on CPython 3.11 and
+# pydantic 2.14 for text, file, button, tag and header messages (tests/test_bounds.py):
+# the estimate is at least the memory traced, and at most about twice it.
+STRING_COST = 56
+OBJECT_COST = 640
+ITEM_COST = 8
+MESSAGE_COST = 512
+# Memory one remembered state takes beyond its id's length: a list and two strings.
+STATE_OVERHEAD = 200
 # How old a cached list may be and still answer a poll while a refresh is pending: the
 # slowest poller's interval (60 s) twice over. Beyond it the poll fetches itself.
 STALE_SECONDS = 120.0
@@ -86,12 +110,43 @@ def message_states(messages: list[MessageDto]) -> list[list[str]]:
     """[id, digest] of each message: the digest covers all the upstream sent for it
     (content, status, error, timestamps) and its grouping with its neighbours, so any
     change a page could show changes it."""
+    return _states_and_size(messages)[0]
+
+
+def _states_and_size(messages: list[MessageDto]) -> tuple[list[list[str]], int]:
+    """The messages' states and the bytes they take in memory (`Listing.size`)."""
     states = []
+    size = 0
     for msg, grouping in zip(messages, message_groups(messages), strict=True):
-        digest = hashlib.sha256(msg.__pydantic_serializer__.to_json(msg, exclude_none=True))
+        body = msg.__pydantic_serializer__.to_json(msg, exclude_none=True)
+        size += json_memory(body) + MESSAGE_COST
+        digest = hashlib.sha256(body)
         digest.update(("\x1f" + "".join(str(int(flag)) for flag in grouping)).encode())
         states.append([str(msg.id), digest.hexdigest()[:12]])
-    return states
+    return states, size
+
+
+def json_memory(body: bytes | str) -> int:
+    """About the bytes in memory of what validating this JSON keeps (an upper bound for
+    every message shape measured): its characters at the width Python stores them (one
+    emoji makes a whole string four bytes a character) and, when they are not all ASCII,
+    the UTF-8 copy validation caches beside them; plus each string's, object's and list
+    item's overhead."""
+    if isinstance(body, str):
+        chars = sys.getsizeof(body) + (0 if body.isascii() else 4 * len(body))
+        marks: tuple = ('"', "{", ",")
+    else:
+        chars = len(body)
+        if not body.isascii():
+            chars += sys.getsizeof(body.decode(errors="replace"))
+        marks = (b'"', b"{", b",")
+    quote, brace, comma = (body.count(mark) for mark in marks)
+    return chars + STRING_COST * (quote // 2) + OBJECT_COST * brace + ITEM_COST * comma
+
+
+def states_size(states: list[list[str]]) -> int:
+    """About the bytes a remembered version's states take in memory."""
+    return sum(len(message_id) + len(state) + STATE_OVERHEAD for message_id, state in states)
 
 
 def states_version(states: list[list[str]]) -> str:
@@ -118,6 +173,8 @@ class Listing:
 
     version: str
     fetched_at: float
+    # About the bytes it takes in memory (`json_memory` of its messages, MESSAGE_COST each).
+    size: int = 0
     _messages: list[MessageDto] | None = None
     _states: list[list[str]] | None = None
     _raw: str | None = field(default=None, repr=False)
@@ -125,10 +182,11 @@ class Listing:
     @classmethod
     def of(cls, messages: list[MessageDto], fetched_at: float) -> Listing:
         """A listing of freshly fetched (already validated) messages."""
-        states = message_states(messages)
+        states, size = _states_and_size(messages)
         return cls(
             version=states_version(states),
             fetched_at=fetched_at,
+            size=size,
             _messages=messages,
             _states=states,
         )
@@ -178,7 +236,12 @@ class Listing:
         """The generation and listing stored by `encode`."""
         text = value.decode() if isinstance(value, bytes) else value
         generation, fetched_at, version, raw = text.split("|", 3)
-        return int(generation), cls(version=version, fetched_at=float(fetched_at), _raw=raw)
+        # Counted as parsed (it is on first use), with every `"id":` key taken for a
+        # message (each message has one; nested objects may have more: over-counted).
+        size = json_memory(raw) + MESSAGE_COST * raw.count('"id":')
+        return int(generation), cls(
+            version=version, fetched_at=float(fetched_at), size=size, _raw=raw
+        )
 
 
 class Refresher:
@@ -267,8 +330,10 @@ class Coalescer:
         self._lock = threading.Lock()
         self._flights: dict[str, _Flight] = {}
         self._cache: OrderedDict[str, tuple[int, Listing]] = OrderedDict()
+        self._cache_bytes = 0
         self._generations: OrderedDict[str, int] = OrderedDict()
-        self._states: OrderedDict[tuple[str, str], list[list[str]]] = OrderedDict()
+        self._states: OrderedDict[tuple[str, str], tuple[list[list[str]], int]] = OrderedDict()
+        self._states_bytes = 0
 
     # --- public -------------------------------------------------------------------------
 
@@ -368,11 +433,11 @@ class Coalescer:
         with self._lock:
             self._generations[key] = self._generations.get(key, 0) + 1
             self._generations.move_to_end(key)
-            self._cache.pop(key, None)
+            self._drop_locked(key)
             while len(self._generations) > LISTINGS_KEPT:
                 # A forgotten counter restarts at 0, so its stale list must go with it.
                 forgotten, _ = self._generations.popitem(last=False)
-                self._cache.pop(forgotten, None)
+                self._drop_locked(forgotten)
         if self.redis is not None:
             pipe = self.redis.pipeline(transaction=False)
             pipe.incr(key + ":gen")
@@ -391,11 +456,19 @@ class Coalescer:
                 return
             except RedisError as error:
                 log.warning("could not keep a version's states: %s", type(error).__name__)
+        size = states_size(states)
         with self._lock:
-            self._states[(key, version)] = states
-            self._states.move_to_end((key, version))
-            while len(self._states) > STATES_KEPT:
-                self._states.popitem(last=False)
+            old = self._states.pop((key, version), None)
+            if old is not None:
+                self._states_bytes -= old[1]
+            self._states[(key, version)] = (states, size)
+            self._states_bytes += size
+            # The version just remembered stays, whatever its size: the page shows it.
+            while len(self._states) > 1 and (
+                len(self._states) > STATES_KEPT or self._states_bytes > STATES_BYTES
+            ):
+                _, (_, dropped) = self._states.popitem(last=False)
+                self._states_bytes -= dropped
 
     def recall_states(self, key: str, version: str) -> list[list[str]] | None:
         """What `version` showed, if still known; None sends the client a full list."""
@@ -407,7 +480,8 @@ class Coalescer:
             if value is not None:
                 return json.loads(value)
         with self._lock:
-            return self._states.get((key, version))
+            known = self._states.get((key, version))
+        return known[0] if known is not None else None
 
     # --- internals ------------------------------------------------------------------------
 
@@ -449,10 +523,25 @@ class Coalescer:
             self._put_locked(key, generation, listing)
 
     def _put_locked(self, key: str, generation: int, listing: Listing) -> None:
+        self._drop_locked(key)
         self._cache[key] = (generation, listing)
-        self._cache.move_to_end(key)
-        while len(self._cache) > LISTINGS_KEPT:
-            self._cache.popitem(last=False)
+        self._cache_bytes += listing.size
+        # The list just put stays, whatever its size: its polls answer from it.
+        while len(self._cache) > 1 and (
+            len(self._cache) > LISTINGS_KEPT or self._cache_bytes > LISTINGS_BYTES
+        ):
+            _, (_, dropped) = self._cache.popitem(last=False)
+            self._cache_bytes -= dropped.size
+
+    def _drop_locked(self, key: str) -> None:
+        entry = self._cache.pop(key, None)
+        if entry is not None:
+            self._cache_bytes -= entry[1].size
+
+    @property
+    def remembered_bytes(self) -> tuple[int, int]:
+        """The bytes counted for this process's cached lists and remembered states."""
+        return self._cache_bytes, self._states_bytes
 
     def _store(self, key: str, generation: int, listing: Listing) -> None:
         with self._lock:
