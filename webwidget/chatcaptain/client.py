@@ -77,6 +77,7 @@ from .models import (
     SandboxSelectedButton,
     SandboxSendMessageRequest,
 )
+from .window import parse_window
 
 logger = logging.getLogger(__name__)
 
@@ -292,8 +293,8 @@ class ChatCaptainClient:
         """List a conversation's messages (retried on transient failures).
 
         With `last`, only the newest `last` messages (before the one with id `before`, if
-        given) are validated and returned: the cost of a long conversation stays that of
-        reading its JSON, and a bad message outside the window breaks nothing.
+        given) are parsed into objects and validated (window.py): a long conversation
+        costs reading its JSON, and a bad message outside the window breaks nothing.
         """
         path = (
             f"/v1/widget/{_segment(chatbot_id)}/conversations/{_segment(conversation_id)}"
@@ -308,7 +309,7 @@ class ChatCaptainClient:
             secrets=(token,),
             token_bound=True,
             max_bytes=self._max_list_bytes,
-            trim=(lambda payload: _window(payload, last, before)) if last or before else None,
+            parse=(lambda text: parse_window(text, last, before)) if last or before else None,
         )
 
     def send_message(
@@ -403,7 +404,7 @@ class ChatCaptainClient:
         secrets: tuple[str | None, ...] = (),
         token_bound: bool,
         max_bytes: int = _MAX_BODY_BYTES,
-        trim: Callable[[Any], Any] | None = None,
+        parse: Callable[[str], Any] | None = None,
     ) -> M:
         """The one way to the upstream: send, read within the deadline, interpret.
 
@@ -426,9 +427,12 @@ class ChatCaptainClient:
                 timeout=_DeadlineTimeout(self._connect_timeout, self._read_timeout, deadline_at),
             )
             status = response.status_code
-            raw = _read_body(response, operation, deadline_at, max_bytes)
+            # No name holds the body: it goes once its text is decoded (window.py).
+            payload, not_json = _parse_body(
+                _read_body(response, operation, deadline_at, max_bytes), parse or json.loads
+            )
             redact = tuple(s for s in (*secrets, self._api_key) if s)
-            result = _interpret(operation, status, raw, model, token_bound, redact, trim)
+            result = _interpret(operation, status, payload, not_json, model, token_bound, redact)
         except UpstreamError as exc:
             logger.warning(
                 "chatcaptain %s failed: kind=%s status=%s elapsed_ms=%d",
@@ -500,17 +504,23 @@ def _is_timeout(exc: BaseException) -> bool:
     return False
 
 
-def _window(payload: Any, last: int | None, before: str | None) -> Any:
-    """The list answer with only the newest `last` messages before the id `before`."""
-    messages = payload.get("messages")
-    if not isinstance(messages, list):
-        return payload  # validation says what is wrong with it
-    if before is not None:
-        ids = [m.get("id") if isinstance(m, dict) else None for m in messages]
-        messages = messages[: ids.index(before)] if before in ids else []
-    if last is not None:
-        messages = messages[-last:] if last > 0 else []
-    return {**payload, "messages": messages}
+def _parse_body(raw: bytearray, parse: Callable[[str], Any]) -> tuple[Any, bool]:
+    """The body's JSON (None when empty) and whether it was no JSON at all.
+
+    The bytes are decoded as `json.loads` decodes them and let go before parsing, so a
+    large list holds its text once, not its bytes beside it.
+    """
+    if not raw or raw.isspace():
+        return None, False
+    try:
+        text = raw.decode(json.detect_encoding(raw), "surrogatepass")
+    except UnicodeDecodeError:
+        return None, True
+    del raw
+    try:
+        return parse(text), False
+    except ValueError:
+        return None, True
 
 
 def _transport_error(operation: str, exc: requests.RequestException) -> UpstreamError:
@@ -522,7 +532,7 @@ def _transport_error(operation: str, exc: requests.RequestException) -> Upstream
 
 def _read_body(
     response: requests.Response, operation: str, deadline_at: float, max_bytes: int
-) -> bytes:
+) -> bytearray:
     """The whole body, read one socket read at a time, never waiting past the deadline."""
     status = response.status_code
     raw = response.raw
@@ -539,7 +549,7 @@ def _read_body(
                 sock.settimeout(left)
             chunk = raw.read1(_READ_CHUNK, decode_content=True)
             if not chunk:
-                return bytes(body)
+                return body  # not bytes(body): a copy of a 32 MiB list is 32 MiB more
             body += chunk
             if len(body) > max_bytes:
                 raise ContractViolation("response body too large", operation=operation,
@@ -561,21 +571,14 @@ def _read_body(
 def _interpret(
     operation: str,
     status: int,
-    raw: bytes,
+    payload: Any,
+    not_json: bool,
     model: type[M],
     token_bound: bool,
     secrets: tuple[str, ...],
-    trim: Callable[[Any], Any] | None = None,
 ) -> M:
-    """The model for a good answer (`trim` cuts its JSON first); for any other, the
-    matching typed error is raised."""
-    payload: Any = None
-    not_json = False
-    if raw.strip():
-        try:
-            payload = json.loads(raw)
-        except ValueError:
-            not_json = True
+    """The model for a good answer (its JSON `payload`, see `_parse_body`); for any
+    other, the matching typed error is raised."""
     error = payload.get("error") if isinstance(payload, dict) else None
     if error is not None and not isinstance(error, str):
         error = "(non-string error field)"
@@ -595,7 +598,7 @@ def _interpret(
             # The contract lets any body carry `error`, even with a 2xx: that is a failure.
             raise UpstreamRejected(status, error, operation=operation)
         try:
-            return model.model_validate(trim(payload) if trim is not None else payload)
+            return model.model_validate(payload)
         except ValidationError as exc:
             # Only field paths and error types: pydantic's own text would echo the values.
             where = ", ".join(
