@@ -4,7 +4,10 @@ item 7): its page load, next to a short chat's and to the bare upstream call, an
 polls of other visitors while it is loaded again and again, next to the same polls
 without it. Prints one line per figure.
 
-    .venv/bin/python bench/long_conversation.py [--messages 20000] [--loads 30]
+    .venv/bin/python bench/long_conversation.py [--messages 20000] [--loads 30] [--big 200]
+
+`--big N` makes the newest N messages texts of 100 KB each (the window's worst case:
+200 of them are 20 MB of the list).
 
 The sandbox keeps its state in a file, so the long conversation is written straight into
 it (a copy of the greeting with new ids) instead of 20,000 sends.
@@ -23,7 +26,7 @@ import time
 from pathlib import Path
 
 import requests
-from servers import Sandbox, Servers
+from servers import Sandbox, Servers, worker_memory
 
 HEADERS = {"Sec-Fetch-Site": "same-origin", "HX-Request": "true"}
 
@@ -46,8 +49,9 @@ def newest_conversation(state: Path) -> str:
         return db.execute("SELECT id FROM conversations ORDER BY rowid DESC LIMIT 1").fetchone()[0]
 
 
-def grow(state: Path, conversation: str, messages: int) -> int:
-    """Append `messages` copies of the conversation's first message; the list's size."""
+def grow(state: Path, conversation: str, messages: int, big: int = 0) -> int:
+    """Append `messages` copies of the conversation's first message, the newest `big` of
+    them 100 KB texts; the list's size."""
     with sqlite3.connect(state) as db:
         body = json.loads(db.execute(
             "SELECT body FROM messages WHERE conversation_id = ? ORDER BY seq LIMIT 1",
@@ -58,6 +62,8 @@ def grow(state: Path, conversation: str, messages: int) -> int:
             copy = dict(body, id=f"msg_bench_{i:06d}")
             copy["content"] = {"text": f"Message {i} of a long conversation, about as long "
                                        "as a real one usually is."}
+            if i >= messages - big:
+                copy["content"] = {"text": f"Message {i}, 100 KB: " + "x" * 100_000}
             rows.append((conversation, 0.0, json.dumps(copy)))
         db.executemany(
             "INSERT INTO messages (conversation_id, visible_at, body) VALUES (?, ?, ?)", rows
@@ -133,6 +139,7 @@ def main() -> None:
     parser.add_argument("--messages", type=int, default=20_000)
     parser.add_argument("--loads", type=int, default=30)
     parser.add_argument("--others", type=int, default=20)
+    parser.add_argument("--big", type=int, default=0, help="newest messages of 100 KB")
     args = parser.parse_args()
     with Servers(prefix="ww-long-") as servers:
         state = servers.work / "sandbox.sqlite3"
@@ -150,7 +157,7 @@ def main() -> None:
         widget = servers.gunicorn(env)
         short = start(widget.url)
         long = start(widget.url)
-        size = grow(state, newest_conversation(state), args.messages)
+        size = grow(state, newest_conversation(state), args.messages, args.big)
         others = [start(widget.url) for _ in range(args.others)]
         for handle in (short, long, *others):
             page(widget.url, handle)  # warm: the first load fills the caches
@@ -158,7 +165,8 @@ def main() -> None:
         short_ms = [timed(lambda: page(widget.url, short)) for _ in range(args.loads)]
         long_ms = [timed(lambda: page(widget.url, long)) for _ in range(args.loads)]
         upstream_ms = [timed(lambda: list_upstream(sandbox.url, state)) for _ in range(5)]
-        print(f"conversation of {args.messages} messages, list {size / 1e6:.1f} MB; "
+        print(f"conversation of {args.messages} messages ({args.big} of 100 KB), "
+              f"list {size / 1e6:.1f} MB; "
               f"{args.loads} page loads each, one after another; load {servers_load()}")
         print(f"page load, short chat:  p50 {statistics.median(short_ms):.0f} ms, "
               f"p95 {percentile(short_ms, 0.95):.0f} ms")
@@ -171,6 +179,9 @@ def main() -> None:
         print(f"{args.others} other visitors' polls: p99 {percentile(quiet, 0.99):.0f} ms alone, "
               f"{percentile(busy, 0.99):.0f} ms while the long chat loads without pause "
               f"(p50 {statistics.median(quiet):.0f} / {statistics.median(busy):.0f} ms)")
+        memory = worker_memory(widget.proc.pid)
+        print("worker RSS now / peak: " + ", ".join(
+            f"{rss / 1024:.0f} / {peak / 1024:.0f} MiB" for peak, rss in memory.values()))
 
 
 def servers_load() -> str:
