@@ -5,6 +5,7 @@ page says."""
 from __future__ import annotations
 
 import json
+import os
 import re
 import secrets
 import signal
@@ -80,8 +81,10 @@ def test_systemd_md_trial_with_a_secret_key_serves_as_the_page_says(tmp_path):
     env = env_file(tmp_path, port, SECRET_KEY=secrets.token_urlsafe(48),
                    CHATCAPTAIN_BASE_URL=upstream, SESSION_STORE_URL=None)
     with (tmp_path / "log").open("wb") as log:
+        # Its own process group: the shell does not pass SIGTERM on to the gunicorn it
+        # started, which outlived every run (bound to the port, answering the next one).
         process = subprocess.Popen(["sh", "-c", trial_command(env)], env=clean_environment(),
-                                   stdout=log, stderr=subprocess.STDOUT)
+                                   stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     try:
         url = f"http://127.0.0.1:{port}"
         wait_for_server(url + "/healthz", process, log=tmp_path / "log")
@@ -90,7 +93,7 @@ def test_systemd_md_trial_with_a_secret_key_serves_as_the_page_says(tmp_path):
         assert (ready.status_code, ready.json()) == (200, {"status": "degraded"})
         assert (tmp_path / "instance" / "sessions.sqlite3").exists()
     finally:
-        process.send_signal(signal.SIGTERM)
+        os.killpg(process.pid, signal.SIGTERM)
         process.wait(timeout=30)
     page = SYSTEMD.read_text()
     assert "`/readyz` 200 `degraded`" in page
