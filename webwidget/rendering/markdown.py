@@ -12,10 +12,9 @@ from __future__ import annotations
 
 import re
 
-from flask_babel import gettext
 from markupsafe import Markup, escape
 
-from .text import _ELLIPSIS, _LINK_RE, RENDER_LIMIT, _fold, _link, _link_length, safe_url
+from .text import _LINK_RE, _link, _link_length, folded, safe_url
 
 # Lists: "- item", "* item", "+ item"; "1. item", "1) item" (up to three spaces before).
 _BULLET = re.compile(r"[ ]{0,3}[-*+][ \t]+(?=\S)")
@@ -153,17 +152,4 @@ def _blocks(text: str) -> str:
 def markdown(text: object) -> Markup:
     """The bot's text with the safe Markdown subset as markup, folded and clipped as
     `linkify` folds and clips (see text.py)."""
-    if text is None:
-        return Markup("")
-    text = str(text)
-    clipped = len(text) > RENDER_LIMIT
-    text = text[:RENDER_LIMIT].replace("\r\n", "\n").replace("\r", "\n")
-    head, rest = _fold(text)
-    html = _blocks(head)
-    if rest:
-        label = escape(gettext("Show more"))
-        html += (
-            f'<details class="ww-more"><summary>{label}</summary>'
-            f"{_blocks(rest)}{_ELLIPSIS if clipped else ''}</details>"
-        )
-    return Markup(html)
+    return folded(text, _blocks)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, tzinfo
 from urllib.parse import urlsplit
 
@@ -123,18 +123,24 @@ def linkify(text: object) -> Markup:
     At most RENDER_LIMIT characters are rendered (an ellipsis says there was more); past
     FOLD_AT they sit behind a "show more" disclosure, so a long message stays short.
     """
+    return folded(text, _linked)
+
+
+def folded(text: object, render: Callable[[str], str]) -> Markup:
+    """`text` clipped at RENDER_LIMIT, its newlines made one kind, and rendered by `render`
+    with everything past FOLD_AT behind a "show more" disclosure."""
     if text is None:
         return Markup("")
     text = str(text)
     clipped = len(text) > RENDER_LIMIT
     text = text[:RENDER_LIMIT].replace("\r\n", "\n").replace("\r", "\n")
     head, rest = _fold(text)
-    html = _linked(head)
+    html = render(head)
     if rest:
         label = escape(gettext("Show more"))
         html += (
             f'<details class="ww-more"><summary>{label}</summary>'
-            f"{_linked(rest)}{_ELLIPSIS if clipped else ''}</details>"
+            f"{render(rest)}{_ELLIPSIS if clipped else ''}</details>"
         )
     return Markup(html)
 
