@@ -290,20 +290,25 @@ def widget_settings(upstream_url: str, store_url: str, **overrides):
     return Settings(_env_file=None, **values)
 
 
+def worker_redis_db(redis_url: str) -> str:
+    """A database of its own per xdist worker on the session's redis-server, so that
+    parallel runs stay apart."""
+    import os
+
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
+    db = 1 + int(worker.removeprefix("gw") or 0) % 15
+    return redis_url.rsplit("/", 1)[0] + f"/{db}"
+
+
 @pytest.fixture(params=["sqlite", "redis"])
 def store_url(request, tmp_path):
     """Every widget test runs on both session stores."""
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'sessions.sqlite3'}"
-    base = request.getfixturevalue("redis_url")
-    # A database per xdist worker keeps parallel runs apart; flushed before each test.
-    import os
-
+    url = worker_redis_db(request.getfixturevalue("redis_url"))
+    # Flushed before each test.
     import redis
 
-    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
-    db = 1 + int(worker.removeprefix("gw") or 0) % 15
-    url = base.rsplit("/", 1)[0] + f"/{db}"
     client = redis.Redis.from_url(url)
     client.flushdb()
     client.close()
