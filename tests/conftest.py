@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import os
 import shutil
 import socket
@@ -37,6 +38,53 @@ def free_port() -> int:
     holder.bind(("127.0.0.1", 0))
     _RESERVED.append(holder)
     return holder.getsockname()[1]
+
+
+# The slow tier (pyproject.toml's `slow` marker; `pytest -m "not slow"` leaves it out for
+# everyday work; the whole suite, as scripts/test.sh runs it, is the gate). A test is slow
+# when it drives a real browser,
+# starts its own processes (gunicorn, nginx, a wheel build, a boot race, a documented
+# command), or stands up servers that take seconds: found here by its module, its
+# fixtures or what its body calls, so a new test of that kind needs no marker of its own.
+SLOW_MODULES = {
+    "test_access_log.py",  # gunicorn's own log lines
+    "test_demo.py",  # `webwidget demo` under gunicorn
+    "test_drain.py",  # SIGTERM to a gunicorn worker
+    "test_hosting_docs.py",  # the hosting pages' commands, run as written
+    "test_nginx.py",  # nginx with TLS in front of gunicorn
+    "test_preflight.py",  # failed starts of `webwidget serve` and gunicorn
+    "test_reload.py",  # gunicorn's HUP
+    "test_scale_out.py",  # two gunicorn instances on one Redis
+    "test_startup_lock.py",  # the boot race: dozens of processes starting together
+    "test_wheel.py",  # builds the wheel and installs it in a new venv
+}
+SLOW_FIXTURES = {
+    "gunicorn_two_workers",  # test_operability: gunicorn with two workers
+    "list_upstream",  # test_bounds: 20,000-message conversations, measured in a worker
+    "keyed_sandbox",  # test_secrets: crawls every page for secrets, twice per handle kind
+    "installed",  # test_wheel: the wheel installed in a venv of its own
+}
+# Calls in a test's own body that start a process.
+SLOW_CALLS = ("Instance(", "subprocess.", "GUNICORN")
+
+
+def pytest_collection_modifyitems(config, items):
+    """Mark the slow tier (see SLOW_MODULES)."""
+    for item in items:
+        path = Path(str(item.path))
+        if "browser" in path.parts or path.name in SLOW_MODULES or _starts_processes(item):
+            item.add_marker(pytest.mark.slow)
+
+
+def _starts_processes(item) -> bool:
+    if SLOW_FIXTURES & set(getattr(item, "fixturenames", ())):
+        return True
+    function = getattr(item, "function", None)
+    try:
+        source = inspect.getsource(function) if function is not None else ""
+    except (OSError, TypeError):
+        return False
+    return any(call in source for call in SLOW_CALLS)
 
 
 def pytest_unconfigure(config):

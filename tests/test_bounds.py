@@ -113,6 +113,7 @@ def test_a_list_is_counted_at_no_less_than_the_memory_it_keeps(shape):
 # --- what a worker remembers ---------------------------------------------------------------
 
 
+@pytest.mark.slow  # megabytes of messages built and measured: seconds
 def test_cached_lists_stay_within_their_byte_budget_whatever_the_conversations():
     """8 conversations whose newest 200 messages are 100 KB texts (20 MB each): before,
     the coalescer kept them all (it counted lists, up to 4096: 80 GB of them); now at most
@@ -167,6 +168,7 @@ def test_the_list_just_fetched_stays_even_past_the_budget(monkeypatch):
     assert coalescer.remembered_bytes[0] == Listing.of(validated(big_messages(1, 20)), 0).size
 
 
+@pytest.mark.slow  # megabytes of messages built and measured: seconds
 def test_remembered_states_stay_within_their_byte_budget():
     """Versions' states (ids and digests, kept for deltas) are counted in bytes too: 2,000
     versions of 200 messages with 1 KB ids (400 MB of ids) keep at most STATES_BYTES."""
