@@ -30,4 +30,6 @@ fi
 [ -x .venv/bin/python ] || python3 -m venv .venv
 .venv/bin/python -m pip install -q --disable-pip-version-check -e ".[test]"
 
+# Lint first: a finding fails the run before any test starts (set -e).
+.venv/bin/ruff check .
 exec .venv/bin/python -m pytest -n 2 "$@"

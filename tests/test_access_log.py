@@ -75,7 +75,9 @@ def test_every_line_gunicorn_writes_is_one_json_object(sandbox, tmp_path):
         instance.stop()
     lines = [line for line in instance.log.read_text().splitlines() if line.strip()]
     entries = [json.loads(line) for line in lines]  # a plain-text line fails here
-    said = [entry.get("message", "") for entry in entries if entry.get("logger") == "gunicorn.error"]
+    said = [
+        entry.get("message", "") for entry in entries if entry.get("logger") == "gunicorn.error"
+    ]
     assert any(message.startswith("Starting gunicorn") for message in said), said
     assert sum(message.startswith("Booting worker") for message in said) == 2
     assert any(message.startswith("Handling signal: term") for message in said)

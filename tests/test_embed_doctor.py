@@ -90,7 +90,10 @@ def test_each_mistake_gets_one_line_with_its_fix(servers):
 
 def test_a_csp_that_lets_the_widget_in_passes_all_three_directives(servers):
     widget, host, _ = servers
-    csp = f"default-src 'self'; script-src 'self' {widget}; frame-src {widget}; connect-src {widget}"
+    csp = (
+        f"default-src 'self'; script-src 'self' {widget}; frame-src {widget};"
+        f" connect-src {widget}"
+    )
     assert problems(diagnose(f"{host}/page?csp={csp}")) == []
     # connect-src missing: the loader cannot fetch the widget's theme.
     csp = f"default-src 'self'; script-src {widget}; frame-src {widget}"

@@ -130,7 +130,8 @@ def test_gunicorn_warns_once_about_a_lookalike_variable_in_a_json_line(tmp_path)
 
 
 def test_under_gunicorn_a_failed_start_is_json_lines_too(tmp_path):
-    result = start(GUNICORN, bad_env(tmp_path, WIDGET_ALLOWED_ORIGINS="*", WIDGET_LANGUAGE="german"))
+    env = bad_env(tmp_path, WIDGET_ALLOWED_ORIGINS="*", WIDGET_LANGUAGE="german")
+    result = start(GUNICORN, env)
     assert result.returncode == 2, result.stdout
     entries = [json.loads(line) for line in result.stdout.splitlines() if line.strip()]
     failed = [entry for entry in entries if "cannot start" in entry["message"]]

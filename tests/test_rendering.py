@@ -376,7 +376,10 @@ def test_one_senders_consecutive_messages_show_who_first_and_the_time_last(rende
         msg("b2", {"text": "two"}, persona=ava, created="2024-05-01T10:01:00Z"),
         msg("b3", {"text": "three"}, persona=ava, created="2024-05-01T10:02:00Z"),
         # Another persona, the visitor, an event and a long pause each start a new run.
-        msg("e1", {"text": "eve"}, persona={"name": "Eve", "image": ""}, created="2024-05-01T10:02:00Z"),
+        msg(
+            "e1", {"text": "eve"}, persona={"name": "Eve", "image": ""},
+            created="2024-05-01T10:02:00Z",
+        ),
         msg("v1", {"text": "a"}, outgoing=False, created="2024-05-01T10:03:00Z"),
         msg("v2", {"text": "b"}, outgoing=False, created="2024-05-01T10:03:30Z"),
         msg("s1", {"agentHandover": {"reason": "x"}}, created="2024-05-01T10:04:00Z"),

@@ -18,8 +18,8 @@ from .chatcaptain.models import (
     CreateWidgetConversationRequestDto,
     MessageDto,
 )
-from .sessions import get_store
 from .coalesce import Listing, conversation_key, get_coalescer
+from .sessions import get_store
 from .upstream import get_client
 from .widgets import WidgetConfig
 

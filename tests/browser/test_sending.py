@@ -345,7 +345,9 @@ def test_a_send_after_the_chat_ended_elsewhere_keeps_the_words(page, fresh_site,
     assert stored(sandbox_server, text) == []
 
 
-def test_without_script_a_failed_send_comes_back_with_the_words(browser, fresh_site, sandbox_server):
+def test_without_script_a_failed_send_comes_back_with_the_words(
+    browser, fresh_site, sandbox_server
+):
     site = fresh_site
     context = browser.new_context(java_script_enabled=False)
     page = context.new_page()

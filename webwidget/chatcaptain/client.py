@@ -138,7 +138,8 @@ class _DeadlineRetry(Retry):
     ) -> _DeadlineRetry:
         """Count the failure; give up early when the wait would leave no time to retry."""
         retry = super().increment(method, url, response, error, _pool, _stacktrace)
-        if self.budget.single_attempt or self.budget.remaining() - retry._planned_wait(response) < _MIN_ATTEMPT_SECONDS:
+        left_after_wait = self.budget.remaining() - retry._planned_wait(response)
+        if self.budget.single_attempt or left_after_wait < _MIN_ATTEMPT_SECONDS:
             # With raise_on_status=False urllib3 then hands back the last response;
             # for a transport error it raises with the original error as the reason.
             raise MaxRetryError(_pool, url or "", error or ResponseError("deadline")) from error

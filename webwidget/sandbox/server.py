@@ -6,7 +6,6 @@ import threading
 
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
-
 # An app may list callables here that its in-process server calls as it stops (the
 # widget's held polls end at once): the sandbox knows no more of the widget than that.
 STOP_HOOKS = "background_server.on_stop"

@@ -13,8 +13,8 @@ from .. import unread
 from ..chatcaptain.errors import UpstreamError
 from ..clock import get_clock
 from ..conversation import current_chat, message_listing
-from ..sessions.errors import SessionStoreUnavailable
 from ..current import current_widget
+from ..sessions.errors import SessionStoreUnavailable
 from ..settings import parse_origin
 from ..themes import SHADOWS
 from .assets import asset_response, static_asset

@@ -15,8 +15,8 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from flask import Blueprint, Flask, abort, current_app, make_response, render_template, request
 from babel import Locale, UnknownLocaleError
+from flask import Blueprint, Flask, abort, current_app, make_response, render_template, request
 from flask_babel import get_locale
 
 from ..chatcaptain.models import MessageDto

@@ -485,9 +485,8 @@ def too_many(error: TooManyRequests):
         context = conversation_context(widget, chat)
     except UpstreamError:
         context = page_context(widget, messages=[], version="")
-    context.update(
-        notice="slow_down", draft=text, client_id=client_id if CLIENT_ID.fullmatch(client_id) else None
-    )
+    kept_id = client_id if CLIENT_ID.fullmatch(client_id) else None
+    context.update(notice="slow_down", draft=text, client_id=kept_id)
     return render_view("widget/_conversation.html", 429, **context)
 
 
