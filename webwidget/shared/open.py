@@ -104,7 +104,10 @@ def open_url(
 
 
 def open_shared(
-    settings: Any, instance_path: str | Path | None = None, *, clock: Callable[[], float] = time.time
+    settings: Any,
+    instance_path: str | Path | None = None,
+    *,
+    clock: Callable[[], float] = time.time,
 ) -> Shared:
     """Open the app's shared state where its sessions live (see the module's docstring)."""
     return open_url(store_url(settings, instance_path), base_dir=instance_path, clock=clock)
