@@ -19,6 +19,8 @@ from .ops import health, logs, metrics, proxy_hint
 from .rendering import register_template_helpers
 from .sessions import SessionStoreUnavailable, init_sessions
 from .settings import Settings, SettingsError, load_settings, lookalike_warnings
+from .shared import open_shared
+from .shared.open import EXTENSION as SHARED_EXTENSION
 from .web import assets, embedding, i18n, overrides, security, theming, transcript, views
 from .web.errors import register_error_pages
 from .web.limits import init_app as init_limits
@@ -167,11 +169,9 @@ def create_app(
     health.init_app(app)
     proxy_hint.init_app(app)
     register_template_helpers(app)
-    renewals = renewal.init_app(
-        app,
-        settings.SESSION_STORE_URL,
-        getattr(app.extensions["webwidget.sessions"], "path", None),
-    )
+    # Where the sessions are (opened above), so its SQLite file exists and is private.
+    shared = app.extensions[SHARED_EXTENSION] = open_shared(settings, app.instance_path)
+    renewals = renewal.init_app(app, shared.state)
     renewals.observe = metrics.renewal_observer(app)
     coalesce.init_app(app, settings.SESSION_STORE_URL, settings.UPSTREAM_REFRESH_CALLS)
     assets.init_app(app)

@@ -22,6 +22,8 @@ from .interface import SharedState
 from .redis import RedisState
 from .sqlite import SQLiteState
 
+# Where create_app keeps the app's `Shared`.
+EXTENSION = "webwidget.shared"
 DEFAULT_FILE = "sessions.sqlite3"
 REDIS_SCHEMES = ("redis://", "rediss://")
 SQLITE_SCHEME = "sqlite:///"
