@@ -201,7 +201,7 @@ def test_a_full_disk_makes_the_instance_unavailable_until_there_is_room(sandbox,
     app = make_app(sandbox, tiny_disk, clock=clock, METRICS_TOKEN=METRICS_TOKEN)
     assert ready(app, **BEARER)[0] == 200
     filler = tiny_disk / "filler"
-    with filler.open("wb") as out:
+    with filler.open("wb", buffering=0) as out:
         try:
             while True:
                 out.write(b"\0" * 65536)
