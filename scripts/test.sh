@@ -30,6 +30,7 @@ fi
 [ -x .venv/bin/python ] || python3 -m venv .venv
 .venv/bin/python -m pip install -q --disable-pip-version-check -e ".[test]"
 
-# Lint first: a finding fails the run before any test starts (set -e).
+# Lint and type checks first: a finding fails the run before any test starts (set -e).
 .venv/bin/ruff check .
+.venv/bin/mypy
 exec .venv/bin/python -m pytest -n 2 "$@"

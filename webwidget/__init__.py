@@ -92,6 +92,7 @@ def create_app(
     if settings.TRUSTED_PROXY_HOPS:
         # Only configured proxies may say who the client is and whether it used https.
         hops = settings.TRUSTED_PROXY_HOPS
+        # Flask's documented way to add WSGI middleware; mypy sees a method replaced.
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops)  # type: ignore[method-assign]
 
     demo = None
@@ -107,7 +108,8 @@ def create_app(
         app.config["WEBWIDGET_MEDIA_ORIGINS"] = (demo.url,)
         demo_mode.init_app(app, demo)
     else:
-        secret_key = settings.SECRET_KEY.get_secret_value()  # type: ignore[union-attr]
+        assert settings.SECRET_KEY is not None  # outside demo mode the settings require it
+        secret_key = settings.SECRET_KEY.get_secret_value()
 
     init_clock(app, clock)
     app.extensions["webwidget.widgets"] = widgets_from_settings(settings, demo=demo)
@@ -120,10 +122,12 @@ def create_app(
     )
     # First hooks registered: the request id exists before anything else logs.
     logs.init_app(app, secrets=_known_secrets(settings, app.extensions["webwidget.widgets"]))
+    base_url = demo.url if demo else settings.CHATCAPTAIN_BASE_URL
+    assert base_url is not None  # outside demo mode the settings refuse to load without it
     upstream.init_app(
         app,
         ChatCaptainClient(
-            demo.url if demo else settings.CHATCAPTAIN_BASE_URL,
+            base_url,
             api_key=settings.CHATCAPTAIN_API_KEY.get_secret_value()
             if settings.CHATCAPTAIN_API_KEY
             else None,

@@ -19,13 +19,15 @@ EXTENSION = "webwidget.clock"
 
 def init_app(app: Flask, clock: Clock | None = None) -> Clock:
     """Give `app` its clock (the system's wall clock unless one is injected)."""
-    app.extensions[EXTENSION] = clock or time.time
-    return app.extensions[EXTENSION]
+    chosen = clock or time.time
+    app.extensions[EXTENSION] = chosen
+    return chosen
 
 
 def get_clock(app: Flask | None = None) -> Clock:
     """The clock of `app` (the current app by default)."""
-    return (app or current_app).extensions.get(EXTENSION, time.time)
+    clock: Clock = (app or current_app).extensions.get(EXTENSION, time.time)
+    return clock
 
 
 def now() -> float:

@@ -417,8 +417,10 @@ class Coalescer:
             if flight.error is not None:
                 raise flight.error
         try:
-            flight.listing = self._fetch_shared(key, fetch, generation, started, max_age)
-            return flight.listing
+            listing = self._fetch_shared(key, fetch, generation, started, max_age)
+            assert listing is not None  # only a background refresh (join=False) gives up
+            flight.listing = listing
+            return listing
         except BaseException as error:
             flight.error = error
             raise

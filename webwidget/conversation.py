@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from typing import Literal, overload
 
 from flask import current_app, session
 
@@ -19,7 +20,7 @@ from .chatcaptain.models import (
     MessageDto,
 )
 from .coalesce import Listing, conversation_key, get_coalescer
-from .sessions import get_store
+from .sessions import get_store, visitor_session
 from .upstream import get_client
 from .widgets import WidgetConfig
 
@@ -103,7 +104,7 @@ def start_chat(widget: WidgetConfig, *, origin_url: str, language: str) -> Chat:
         started=time.time(),
     )
     # A new conversation gets a new handle, so a handle seen before it cannot reach it.
-    session.regenerate()
+    visitor_session().regenerate()
     session[session_key(widget)] = chat.to_session()
     return chat
 
@@ -185,6 +186,24 @@ def listing_key(widget: WidgetConfig, chat: Chat) -> str:
     return conversation_key(widget.chatbot_id, chat.conversation_id)
 
 
+@overload
+def message_listing(
+    widget: WidgetConfig,
+    chat: Chat,
+    *,
+    max_age: float = 0.0,
+    background: bool = False,
+    cold_ok: Literal[False] = False,
+) -> Listing: ...
+
+
+@overload
+def message_listing(
+    widget: WidgetConfig, chat: Chat, *, max_age: float = 0.0, background: bool = False,
+    cold_ok: bool,
+) -> Listing | None: ...
+
+
 def message_listing(
     widget: WidgetConfig,
     chat: Chat,
@@ -264,7 +283,7 @@ def end_chat(widget: WidgetConfig) -> None:
     """Forget the chat; the whole session goes when no other widget's chat remains."""
     session.pop(session_key(widget), None)
     if not any(key.startswith(SESSION_PREFIX) for key in session):
-        session.destroy()
+        visitor_session().destroy()
 
 
 def leave_chat(widget: WidgetConfig) -> None:

@@ -16,6 +16,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 from flask import Flask
@@ -143,7 +144,8 @@ def _rgb(color: str) -> tuple[int, int, int]:
     hex_digits = color.lstrip("#")
     if len(hex_digits) == 3:
         hex_digits = "".join(c * 2 for c in hex_digits)
-    return tuple(int(hex_digits[i : i + 2], 16) for i in (0, 2, 4))  # type: ignore[return-value]
+    red, green, blue = (int(hex_digits[i : i + 2], 16) for i in (0, 2, 4))
+    return red, green, blue
 
 
 def relative_luminance(color: str) -> float:
@@ -356,7 +358,8 @@ def theme_from_mapping(values: Mapping[str, object], *, base_dir: Path | None = 
         raise ThemeError(
             f"{unknown[0]}: unknown theme field (known: {', '.join(sorted(THEME_FIELDS))})"
         )
-    kwargs: dict[str, object] = {}
+    # Each value checked above; Theme's fields differ in type.
+    kwargs: dict[str, Any] = {}
     for name in ("primary_color", "on_primary_color", "primary_color_dark"):
         color = _color(values.get(name), name)
         if color:
@@ -400,13 +403,13 @@ def theme_from_mapping(values: Mapping[str, object], *, base_dir: Path | None = 
     kwargs["shadow"] = shadow
     if values.get("stylesheet") is not None:
         kwargs["stylesheet"] = read_stylesheet(values["stylesheet"], base_dir)
-    return Theme(**kwargs)  # type: ignore[arg-type]
+    return Theme(**kwargs)
 
 
-def warn_low_contrast(widgets: Mapping[str, object]) -> None:
+def warn_low_contrast(themes: Mapping[str, Theme]) -> None:
     """Log a warning at start-up for every widget whose colours fall below WCAG AA."""
-    for widget_id, widget in widgets.items():
-        for problem in widget.theme.contrast_problems():  # type: ignore[attr-defined]
+    for widget_id, theme in themes.items():
+        for problem in theme.contrast_problems():
             log.warning("widget %r theme: %s", widget_id, problem)
 
 
@@ -436,10 +439,10 @@ def stylesheet_problems(text: str) -> list[str]:
     return problems
 
 
-def warn_about_stylesheets(widgets: Mapping[str, object]) -> None:
+def warn_about_stylesheets(themes: Mapping[str, Theme]) -> None:
     """Log one warning per problem in each owner stylesheet, naming the file and the widget."""
-    for widget_id, widget in widgets.items():
-        owned = widget.theme.stylesheet  # type: ignore[attr-defined]
+    for widget_id, theme in themes.items():
+        owned = theme.stylesheet
         if owned is not None:
             for problem in stylesheet_problems(owned.text):
                 log.warning("%s: widget %r: %s", owned.path, widget_id, problem)
@@ -447,6 +450,7 @@ def warn_about_stylesheets(widgets: Mapping[str, object]) -> None:
 
 def init_app(app: Flask) -> None:
     """Warn once about every owner stylesheet and every theme's low contrast."""
-    widgets = app.extensions["webwidget.widgets"]
-    warn_about_stylesheets(widgets)
-    warn_low_contrast(widgets)
+    themes = {widget_id: widget.theme for widget_id, widget in app.extensions[
+        "webwidget.widgets"].items()}
+    warn_about_stylesheets(themes)
+    warn_low_contrast(themes)

@@ -15,6 +15,7 @@ import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 from urllib.parse import urlsplit
 
 from flask import Flask
@@ -108,7 +109,23 @@ def theme_from_settings(settings: Settings) -> Theme:
         ) from None
 
 
-def widgets_from_settings(settings: Settings, *, demo=None) -> dict[str, WidgetConfig]:
+class DemoBot(Protocol):
+    """The bundled sandbox's bot (web/demo.py's DemoUpstream): the ids a demo widget
+    without its own runs on."""
+
+    @property
+    def chatbot_id(self) -> str: ...
+
+    @property
+    def channel_id(self) -> str: ...
+
+    @property
+    def channel_token(self) -> str: ...
+
+
+def widgets_from_settings(
+    settings: Settings, *, demo: DemoBot | None = None
+) -> dict[str, WidgetConfig]:
     """Every widget: the `default` one from the environment (or the demo), then the file's."""
     widgets: dict[str, WidgetConfig] = {}
     if demo is not None:
@@ -145,7 +162,10 @@ def widgets_from_settings(settings: Settings, *, demo=None) -> dict[str, WidgetC
 
 
 def load_widgets_file(
-    path: str | os.PathLike[str], *, demo=None, environ: Mapping[str, str] | None = None
+    path: str | os.PathLike[str],
+    *,
+    demo: DemoBot | None = None,
+    environ: Mapping[str, str] | None = None,
 ) -> dict[str, WidgetConfig]:
     """Read and validate a widgets TOML file; relative template dirs are relative to it."""
     path = Path(path)
@@ -187,7 +207,8 @@ def _str(table: Mapping[str, object], name: str, required: bool) -> str | None:
 
 
 def _widget(
-    widget_id: str, table: object, source: Path, demo, environ: Mapping[str, str]
+    widget_id: str, table: object, source: Path, demo: DemoBot | None,
+    environ: Mapping[str, str],
 ) -> WidgetConfig:
     base = source.parent
     if not WIDGET_ID.match(widget_id):
@@ -263,11 +284,11 @@ def _channel_token(table: Mapping[str, object], environ: Mapping[str, str], requ
     return token or ""
 
 
-def check_local_avatars(app: Flask, widgets: Mapping[str, object]) -> None:
+def check_local_avatars(app: Flask, widgets: Mapping[str, WidgetConfig]) -> None:
     """A local avatar under /static/ must exist (SettingsError); elsewhere, warn once."""
     prefix = f"{app.static_url_path}/"
     for widget in widgets.values():
-        avatar = widget.theme.avatar  # type: ignore[attr-defined]
+        avatar = widget.theme.avatar
         if not avatar or not avatar.startswith("/"):
             continue
         path = urlsplit(avatar).path
@@ -275,7 +296,7 @@ def check_local_avatars(app: Flask, widgets: Mapping[str, object]) -> None:
             found = safe_join(app.static_folder or "static", path[len(prefix) :])
             if found is None or not Path(found).is_file():
                 raise SettingsError(
-                    widget.problem(  # type: ignore[attr-defined]
+                    widget.problem(
                         "theme.avatar",
                         f"{avatar} does not exist (no file {path[len(prefix):]!r} in "
                         f"{app.static_folder})",
@@ -284,7 +305,7 @@ def check_local_avatars(app: Flask, widgets: Mapping[str, object]) -> None:
         else:
             log.warning(
                 "%s",
-                widget.problem(  # type: ignore[attr-defined]
+                widget.problem(
                     "theme.avatar",
                     f"{avatar} is not under {prefix} and webwidget does not serve it; "
                     "make sure your proxy does, or the header shows a broken image",

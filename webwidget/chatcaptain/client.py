@@ -462,7 +462,9 @@ def _send(
             url,
             params=params,
             json=body,
-            timeout=timeout,
+            # requests hands a urllib3 Timeout to urllib3 as it is (HTTPAdapter.send);
+            # its stubs admit only seconds, which cannot carry the per-attempt deadline.
+            timeout=timeout,  # type: ignore[arg-type]
             stream=True,
             # A redirect could carry the token to another host; the API has none.
             allow_redirects=False,

@@ -45,6 +45,7 @@ from urllib.parse import quote
 
 import requests
 from flask import Blueprint, Flask, current_app, jsonify, request
+from flask.globals import app_ctx
 
 from .. import clock
 from ..chatcaptain.errors import UpstreamRejected
@@ -284,7 +285,7 @@ def findings(app: Flask) -> dict[str, Finding]:
 @bp.get("/readyz")
 def readyz():
     """Ready (200), degraded (200: the upstream is in trouble) or unavailable (503)."""
-    app = current_app._get_current_object()
+    app = app_ctx.app  # the app itself, not the proxy: the checks run in other threads
     if draining() and not detail_allowed():
         # A balancer's probe of a stopping worker: no check can change the answer.
         return jsonify(status="unavailable"), 503, {"Cache-Control": "no-store"}

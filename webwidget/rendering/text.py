@@ -160,8 +160,10 @@ def fill_placeholders(text: object, params: Iterable[object] | None) -> str:
 
 def filesize(n: object) -> str:
     """A human-readable size in decimal units, e.g. 1200000 -> '1.2 MB'; '' if unknown."""
+    if not isinstance(n, str | int | float):
+        return ""
     try:
-        size = float(n)  # type: ignore[arg-type]
+        size = float(n)
     except (TypeError, ValueError):
         return ""
     if not math.isfinite(size) or size < 0:

@@ -7,6 +7,7 @@ endpoints, the sandbox-only send extension, the control API and the bot's comman
 from __future__ import annotations
 
 from flask import Flask, Response, jsonify
+from flask.json.provider import DefaultJSONProvider
 from werkzeug.exceptions import HTTPException
 
 from . import api, control
@@ -22,7 +23,8 @@ def create_sandbox_app(config: SandboxConfig | None = None) -> Flask:
     """Build the sandbox app; without a config it serves the two demo chatbots."""
     config = config or SandboxConfig()
     app = Flask(__name__)
-    app.json.sort_keys = False  # keep the vendor's field order, easier to read
+    if isinstance(app.json, DefaultJSONProvider):
+        app.json.sort_keys = False  # keep the vendor's field order, easier to read
     init_state(app, SandboxState(config=config, store=Store(config.state_path),
                                  files=build_files()))
     app.register_blueprint(api.bp)

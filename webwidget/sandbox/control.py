@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import time
 
-from flask import Blueprint, Response, abort, jsonify, request
+from flask import Blueprint, abort, jsonify, request
 from pydantic import ValidationError
+from werkzeug.wrappers import Response
 
 from . import faults
 from .state import get_state

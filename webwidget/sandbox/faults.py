@@ -13,8 +13,10 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from .store import Store
 
-OPERATIONS = ("create_contact", "create_conversation", "list_messages", "send_message")
 Operation = Literal["create_contact", "create_conversation", "list_messages", "send_message"]
+OPERATIONS: tuple[Operation, ...] = (
+    "create_contact", "create_conversation", "list_messages", "send_message"
+)
 Action = Literal["error", "reset", "malformed", "schema_violation", "error_body"]
 
 

@@ -21,7 +21,7 @@ from .factory import get_store, init_sessions, store_from_url
 from .handles import HandleSigner, new_session_id
 from .interface import ServerSessionInterface
 from .redis_store import RedisSessionStore
-from .session import ServerSession, UnavailableSession
+from .session import ServerSession, UnavailableSession, visitor_session
 from .sqlite_store import SQLiteSessionStore
 from .store import SessionRecord, SessionStore
 
@@ -40,4 +40,5 @@ __all__ = [
     "init_sessions",
     "new_session_id",
     "store_from_url",
+    "visitor_session",
 ]

@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable, Sequence
 
 from flask import Flask, Request, Response
-from flask.sessions import SessionInterface
+from flask.sessions import SessionInterface, SessionMixin
 
 from .errors import CorruptSessionRecord, SessionStoreUnavailable
 from .handles import STORE_TAG_LENGTH, HandleSigner, new_session_id
@@ -146,8 +146,10 @@ class ServerSessionInterface(SessionInterface):
             )
         return self._new_session(scope, lost)
 
-    def save_session(self, app: Flask, session: ServerSession, response: Response) -> None:
+    def save_session(self, app: Flask, session: SessionMixin, response: Response) -> None:
         """Merge what this request changed into the store and send the handle if it is new."""
+        if not isinstance(session, ServerSession):
+            raise TypeError("ServerSessionInterface saves only the sessions it opened")
         if isinstance(session, UnavailableSession):
             # Sending nothing keeps the visitor's handle for when the store is back.
             response.headers["Cache-Control"] = "no-store"

@@ -6,7 +6,7 @@ import json
 import math
 import secrets
 from collections.abc import Collection, Mapping
-from typing import Any
+from typing import Any, cast
 
 import redis
 from redis.backoff import ExponentialBackoff
@@ -116,7 +116,8 @@ class RedisSessionStore:
             raise SessionStoreUnavailable(f"Redis session store: {exc}") from exc
         if not fields:
             return None
-        return _decode(fields)
+        # The client decodes responses (decode_responses=True); its types cannot say so.
+        return _decode(cast("dict[str, str]", fields))
 
     def save(
         self,

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any, NoReturn
 
+from flask import session
 from flask.sessions import SessionMixin
 from werkzeug.datastructures import CallbackDict
 
@@ -133,4 +134,12 @@ class UnavailableSession(ServerSession):
     __getitem__ = __setitem__ = __delitem__ = __contains__ = __iter__ = __len__ = _unavailable
     get = keys = values = items = pop = popitem = setdefault = update = clear = _unavailable
     copy = regenerate = destroy = _unavailable
-    handle = property(_unavailable)  # type: ignore[assignment]
+    handle = property(_unavailable)
+
+
+def visitor_session() -> ServerSession:
+    """This request's session as the ServerSession it is (Flask types `session` as any
+    SessionMixin, which has no handle, regenerate or destroy)."""
+    if not isinstance(session, ServerSession):
+        raise RuntimeError("the app's session interface is not ServerSessionInterface")
+    return session

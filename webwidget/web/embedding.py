@@ -13,7 +13,7 @@ from .. import unread
 from ..chatcaptain.errors import UpstreamError
 from ..clock import get_clock
 from ..conversation import current_chat, message_listing
-from ..current import current_widget
+from ..current import current_widget, requested_widget
 from ..sessions.errors import SessionStoreUnavailable
 from ..settings import parse_origin
 from ..themes import SHADOWS
@@ -41,22 +41,20 @@ def loader():
 
 
 @bp.get("/w/<widget>/cookie")
-def cookie_check(widget: str):
+def cookie_check():
     """Whether this request's cookie alone finds the visitor's chat with `widget`.
 
     widget.js asks without the X-Widget-Session header before the loader keeps a handle
     in the host page's storage: only where the cookie is lost does it need to. Changes
     nothing; under /w/ it is never cached.
     """
-    config = current_app.extensions["webwidget.widgets"].get(widget)
-    if config is None:
-        abort(404)
+    config = requested_widget()
     by_cookie = request.headers.get(SESSION_HEADER) is None and current_chat(config) is not None
     return jsonify(cookie=by_cookie)
 
 
 @bp.route("/w/<widget>/unread", methods=["GET", "OPTIONS"])
-def unread_count(widget: str):
+def unread_count():
     """How many bot messages came after `seen` (the newest the visitor saw, an id the
     loader kept), for the launcher's badge on a page whose frame is not open.
 
@@ -67,7 +65,7 @@ def unread_count(widget: str):
     waits on or calls ChatCaptain itself.
     Changes nothing; under /w/ it is never cached. `chat` false: nothing to ask about.
     """
-    config = current_app.extensions["webwidget.widgets"].get(widget)
+    config = current_widget()
     origin = request.headers.get("Origin", "")
     if config is None or not origin or not config.allows_origin(origin):
         abort(404 if config is None else 403)
@@ -108,8 +106,11 @@ def unread_answer(config, seen: str) -> dict[str, object]:
 @bp.get("/favicon.ico")
 def favicon():
     """The icon browsers ask for by default on any page of ours (an SVG: they all take it)."""
+    static = current_app.static_folder
+    if static is None:
+        abort(404)
     response = send_from_directory(
-        current_app.static_folder, "favicon.svg", mimetype="image/svg+xml", max_age=86400
+        static, "favicon.svg", mimetype="image/svg+xml", max_age=86400
     )
     return response
 

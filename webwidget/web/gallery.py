@@ -20,11 +20,12 @@ from flask import Blueprint, Flask, abort, current_app, make_response, render_te
 from flask_babel import get_locale
 
 from ..chatcaptain.models import MessageDto
+from ..current import requested_widget
 from ..rendering import build_message_views
 from ..themes import SHADOWS, localized
 from ..widgets import WidgetConfig
 from .i18n import text_direction, widget_languages
-from .views import get_widget, page_context
+from .views import page_context
 
 bp = Blueprint("gallery", __name__)
 
@@ -94,9 +95,9 @@ def panels():
 
 
 @bp.get("/demo/themes/<widget>")
-def preview(widget: str):
+def preview():
     """One widget's page as a visitor would see it: `view`, `mode` and `lang` from the query."""
-    config = get_widget(widget)
+    config = requested_widget()
     view = request.args.get("view", "welcome")
     mode = request.args.get("mode", "light")
     if view not in VIEWS or mode not in ("light", "dark"):
@@ -106,7 +107,7 @@ def preview(widget: str):
     context = page_context(config, theme_mode=shown_mode, page_url="", lang="")
     if view == "conversation":
         messages = build_message_views(
-            sample_messages(), locale=str(get_locale()), can_send=context["can_send"]
+            sample_messages(), locale=str(get_locale()), can_send=bool(context["can_send"])
         )
         context.update(messages=messages, version="", poll_seconds=3600)
         partial = "widget/_conversation.html"

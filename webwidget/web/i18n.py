@@ -86,7 +86,9 @@ def compile_catalog(path: Path, language: str) -> Translations:
     for message in catalog:
         if not message.id:
             continue  # the header: metadata, never shown
-        strings = message.string if isinstance(message.string, tuple) else (message.string,)
+        strings = (
+            message.string if isinstance(message.string, tuple | list) else (message.string,)
+        )
         tag = next((m.group(0) for s in strings if s and (m := _TAG.search(s))), None)
         if tag:
             # Translations are shown as text (see escaped_gettext): markup would show as-is.
@@ -138,7 +140,9 @@ class WidgetDomain(Domain):
         merged = self._merged.get(language)
         if merged is None:
             merged = Translations()
-            merged.merge(Translations.load(str(TRANSLATIONS), [language]))
+            shipped = Translations.load(str(TRANSLATIONS), [language])
+            if isinstance(shipped, Translations):  # else no catalog: English as written
+                merged.merge(shipped)
             for overlay in self.overlays:
                 if language in overlay:
                     merged.merge(overlay[language])
@@ -200,9 +204,10 @@ def page_language() -> dict[str, str]:
 
 def use_widget_catalogs() -> None:
     """A widget whose overrides bring catalogs translates with them (and only that widget)."""
-    args = request.view_args or {}
-    # Pages name it `widget`; the loader's config and the theme files `widget_id`.
-    widget_id = args.get("widget") or args.get("widget_id")
+    widget = current_widget()
+    # Pages are resolved to their widget; the loader's config and the theme files name
+    # theirs `widget_id` (they are the same for every visitor: no widget resolved).
+    widget_id = widget.id if widget else (request.view_args or {}).get("widget_id")
     domain = current_app.extensions["webwidget.domains"].get(widget_id)
     if domain is not None:
         domain.as_default()
@@ -266,6 +271,7 @@ def _escaped(translate: Callable[..., str]) -> Callable[..., str]:
 
 def escape_translations(app: Flask) -> None:
     """Install the template gettext callables again, their results escaped as text."""
+    # jinja2.ext.i18n adds this method to the environment; Environment's type lacks it.
     app.jinja_env.install_gettext_callables(  # type: ignore[attr-defined]
         gettext=_escaped(lambda s: get_translations().ugettext(s)),
         ngettext=_escaped(lambda s, p, n: get_translations().ungettext(s, p, n)),

@@ -30,10 +30,11 @@ import math
 import os
 import threading
 import time
+import weakref
 from collections.abc import Callable
 from pathlib import Path
 
-from flask import Flask, current_app, g, request, session
+from flask import Flask, current_app, g, request
 from limits import RateLimitItem, parse_many
 from limits.storage import storage_from_string
 from limits.strategies import MovingWindowRateLimiter
@@ -41,7 +42,7 @@ from werkzeug.exceptions import TooManyRequests
 
 from ..current import current_widget
 from ..ops import metrics
-from ..sessions import SessionStoreUnavailable
+from ..sessions import SessionStoreUnavailable, visitor_session
 from . import limit_storage
 
 log = logging.getLogger(__name__)
@@ -114,7 +115,7 @@ def widget_key() -> str:
 def session_key() -> str:
     """The visitor's session, hashed (the handle is a bearer secret); the IP without one."""
     try:
-        handle = session.handle
+        handle = visitor_session().handle
     except SessionStoreUnavailable:
         handle = None
     if not handle:
@@ -163,10 +164,16 @@ class Outage:
 
 def outage_of(window: MovingWindowRateLimiter) -> Outage:
     """The outage state shared by every limit on `window` (one per app and process)."""
-    outage = getattr(window, "webwidget_outage", None)
+    outage = _OUTAGES.get(window)
     if outage is None:
-        outage = window.webwidget_outage = Outage()  # type: ignore[attr-defined]
+        outage = _OUTAGES[window] = Outage()
     return outage
+
+
+# Each window's outage, gone with its window (apps built and dropped by tests, reloads).
+_OUTAGES: weakref.WeakKeyDictionary[MovingWindowRateLimiter, Outage] = (
+    weakref.WeakKeyDictionary()
+)
 
 
 class Limit:

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from flask import Flask
 from flask.templating import Environment
-from jinja2 import ChoiceLoader, FileSystemLoader
+from jinja2 import BaseLoader, ChoiceLoader, FileSystemLoader
 
 from ..current import current_widget
 from ..owner_files import OwnerFileError, refuse_links_below
@@ -52,9 +52,10 @@ class WidgetEnvironment(Environment):
             return None
         overlays = self.__dict__.setdefault("_overlays", {})
         if folder not in overlays:
-            overlays[folder] = self.overlay(
-                loader=ChoiceLoader([FileSystemLoader(folder), self.loader])
-            )
+            loaders: list[BaseLoader] = [FileSystemLoader(folder)]
+            if self.loader is not None:
+                loaders.append(self.loader)
+            overlays[folder] = self.overlay(loader=ChoiceLoader(loaders))
             overlays[folder]._overlays = {folder: overlays[folder]}
         return overlays[folder]
 
@@ -63,7 +64,7 @@ def init_app(app: Flask, template_dir: str | None) -> None:
     """Install the override-aware environment; call before anything renders a template."""
     if "jinja_env" in app.__dict__:
         raise RuntimeError("overrides.init_app must run before the Jinja environment is created")
-    app.jinja_environment = WidgetEnvironment  # type: ignore[misc]
+    app.jinja_environment = WidgetEnvironment
     if template_dir:
         folder = Path(template_dir).resolve()
         why = None if folder.is_dir() else f"{str(folder)!r} is not a folder"
@@ -80,8 +81,10 @@ def init_app(app: Flask, template_dir: str | None) -> None:
                 f"webwidget cannot start; fix this setting:\n  WIDGET_TEMPLATE_DIR: {why}"
             )
         # The app's own loader is what Flask consults first; put the owner's folder before it.
-        app.jinja_loader = ChoiceLoader(  # type: ignore[misc]
-            [FileSystemLoader(str(folder)), FileSystemLoader(app.template_folder)]  # type: ignore[arg-type]
+        if app.template_folder is None:
+            raise RuntimeError("overrides.init_app needs the app's own template folder")
+        app.jinja_loader = ChoiceLoader(
+            [FileSystemLoader(str(folder)), FileSystemLoader(app.template_folder)]
         )
 
 

@@ -21,18 +21,16 @@ CSRF rules for a state-changing request (POST, PUT, PATCH, DELETE):
 
 from __future__ import annotations
 
-import re
 import secrets
 
 from flask import Flask, Request, abort, current_app, g, request
 
+from ..current import current_widget, widget_id_in_path, widgets_of
 from ..settings import parse_origin
 
 STATE_CHANGING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 FORM_TYPES = frozenset({"", "application/x-www-form-urlencoded", "multipart/form-data"})
 HSTS = "max-age=31536000"
-# A widget route's id, for responses that failed before routing filled view_args (405).
-_WIDGET_PATH = re.compile(r"^/w/([^/]+)")
 # Demo-mode pages that frame the widget: the host page and the theme gallery.
 FRAMING_PAGES = frozenset({"demo.host_page", "gallery.index"})
 
@@ -90,24 +88,14 @@ def refuse_cross_site_changes():
         abort(403)
 
 
-def requested_widget_id() -> str | None:
-    """The widget id a request is about, if it addresses a widget route."""
-    if request.view_args and "widget" in request.view_args:
-        return str(request.view_args["widget"])
-    match = _WIDGET_PATH.match(request.path)
-    return match.group(1) if match else None
-
-
 def session_scope(req: Request) -> str | None:
     """The known widget a request addresses: each widget has its own visitor session.
 
     Read from the path (sessions open before routing), the same segment `<widget>`
     routes take; None outside widget routes and for unknown ids, which get no session.
     """
-    match = _WIDGET_PATH.match(req.path)
-    if match is None or match.group(1) not in current_app.extensions["webwidget.widgets"]:
-        return None
-    return match.group(1)
+    widget_id = widget_id_in_path(req.path)
+    return widget_id if widget_id is not None and widget_id in widgets_of() else None
 
 
 def frame_ancestors() -> str:
@@ -116,8 +104,8 @@ def frame_ancestors() -> str:
     `'self'` joins them only in demo mode, where the demo host page at `/` is served by
     this same app; a production widget is framed by its configured origins alone.
     """
-    widget_id = requested_widget_id()
-    widget = current_app.extensions["webwidget.widgets"].get(widget_id) if widget_id else None
+    # Routing resolved it; a request it refused (405) still names one in its path.
+    widget = current_widget() or widgets_of().get(widget_id_in_path() or "")
     if widget is None:
         return "'none'"
     demo = current_app.config["WEBWIDGET_SETTINGS"].demo_mode
@@ -161,7 +149,7 @@ def set_security_headers(response):
         response.headers["Content-Security-Policy"] = content_security_policy()
     # Pages, fragments and error pages are per visitor: never kept by a cache. The
     # session interface adds the same to any other response that used the session.
-    if response.mimetype == "text/html" or requested_widget_id() is not None:
+    if response.mimetype == "text/html" or widget_id_in_path() is not None:
         response.headers["Cache-Control"] = "no-store"
     response.headers.pop("X-Frame-Options", None)  # CSP frame-ancestors decides, per widget
     response.headers["X-Content-Type-Options"] = "nosniff"

@@ -12,8 +12,9 @@ from flask_babel import format_datetime, get_locale
 from .. import clock
 from .. import conversation as chats
 from ..chatcaptain.errors import UpstreamError
+from ..current import requested_widget
 from ..rendering.transcript import transcript_entries
-from .views import describe, get_widget, page_context, upstream_status
+from .views import describe, page_context, upstream_status
 
 log = logging.getLogger(__name__)
 
@@ -21,9 +22,9 @@ bp = Blueprint("transcript", __name__)
 
 
 @bp.get("/w/<widget>/transcript")
-def save(widget: str):
+def save():
     """The conversation as an HTML file (an attachment); 404 without a chat."""
-    widget = get_widget(widget)
+    widget = requested_widget()
     chat = chats.current_chat(widget)
     if chat is None:
         abort(404)
@@ -32,7 +33,6 @@ def save(widget: str):
     except UpstreamError as error:
         log.warning("transcript unavailable: %s", describe(error))
         abort(upstream_status(error))
-    assert listing is not None  # a foreground listing always has its list
     saved = datetime.fromtimestamp(clock.now(), UTC)
     entries = transcript_entries(listing.messages, locale=str(get_locale()))
     context = page_context(widget)

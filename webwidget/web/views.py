@@ -11,6 +11,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from flask import (
     Blueprint,
+    Response,
     abort,
     current_app,
     make_response,
@@ -31,7 +32,7 @@ from ..chatcaptain.errors import (
     UpstreamUnavailable,
 )
 from ..coalesce import Listing
-from ..current import current_widget
+from ..current import current_widget, requested_widget
 from ..ops.metrics import count_session_lost
 from ..rendering import MessageView, build_message_views
 from ..settings import parse_origin
@@ -56,15 +57,6 @@ CLIENT_ID = re.compile(r"[A-Za-z0-9_-]{8,64}")
 def new_client_id() -> str:
     """A fresh id for the next message the composer sends (random, not a secret)."""
     return secrets.token_hex(12)
-
-
-def get_widget(widget_id: str) -> WidgetConfig:
-    """The request's widget (resolved once, when its URL matched), or the 404 for an id
-    no widget has."""
-    widget = current_widget()
-    if widget is None or widget.id != widget_id:
-        abort(404)
-    return widget
 
 
 def is_htmx() -> bool:
@@ -145,7 +137,7 @@ def page_context(widget: WidgetConfig, **extra: object) -> dict[str, object]:
     }
 
 
-def render_view(partial: str, status: int = 200, **context: object):
+def render_view(partial: str, context: Mapping[str, object], status: int = 200) -> Response:
     """The whole page, or for htmx only `partial`, from the same context."""
     template = partial if is_htmx() else "widget/page.html"
     return make_response(render_template(template, partial=partial, **context), status)
@@ -195,18 +187,18 @@ def upstream_trouble(widget: WidgetConfig, error: UpstreamError, notice: str, *,
         context = page_context(widget, messages=None, version="", notice=notice)
         return make_response(render_template("widget/_update.html", **context), status)
     context = page_context(widget, messages=[], version="", notice=notice)
-    return render_view("widget/_conversation.html", status, **context)
+    return render_view("widget/_conversation.html", context, status)
 
 
 @bp.get("/w/<widget>")
-def page(widget: str):
+def page():
     """The iframe page: the welcome view, or the visitor's conversation."""
-    widget = get_widget(widget)
+    widget = requested_widget()
     chat = chats.current_chat(widget)
     if chat is None:
         return render_view(
             "widget/_welcome.html",
-            **page_context(
+            page_context(
                 widget,
                 page_url=embedding_page_url(widget),
                 lang=request.args.get("lang", "")[:16],
@@ -230,12 +222,12 @@ def conversation_page(widget: WidgetConfig, chat: chats.Chat):
                 widget, chat, max_age=poll_seconds(), background=True, cold_ok=True
             )
             if listing is None:
-                return render_view("widget/_loading.html", **page_context(widget))
+                return render_view("widget/_loading.html", page_context(widget))
         context = conversation_context(widget, chat, listing)
     except UpstreamError as error:
         log.warning("conversation unavailable: %s", describe(error))
         return upstream_trouble(widget, error, trouble_notice(error), update=False)
-    return render_view("widget/_conversation.html", **context)
+    return render_view("widget/_conversation.html", context)
 
 
 def describe(error: UpstreamError) -> str:
@@ -266,8 +258,7 @@ def kept_words(widget: WidgetConfig, *, draft: str, client_id: str | None, statu
     action that starts a new chat and sends them."""
     response = render_view(
         "widget/_welcome.html",
-        status,
-        **page_context(
+        page_context(
             widget,
             page_url=embedding_page_url(widget),
             lang="",
@@ -275,6 +266,7 @@ def kept_words(widget: WidgetConfig, *, draft: str, client_id: str | None, statu
             draft=draft,
             client_id=client_id,
         ),
+        status,
     )
     if is_htmx():
         # The send's own target is nothing: put the welcome where the chat was.
@@ -284,10 +276,10 @@ def kept_words(widget: WidgetConfig, *, draft: str, client_id: str | None, statu
 
 
 @bp.post("/w/<widget>/start")
-def start(widget: str):
+def start():
     """Start a chat: create the contact and the conversation upstream; with `text`, send
     it as the first message (words kept from a chat that was lost or left)."""
-    widget = get_widget(widget)
+    widget = requested_widget()
     draft, client_id = message_fields()
     if request.values.get("new") == "1":
         # The visitor chose a new chat over one that cannot be reached.
@@ -309,11 +301,11 @@ def start(widget: str):
             log.warning("could not start a chat: %s", describe(error))
             return render_view(
                 "widget/_welcome.html",
-                upstream_status(error),
-                **page_context(
+                page_context(
                     widget, page_url=page_url, lang="", notice="start_failed", draft=draft,
                     client_id=client_id,
                 ),
+                upstream_status(error),
             )
     chat = chats.current_chat(widget)
     assert chat is not None  # started above, or already there
@@ -340,9 +332,9 @@ def message_fields() -> tuple[str, str | None]:
 
 
 @bp.get("/w/<widget>/messages")
-def messages(widget: str):
+def messages():
     """A poll: 204 when nothing changed, else the updated message list out of band."""
-    widget = get_widget(widget)
+    widget = requested_widget()
     chat = chats.current_chat(widget)
     if chat is None:
         # The chat ended elsewhere (another tab, a timeout) or this store never had it:
@@ -416,10 +408,10 @@ def changed_message_views(
 
 
 @bp.get("/w/<widget>/earlier")
-def earlier(widget: str):
+def earlier():
     """The messages before the oldest one shown ("Show earlier messages"), fresh from
     upstream; their quick replies are history, not choices."""
-    widget = get_widget(widget)
+    widget = requested_widget()
     chat = chats.current_chat(widget)
     before = request.args.get("before", "")
     if chat is None or not before or len(before) > 256:
@@ -430,13 +422,13 @@ def earlier(widget: str):
         log.warning("earlier messages unavailable: %s", describe(error))
         return upstream_trouble(widget, error, trouble_notice(error), update=True)
     views = build_message_views(messages, locale=str(get_locale()), can_send=False)
-    return render_view("widget/_earlier.html", **page_context(widget, messages=views))
+    return render_view("widget/_earlier.html", page_context(widget, messages=views))
 
 
 @bp.post("/w/<widget>/send")
-def send(widget: str):
+def send():
     """Send the visitor's text or button choice, then show the updated conversation."""
-    widget = get_widget(widget)
+    widget = requested_widget()
     text, client_id = message_fields()
     label = request.form.get("button_label", "").strip()
     value = request.form.get("button_value", "").strip()
@@ -478,7 +470,7 @@ def too_many(error: TooManyRequests):
     if widget is not None and request.endpoint == "widget.send" and not is_htmx():
         chat = chats.current_chat(widget)
     text = request.form.get("text", "").strip() if chat is not None else ""
-    if chat is None or not text or len(text) > MAX_MESSAGE_CHARS:
+    if widget is None or chat is None or not text or len(text) > MAX_MESSAGE_CHARS:
         return render_error(429)
     client_id = request.form.get("client_id", "")
     try:
@@ -487,7 +479,7 @@ def too_many(error: TooManyRequests):
         context = page_context(widget, messages=[], version="")
     kept_id = client_id if CLIENT_ID.fullmatch(client_id) else None
     context.update(notice="slow_down", draft=text, client_id=kept_id)
-    return render_view("widget/_conversation.html", 429, **context)
+    return render_view("widget/_conversation.html", context, 429)
 
 
 def send_failed_page(
@@ -502,16 +494,16 @@ def send_failed_page(
         context = page_context(widget, messages=[], version="")
     notice = "unreachable" if chats.chat_unreachable(error) else "send_failed"
     context.update(notice=notice, draft=draft, client_id=client_id)
-    return render_view("widget/_conversation.html", upstream_status(error), **context)
+    return render_view("widget/_conversation.html", context, upstream_status(error))
 
 
 @bp.post("/w/<widget>/end")
-def end(widget: str):
+def end():
     """End the chat: the session record is deleted on the server."""
-    widget = get_widget(widget)
+    widget = requested_widget()
     chats.end_chat(widget)
     if is_htmx():
         return render_view(
-            "widget/_welcome.html", **page_context(widget, page_url="", lang="", notice="ended")
+            "widget/_welcome.html", page_context(widget, page_url="", lang="", notice="ended")
         )
     return redirect(url_for("widget.page", widget=widget.id), 303)
