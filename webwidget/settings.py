@@ -106,7 +106,7 @@ def split_list(value: object) -> list[str]:
 
 
 class Settings(BaseSettings):
-    """Every setting of the widget, with DESIGN.md's names."""
+    """Every setting of the widget, by the names the README's Configuration section gives."""
 
     model_config = SettingsConfigDict(env_file=".env", extra="ignore", case_sensitive=True)
 

@@ -12,12 +12,14 @@ is far above the per-network one (a /24 or /48), so no single network can reach 
 
 Only the start and send views carry limits, checked by a wrapper around each of them
 (after the same-origin check, before the view, so a refused request costs nothing
-upstream), with `limits`' moving window. Nothing runs for any other request: Flask-
-Limiter's per-request hook cost every poll a fifth of its CPU time though polls have no
-limit. Limit storage down fails open: the limits protect the upstream, they must not
-take the widget down. An outage is logged once when it starts and once when it ends
-(with how many requests went unchecked), not once per request, and counted in
-/metrics (`webwidget_rate_limit_fail_open_total`, and 429s by limit).
+upstream), with `limits`' moving window. No limit is counted for any other request
+(Flask-Limiter's per-request hook cost every poll a fifth of its CPU time though polls
+have no limit); what runs for every request is one after_request status check that gives
+a 429 its Retry-After, whichever handler answered it. Limit storage down fails open: the
+limits protect the upstream, they must not take the widget down. An outage is logged
+once when it starts and once when it ends (with how many requests went unchecked), not
+once per request, and counted in /metrics (`webwidget_rate_limit_fail_open_total`, and
+429s by limit).
 """
 
 from __future__ import annotations
