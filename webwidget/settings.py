@@ -53,18 +53,15 @@ OUR_PREFIXES = ("CHATCAPTAIN_", "WEBWIDGET_")
 LOOKALIKE_RATIO = 0.85
 
 # Headers older messages put before their "NAME: why" lines; the lines alone are kept.
-_HEADER = re.compile(r"^webwidget cannot start(; fix th(is|ese) settings?:|: )\s*")
-
-
 class SettingsError(RuntimeError):
-    """Settings that are missing or malformed: one line each, naming it and the fix."""
+    """Settings that are missing or malformed: one line each, naming it and the fix.
+
+    The messages are the problems alone; `report` says that webwidget cannot start."""
 
     def __init__(self, *messages: str) -> None:
         self.problems = [
-            _HEADER.sub("", line.strip())
-            for message in messages
-            for line in str(message).splitlines()
-            if _HEADER.sub("", line.strip())
+            line.strip() for message in messages for line in str(message).splitlines()
+            if line.strip()
         ]
         super().__init__("\n".join(self.problems))
 

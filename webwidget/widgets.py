@@ -104,9 +104,7 @@ def theme_from_settings(settings: Settings) -> Theme:
     except ThemeError as exc:
         name, _, why = str(exc).partition(": ")
         setting = setting_name(name)
-        raise SettingsError(
-            f"webwidget cannot start; fix this setting:\n  {setting}: {why}"
-        ) from None
+        raise SettingsError(f"{setting}: {why}") from None
 
 
 class DemoBot(Protocol):
@@ -155,7 +153,7 @@ def widgets_from_settings(
         widgets.update(load_widgets_file(settings.WIDGETS_FILE, demo=demo, environ=os.environ))
     if not widgets:
         raise SettingsError(
-            "webwidget cannot start: no widget configured; set CHATCAPTAIN_CHATBOT_ID, "
+            "no widget configured; set CHATCAPTAIN_CHATBOT_ID, "
             "CHATCAPTAIN_CHANNEL_ID, CHATCAPTAIN_CHANNEL_TOKEN or list widgets in WIDGETS_FILE"
         )
     return widgets

@@ -77,9 +77,7 @@ def init_app(app: Flask, template_dir: str | None) -> None:
         if why:
             from ..settings import SettingsError
 
-            raise SettingsError(
-                f"webwidget cannot start; fix this setting:\n  WIDGET_TEMPLATE_DIR: {why}"
-            )
+            raise SettingsError(f"WIDGET_TEMPLATE_DIR: {why}")
         # The app's own loader is what Flask consults first; put the owner's folder before it.
         if app.template_folder is None:
             raise RuntimeError("overrides.init_app needs the app's own template folder")
