@@ -305,6 +305,20 @@ def test_unreachable_upstream_is_unavailable_not_timeout():
     assert type(info.value) is UpstreamUnavailable
 
 
+def test_a_probe_is_one_attempt_whose_answer_is_its_status(client, sandbox):
+    before = stats(sandbox).get("list_messages", 0)
+    # Any answer is a status, a refusal included (no token: the sandbox refuses).
+    assert 400 <= client.probe(BOT) < 500
+    faults(sandbox, error_status=503, operations=["list_messages"])
+    assert client.probe(BOT) == 503  # not retried as a visitor's list would be
+    assert stats(sandbox).get("list_messages", 0) - before <= 2
+    faults(sandbox, latency_ms=3000, operations=["list_messages"])
+    started = time.monotonic()
+    with pytest.raises(UpstreamTimeout):
+        client.probe(BOT, deadline=0.3)
+    assert time.monotonic() - started <= 0.3 + MARGIN
+
+
 # --- retry policy -----------------------------------------------------------------------
 
 

@@ -72,6 +72,7 @@ def _build_and_report(write_end: int) -> int:
     logging.disable(logging.CRITICAL)
     try:
         from . import create_app, settings_warnings
+        from .current import widgets_of
         from .settings import SettingsError, lookalike_warnings
 
         try:
@@ -80,7 +81,7 @@ def _build_and_report(write_end: int) -> int:
             warnings = _warning_lines(lookalike_warnings(os.environ))
             os.write(write_end, (warnings + error.report()).encode())
             return CONFIG_ERROR_EXIT
-        warnings = _warning_lines(settings_warnings(app.extensions["webwidget.widgets"]))
+        warnings = _warning_lines(settings_warnings(widgets_of(app)))
         os.write(write_end, warnings.rstrip("\n").encode())
         return 0
     except BaseException:  # noqa: B036 - not a setting: the traceback is the useful part

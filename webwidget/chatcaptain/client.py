@@ -358,6 +358,24 @@ class ChatCaptainClient:
         )
         return answer.message
 
+    def probe(self, chatbot_id: str, *, deadline: float = 1.0) -> int:
+        """The status of one GET of a conversation's messages route without a token, sent
+        once and answered within `deadline` seconds: whether the upstream is reachable and
+        takes our API key (readiness, ops/health.py), changing nothing upstream.
+
+        A transport failure raises UpstreamTimeout or UpstreamUnavailable; any answer,
+        refusals included, is returned as its status (the body is not read).
+        """
+        path = f"/v1/widget/{_segment(chatbot_id)}/conversations/readyz/messages"
+        deadline_at = time.monotonic() + deadline
+        self._budget.deadline_at = deadline_at
+        timeout = _DeadlineTimeout(min(self._connect_timeout, deadline), deadline, deadline_at)
+        with self.single_attempt():
+            response = _send(self._get, "probe", "GET", self._base_url + path,
+                             params=None, body=None, timeout=timeout)
+        response.close()
+        return response.status_code
+
     def close(self) -> None:
         """Release every pooled connection; later calls open new ones."""
         self._get.close()

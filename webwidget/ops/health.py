@@ -41,14 +41,14 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
-from urllib.parse import quote
 
-import requests
 from flask import Blueprint, Flask, current_app, jsonify, request
 from flask.globals import app_ctx
 
 from .. import clock
-from ..chatcaptain.errors import UpstreamRejected
+from ..chatcaptain.client import ChatCaptainClient
+from ..chatcaptain.errors import UpstreamRejected, UpstreamTimeout, UpstreamUnavailable
+from ..current import widgets_of
 from ..sessions import get_store
 
 log = logging.getLogger(__name__)
@@ -64,6 +64,8 @@ STORE_SECONDS = 1.0
 EXTENSION = "webwidget.health"
 LIMITS_EXTENSION = "webwidget.limits"
 PROBE_TTL = 60
+# The probe's own deadline, within CHECK_SECONDS.
+PROBE_DEADLINE = 1.0
 
 API_KEY_HINT = "check CHATCAPTAIN_API_KEY"
 CHANNEL_HINT = (
@@ -194,21 +196,14 @@ def _why(error: BaseException) -> str:
     return f"{type(error).__name__}: {text}"[:200]
 
 
-def probe_upstream(base_url: str, chatbot_id: str, api_key: str | None) -> Finding:
+def probe_upstream(client: ChatCaptainClient, chatbot_id: str) -> Finding:
     """Ask the messages route without a token; only failures and refused keys count."""
-    url = f"{base_url}/v1/widget/{quote(chatbot_id, safe='')}/conversations/readyz/messages"
-    headers = {"x-chatcaptain-key": api_key} if api_key else {}
     try:
-        with requests.Session() as session:
-            response = session.get(
-                url, headers=headers, timeout=(0.5, 1.0), allow_redirects=False, stream=True
-            )
-            response.close()
-    except requests.Timeout:
+        status = client.probe(chatbot_id, deadline=PROBE_DEADLINE)
+    except UpstreamTimeout:
         return Finding("degraded", "timeout", UPSTREAM_HINT)
-    except requests.RequestException:
+    except UpstreamUnavailable:
         return Finding("degraded", "unreachable", UPSTREAM_HINT)
-    status = response.status_code
     if status >= 500:
         return Finding("degraded", "server_error", UPSTREAM_HINT)
     if status in (401, 403):
@@ -224,16 +219,13 @@ def check_upstream(app: Flask) -> Finding:
         return Finding("degraded", "circuit_open", UPSTREAM_HINT)
     if health.rejected is not None:
         return health.rejected
-    settings = app.config["WEBWIDGET_SETTINGS"]
-    widget = next(iter(app.extensions["webwidget.widgets"].values()))
-    api_key = settings.CHATCAPTAIN_API_KEY
+    widget = next(iter(widgets_of(app).values()))
+    # The client itself (with its API key), not the breaker's guard: a probe is no
+    # visitor's call and must not count towards opening the circuit.
+    client = app.extensions["webwidget.upstream"].client
 
     def probe() -> Finding:
-        return probe_upstream(
-            app.extensions["webwidget.upstream"].base_url,
-            widget.chatbot_id,
-            api_key.get_secret_value() if api_key else None,
-        )
+        return probe_upstream(client, widget.chatbot_id)
 
     return health.upstream.get(clock.get_clock(app)(), probe)
 

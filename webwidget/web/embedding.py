@@ -13,7 +13,7 @@ from .. import unread
 from ..chatcaptain.errors import UpstreamError
 from ..clock import get_clock
 from ..conversation import current_chat, message_listing
-from ..current import current_widget, requested_widget
+from ..current import current_widget, requested_widget, widgets_of
 from ..sessions.errors import SessionStoreUnavailable
 from ..settings import parse_origin
 from ..themes import SHADOWS
@@ -160,7 +160,7 @@ def loader_config(widget_id: str):
     Public and the same for every visitor (no session is read), so it is cacheable; only
     the widget's allowed origins (and our own pages) may read it.
     """
-    config = current_app.extensions["webwidget.widgets"].get(widget_id)
+    config = widgets_of().get(widget_id)
     origin = request.headers.get("Origin")
     if config is None:
         return refusal(

@@ -20,7 +20,7 @@ from flask import Blueprint, Flask, abort, current_app, make_response, render_te
 from flask_babel import get_locale
 
 from ..chatcaptain.models import MessageDto
-from ..current import requested_widget
+from ..current import requested_widget, widgets_of
 from ..rendering import build_message_views
 from ..themes import SHADOWS, localized
 from ..widgets import WidgetConfig
@@ -73,7 +73,7 @@ def sample_messages() -> Sequence[MessageDto]:
 def index():
     """Every configured widget's welcome view and a conversation, light, dark and in each
     of its languages."""
-    widgets = current_app.extensions["webwidget.widgets"].values()
+    widgets = widgets_of().values()
     titled = [(w, localized(w.theme.title, "en", w.title), variants_for(w)) for w in widgets]
     return render_template("demo/themes.html", widgets=titled, views=VIEWS)
 
@@ -82,7 +82,7 @@ def index():
 def panels():
     """Each widget's panel radius and shadow for the gallery's frames (no inline style)."""
     rules = []
-    for widget in current_app.extensions["webwidget.widgets"].values():
+    for widget in widgets_of().values():
         theme = widget.theme
         rules.append(
             f'.gallery-panel[data-widget="{widget.id}"] {{ border-radius: {theme.panel_radius}px;'

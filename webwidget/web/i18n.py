@@ -29,7 +29,7 @@ from markupsafe import escape
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from ..conversation import current_chat
-from ..current import current_widget
+from ..current import current_widget, widgets_of
 from ..settings import SettingsError
 from .languages import upstream_code
 
@@ -284,7 +284,7 @@ def escape_translations(app: Flask) -> None:
 def init_app(app: Flask, template_dir: str | None = None) -> None:
     """Install Flask-Babel with the shipped translations, the owners' ones and the selector."""
     app.extensions["webwidget.domains"] = widget_domains(
-        app.extensions["webwidget.widgets"], template_dir
+        widgets_of(app), template_dir
     )
     Babel(
         app,

@@ -8,10 +8,10 @@ are cached for a long time and a change is a new URL.
 
 from __future__ import annotations
 
-from flask import Blueprint, Flask, abort, current_app, make_response, request, url_for
+from flask import Blueprint, Flask, abort, make_response, request, url_for
 from flask_babel import get_locale
 
-from ..current import current_widget
+from ..current import current_widget, widgets_of
 from ..themes import localized
 
 bp = Blueprint("theme", __name__)
@@ -25,7 +25,7 @@ def _cache_for(fingerprint: str) -> str:
 
 
 def _widget_or_404(widget_id: str):
-    config = current_app.extensions["webwidget.widgets"].get(widget_id)
+    config = widgets_of().get(widget_id)
     if config is None:
         abort(404)
     return config
