@@ -8,7 +8,7 @@ from datetime import timedelta
 
 from flask import Flask, g, render_template, request
 from flask_babel import format_timedelta, gettext
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import BadRequest, HTTPException
 
 from ..sessions import SessionStoreUnavailable
 from .i18n import N_
@@ -24,6 +24,11 @@ ERROR_TEXT = {
     429: (N_("Slow down"), N_("Too many requests. Please wait a moment.")),
     503: (N_("Back soon"), N_("The chat is briefly unavailable. Please try again in a moment.")),
 }
+
+
+class Refused(BadRequest):
+    """A 400 with our own words for the visitor (its description); Werkzeug's own 400s
+    (a malformed request, an unknown host) get the generic text."""
 
 
 def render_error(status: int, message: str | None = None):
@@ -50,13 +55,7 @@ def register_error_pages(app: Flask) -> None:
 
     @app.errorhandler(HTTPException)
     def http_error(error: HTTPException):
-        description = (
-            error.description
-            if error.code in (400,) and isinstance(error.description, str)
-            else None
-        )
-        if description and description.startswith("The browser (or proxy)"):
-            description = None
+        description = error.description if isinstance(error, Refused) else None
         return render_error(error.code or 500, description)
 
     @app.errorhandler(SessionStoreUnavailable)

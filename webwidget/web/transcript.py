@@ -3,7 +3,6 @@ from the session's chat (rendering/transcript.py says what goes in it)."""
 
 from __future__ import annotations
 
-import logging
 from datetime import UTC, datetime
 
 from flask import Blueprint, abort, make_response, render_template
@@ -14,11 +13,10 @@ from .. import conversation as chats
 from ..chatcaptain.errors import UpstreamError
 from ..current import requested_widget
 from ..rendering.transcript import transcript_entries
-from .views import describe, page_context, upstream_status
-
-log = logging.getLogger(__name__)
+from .views import attempt, page_context, upstream_failed
 
 bp = Blueprint("transcript", __name__)
+bp.register_error_handler(UpstreamError, upstream_failed)
 
 
 @bp.get("/w/<widget>/transcript")
@@ -28,11 +26,8 @@ def save():
     chat = chats.current_chat(widget)
     if chat is None:
         abort(404)
-    try:
-        listing = chats.message_listing(widget, chat)
-    except UpstreamError as error:
-        log.warning("transcript unavailable: %s", describe(error))
-        abort(upstream_status(error))
+    attempt("transcript")
+    listing = chats.message_listing(widget, chat)
     saved = datetime.fromtimestamp(clock.now(), UTC)
     entries = transcript_entries(listing.messages, locale=str(get_locale()))
     context = page_context(widget)

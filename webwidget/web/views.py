@@ -12,14 +12,15 @@ from urllib.parse import urlsplit, urlunsplit
 from flask import (
     Blueprint,
     Response,
-    abort,
     current_app,
+    g,
     make_response,
     redirect,
     render_template,
     request,
     url_for,
 )
+from flask.typing import ResponseReturnValue
 from flask_babel import get_locale, gettext
 from werkzeug.exceptions import TooManyRequests
 
@@ -40,7 +41,7 @@ from ..themes import localized
 from ..upstream import get_client
 from ..widgets import WidgetConfig
 from . import security
-from .errors import render_error
+from .errors import Refused, render_error
 from .i18n import N_
 from .languages import choose_language
 
@@ -215,18 +216,15 @@ def conversation_page(widget: WidgetConfig, chat: chats.Chat):
     htmx loads the conversation (`_loading.html`).
     """
     in_panel = request.headers.get("Sec-Fetch-Dest") == "iframe" and not is_htmx()
-    try:
-        listing = None
-        if in_panel and not request.args.get("wait"):
-            listing = chats.message_listing(
-                widget, chat, max_age=poll_seconds(), background=True, cold_ok=True
-            )
-            if listing is None:
-                return render_view("widget/_loading.html", page_context(widget))
-        context = conversation_context(widget, chat, listing)
-    except UpstreamError as error:
-        log.warning("conversation unavailable: %s", describe(error))
-        return upstream_trouble(widget, error, trouble_notice(error), update=False)
+    attempt("show")
+    listing = None
+    if in_panel and not request.args.get("wait"):
+        listing = chats.message_listing(
+            widget, chat, max_age=poll_seconds(), background=True, cold_ok=True
+        )
+        if listing is None:
+            return render_view("widget/_loading.html", page_context(widget))
+    context = conversation_context(widget, chat, listing)
     return render_view("widget/_conversation.html", context)
 
 
@@ -287,7 +285,7 @@ def start():
     page_url = origin_and_path(request.form.get("page_url", "")[:2048])
     if chats.current_chat(widget) is None:
         if page_url and not page_origin_allowed(widget, page_url):
-            abort(400, N_("This page may not start a chat with this widget."))
+            raise Refused(N_("This page may not start a chat with this widget."))
         origin_url = page_url or (widget.allowed_origins or (own_origin(),))[0] + "/"
         language = choose_language(
             request.form.get("lang"), request.accept_languages, widget.language
@@ -295,28 +293,13 @@ def start():
         # Nothing is created upstream that no session could keep (SessionStoreUnavailable
         # answers 503 with the store's own reason in the log).
         chats.check_store_writable()
-        try:
-            chats.start_chat(widget, origin_url=origin_url, language=language)
-        except UpstreamError as error:
-            log.warning("could not start a chat: %s", describe(error))
-            return render_view(
-                "widget/_welcome.html",
-                page_context(
-                    widget, page_url=page_url, lang="", notice="start_failed", draft=draft,
-                    client_id=client_id,
-                ),
-                upstream_status(error),
-            )
+        attempt("start")
+        chats.start_chat(widget, origin_url=origin_url, language=language)
     chat = chats.current_chat(widget)
     assert chat is not None  # started above, or already there
     if draft:
-        try:
-            chats.send_text(widget, chat, draft, client_id)
-        except SendingUnsupported:
-            abort(405)
-        except UpstreamError as error:
-            log.warning("send failed: %s", describe(error))
-            return send_failed_page(widget, chat, error, draft=draft, client_id=client_id)
+        attempt("send_draft")
+        chats.send_text(widget, chat, draft, client_id)
     if is_htmx():
         return conversation_page(widget, chat)
     return redirect(url_for("widget.page", widget=widget.id), 303)
@@ -326,7 +309,7 @@ def message_fields() -> tuple[str, str | None]:
     """The visitor's text and its client id from the form (400 when the text is too long)."""
     text = request.form.get("text", "").strip()
     if len(text) > MAX_MESSAGE_CHARS:
-        abort(400, f"A message can have at most {MAX_MESSAGE_CHARS} characters.")
+        raise Refused(f"A message can have at most {MAX_MESSAGE_CHARS} characters.")
     client_id = request.form.get("client_id", "")
     return text, client_id if CLIENT_ID.fullmatch(client_id) else None
 
@@ -355,14 +338,11 @@ def poll_answer(
     for a change (polling.hold)."""
     now, base = clock.now(), poll_seconds()
     state = polling.read_state(values, now, base)
-    try:
-        answer, transport = polling.respond(
-            widget, chat, state, clock=clock.now, base=base, activity=activity,
-            hold=hold_seconds(), limit=hold_limit(),
-        )
-    except UpstreamError as error:
-        log.warning("poll failed: %s", describe(error))
-        return upstream_trouble(widget, error, trouble_notice(error), update=True)
+    attempt("poll")
+    answer, transport = polling.respond(
+        widget, chat, state, clock=clock.now, base=base, activity=activity,
+        hold=hold_seconds(), limit=hold_limit(),
+    )
     if isinstance(answer, polling.Unchanged):
         return "", 204
     poller = polling.poller_context(
@@ -416,11 +396,8 @@ def earlier():
     before = request.args.get("before", "")
     if chat is None or not before or len(before) > 256:
         return redirect(url_for("widget.page", widget=widget.id))
-    try:
-        messages = chats.fetch_messages(widget, chat, before=before)
-    except UpstreamError as error:
-        log.warning("earlier messages unavailable: %s", describe(error))
-        return upstream_trouble(widget, error, trouble_notice(error), update=True)
+    attempt("earlier")
+    messages = chats.fetch_messages(widget, chat, before=before)
     views = build_message_views(messages, locale=str(get_locale()), can_send=False)
     return render_view("widget/_earlier.html", page_context(widget, messages=views))
 
@@ -433,28 +410,19 @@ def send():
     label = request.form.get("button_label", "").strip()
     value = request.form.get("button_value", "").strip()
     if len(label) > 256 or len(value) > 1024:
-        abort(400, f"A message can have at most {MAX_MESSAGE_CHARS} characters.")
+        raise Refused(f"A message can have at most {MAX_MESSAGE_CHARS} characters.")
     if not text and not value:
-        abort(400, N_("Type a message first."))
+        raise Refused(N_("Type a message first."))
     chat = chats.current_chat(widget)
     if chat is None:
         # 409: not sent, and not for a reason a retry of the same request mends.
         session_lost("send")
         return kept_words(widget, draft=text or label or value, client_id=client_id, status=409)
-    try:
-        if value:
-            chats.send_button(widget, chat, label or value, value, client_id)
-        else:
-            chats.send_text(widget, chat, text, client_id)
-    except SendingUnsupported:
-        abort(405)
-    except UpstreamError as error:
-        log.warning("send failed: %s", describe(error))
-        if is_htmx():
-            # The words stay in the visitor's box (widget.js keeps them on a failed send).
-            notice = "unreachable" if chats.chat_unreachable(error) else "send_failed"
-            return upstream_trouble(widget, error, notice, update=True)
-        return send_failed_page(widget, chat, error, draft=text, client_id=client_id)
+    attempt("send")
+    if value:
+        chats.send_button(widget, chat, label or value, value, client_id)
+    else:
+        chats.send_text(widget, chat, text, client_id)
     if is_htmx():
         # The poller's fields (`v` of the list on screen) came with the form.
         return poll_answer(widget, chat, request.form, activity=True)
@@ -495,6 +463,58 @@ def send_failed_page(
     notice = "unreachable" if chats.chat_unreachable(error) else "send_failed"
     context.update(notice=notice, draft=draft, client_id=client_id)
     return render_view("widget/_conversation.html", context, upstream_status(error))
+
+
+# What a view asks of the upstream, and what its failure is logged as.
+ACTIONS = {
+    "show": "conversation unavailable",
+    "start": "could not start a chat",
+    "send_draft": "send failed",
+    "send": "send failed",
+    "poll": "poll failed",
+    "earlier": "earlier messages unavailable",
+    "transcript": "transcript unavailable",
+}
+
+
+def attempt(action: str) -> None:
+    """Say what the view asks of the upstream from here on: a failure is answered as
+    this action's (upstream_failed)."""
+    g.upstream_action = action
+
+
+def upstream_failed(error: UpstreamError) -> ResponseReturnValue:
+    """Every widget view's upstream failure: logged (never a secret), answered in the
+    status that tells htmx what went wrong, the chat kept and the visitor's words with it."""
+    if isinstance(error, SendingUnsupported):
+        return render_error(405)
+    action = g.get("upstream_action", "show")
+    log.warning("%s: %s", ACTIONS[action], describe(error))
+    widget = requested_widget()
+    if action == "transcript":
+        return render_error(upstream_status(error))
+    if action == "start":
+        draft, client_id = message_fields()
+        page_url = origin_and_path(request.form.get("page_url", "")[:2048])
+        context = page_context(
+            widget, page_url=page_url, lang="", notice="start_failed", draft=draft,
+            client_id=client_id,
+        )
+        return render_view("widget/_welcome.html", context, upstream_status(error))
+    chat = chats.current_chat(widget)
+    if chat is None:  # not after a failed upstream call: the chat was read before it
+        return render_error(upstream_status(error))
+    if action == "send_draft" or (action == "send" and not is_htmx()):
+        text, client_id = message_fields()
+        return send_failed_page(widget, chat, error, draft=text, client_id=client_id)
+    if action == "send":
+        # The words stay in the visitor's box (widget.js keeps them on a failed send).
+        notice = "unreachable" if chats.chat_unreachable(error) else "send_failed"
+        return upstream_trouble(widget, error, notice, update=True)
+    return upstream_trouble(widget, error, trouble_notice(error), update=action != "show")
+
+
+bp.register_error_handler(UpstreamError, upstream_failed)
 
 
 @bp.post("/w/<widget>/end")
