@@ -9,7 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from test_health import read_only
 
-from webwidget.web.limit_storage import SQLiteLimitStorage, storage_uri
+from webwidget.shared.limit_storage import SQLiteLimitStorage, storage_uri
 
 
 def test_the_limit_storage_heals_when_its_file_does(tmp_path):

@@ -62,16 +62,28 @@ def test_a_malformed_limit_stops_start_up_with_its_name(name):
 
 
 def test_storage_follows_the_session_store(tmp_path):
-    from webwidget.settings import Settings
-    from webwidget.web.limits import storage_url
+    from limits.storage import MemoryStorage, RedisStorage
 
-    # The default: the session store's SQLite file, shared by every worker.
-    path = tmp_path / "sessions.sqlite3"
-    assert storage_url(Settings(_env_file=None), path) == f"webwidget+sqlite:///{path}"
+    from webwidget.settings import Settings
+    from webwidget.shared import open_shared
+    from webwidget.shared.limit_storage import SQLiteLimitStorage, open_limit_storage
+
+    # The default: the session store's SQLite file, shared by every worker, on the app's
+    # one pool of connections to it.
+    settings = Settings(_env_file=None)
+    shared = open_shared(settings, tmp_path)
+    on_file = open_limit_storage(settings, shared)
+    assert isinstance(on_file, SQLiteLimitStorage)
+    assert on_file.path == tmp_path / "sessions.sqlite3"
+    assert on_file._connections is shared.sqlite
+    # With the sessions in Redis: the app's one Redis client's connections.
     on_redis = Settings(_env_file=None, SESSION_STORE_URL="redis://10.0.0.1:6379/2")
-    assert storage_url(on_redis) == "redis://10.0.0.1:6379/2"
+    shared = open_shared(on_redis, tmp_path)
+    in_redis = open_limit_storage(on_redis, shared)
+    assert isinstance(in_redis, RedisStorage)
+    assert in_redis.storage.connection_pool is shared.redis.connection_pool
     explicit = Settings(_env_file=None, RATE_LIMIT_STORAGE_URL="memory://")
-    assert storage_url(explicit) == "memory://"
+    assert isinstance(open_limit_storage(explicit, open_shared(explicit, tmp_path)), MemoryStorage)
 
 
 def test_starts_per_ip_are_limited_before_anything_reaches_upstream(sandbox, tmp_path):
@@ -318,7 +330,7 @@ def test_the_sqlite_limit_storage_shares_one_moving_window_between_processes(tmp
     from limits.storage import storage_from_string
     from limits.strategies import MovingWindowRateLimiter
 
-    from webwidget.web.limit_storage import storage_uri
+    from webwidget.shared.limit_storage import storage_uri
 
     uri = storage_uri(tmp_path / "sessions.sqlite3")
     # Two storages on one file stand for two workers.

@@ -498,10 +498,12 @@ def test_store_from_url(tmp_path, redis_url):
 
 
 def test_init_sessions(tmp_path):
+    from webwidget.shared.open import open_url
+
     app = Flask(__name__, instance_path=str(tmp_path / "instance"))
     init_sessions(
         app,
-        store_url="sqlite:///sessions.db",
+        shared=open_url("sqlite:///sessions.db", base_dir=app.instance_path),
         secret_keys=["k"],
         idle_timeout=60,
         absolute_timeout=600,

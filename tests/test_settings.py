@@ -10,23 +10,31 @@ from webwidget import create_app
 from webwidget.sessions import get_store
 from webwidget.sessions.redis_store import RedisSessionStore
 from webwidget.settings import SettingsError, load_settings, lookalike_warnings
-from webwidget.web.limits import storage_url
+from webwidget.shared import open_shared
+from webwidget.shared.limit_storage import open_limit_storage
 
 
-def test_redis_url_from_the_environment_is_the_session_store(monkeypatch):
+def test_redis_url_from_the_environment_is_the_session_store(monkeypatch, tmp_path):
     for name in ("SESSION_STORE_URL", "CHATCAPTAIN_BASE_URL", "RATE_LIMIT_STORAGE_URL"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("REDIS_URL", "rediss://:pw@redis.example:6380/0")
     settings = load_settings(_env_file=None)
     assert settings.SESSION_STORE_URL == "rediss://:pw@redis.example:6380/0"
-    assert storage_url(settings) == "rediss://:pw@redis.example:6380/0"
+    shared = open_shared(settings, tmp_path)
+    assert shared.redis.connection_pool.connection_kwargs["host"] == "redis.example"
+    # The rate limits count there too, on the same client's connections.
+    limits = open_limit_storage(settings, shared)
+    assert limits.storage.connection_pool is shared.redis.connection_pool
 
 
-def test_session_store_url_wins_over_redis_url():
+def test_session_store_url_wins_over_redis_url(tmp_path):
     settings = load_settings(
         _env_file=None, SESSION_STORE_URL="sqlite:///sessions.db", REDIS_URL="redis://r:6379/0"
     )
     assert settings.SESSION_STORE_URL == "sqlite:///sessions.db"
+    # The rate limits still count in that Redis, shared by every instance.
+    limits = open_limit_storage(settings, open_shared(settings, tmp_path))
+    assert limits.storage.connection_pool.connection_kwargs["host"] == "r"
 
 
 def test_a_bad_redis_url_is_one_line_naming_it():

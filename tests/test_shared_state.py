@@ -181,3 +181,28 @@ def test_a_sqlite_file_that_fails_is_unavailable_and_heals(tmp_path):
     blocker.close()
     shared.state.set("k", "w", 60)
     assert shared.state.get("k") == "w"
+
+
+@pytest.mark.parametrize("store_url", ["sqlite", "redis"], indirect=True)
+def test_an_app_opens_one_redis_client_or_one_sqlite_pool_for_all_it_shares(
+    sandbox, store_url, tmp_path
+):
+    from conftest import make_app
+
+    from webwidget.ops.health import LIMITS_EXTENSION
+    from webwidget.renewal import get_renewals
+    from webwidget.sessions import get_store
+    from webwidget.shared.open import EXTENSION
+
+    app = make_app(sandbox, tmp_path, store_url=store_url)
+    shared = app.extensions[EXTENSION]
+    with app.app_context():
+        assert get_renewals().state is shared.state
+    store = get_store(app)
+    window = app.extensions[LIMITS_EXTENSION]
+    if shared.redis is not None:
+        assert store._client is shared.redis
+        assert window.storage.storage.connection_pool is shared.redis.connection_pool
+    else:
+        assert store._connections is shared.sqlite
+        assert window.storage._connections is shared.sqlite

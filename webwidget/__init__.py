@@ -19,7 +19,7 @@ from .ops import health, logs, metrics, proxy_hint
 from .rendering import register_template_helpers
 from .sessions import SessionStoreUnavailable, init_sessions
 from .settings import Settings, SettingsError, load_settings, lookalike_warnings
-from .shared import open_shared
+from .shared import SharedStateUnavailable, open_shared
 from .shared.open import EXTENSION as SHARED_EXTENSION
 from .web import assets, embedding, i18n, overrides, security, theming, transcript, views
 from .web.errors import register_error_pages
@@ -144,10 +144,11 @@ def create_app(
         on_state=metrics.circuit_observer(app),
     )
     try:
+        # One decision of where shared state lives, for sessions, renewals and limits.
+        shared = app.extensions[SHARED_EXTENSION] = open_shared(settings, app.instance_path)
         init_sessions(
             app,
-            store_url=settings.SESSION_STORE_URL
-            or f"sqlite:///{Path(app.instance_path) / 'sessions.sqlite3'}",
+            shared=shared,
             secret_keys=[
                 secret_key,
                 *(key.get_secret_value() for key in settings.SECRET_KEY_FALLBACKS),
@@ -157,7 +158,7 @@ def create_app(
             scope_of=security.session_scope,
             clock=get_clock(app),
         )
-    except SessionStoreUnavailable as exc:
+    except (SharedStateUnavailable, SessionStoreUnavailable) as exc:
         # Only SQLite opens its file at start-up (Redis connects on first use).
         raise SettingsError(
             f"SESSION_STORE_URL: the SQLite session store cannot be opened ({exc}); use a "
@@ -173,8 +174,6 @@ def create_app(
     health.init_app(app)
     proxy_hint.init_app(app)
     register_template_helpers(app)
-    # Where the sessions are (opened above), so its SQLite file exists and is private.
-    shared = app.extensions[SHARED_EXTENSION] = open_shared(settings, app.instance_path)
     renewals = renewal.init_app(app, shared.state)
     renewals.observe = metrics.renewal_observer(app)
     coalesce.init_app(app, settings.SESSION_STORE_URL, settings.UPSTREAM_REFRESH_CALLS)

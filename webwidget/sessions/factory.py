@@ -1,4 +1,5 @@
-"""Choosing a store from SESSION_STORE_URL and wiring sessions into an app."""
+"""The session store on the app's shared state (shared/ decides where: one decision for
+sessions, renewals and rate limits), and wiring sessions into an app."""
 
 from __future__ import annotations
 
@@ -8,6 +9,9 @@ from pathlib import Path
 
 from flask import Flask, Request
 
+from ..shared import Shared, SharedStateUnavailable
+from ..shared.open import open_url
+from .errors import SessionStoreUnavailable
 from .interface import ServerSessionInterface
 from .redis_store import RedisSessionStore
 from .sqlite_store import SQLiteSessionStore
@@ -16,33 +20,26 @@ from .store import SessionStore
 EXTENSION_KEY = "webwidget.sessions"
 
 
+def store_of(shared: Shared) -> SessionStore:
+    """The session store on the app's shared state: its Redis client or its SQLite pool."""
+    if shared.redis is not None:
+        return RedisSessionStore(shared.url, client=shared.redis)
+    assert shared.sqlite is not None
+    return SQLiteSessionStore(shared.sqlite.path, connections=shared.sqlite)
+
+
 def store_from_url(url: str, *, base_dir: str | Path | None = None) -> SessionStore:
     """A store for sqlite:///<path> or redis[s]://host:port/db; ValueError otherwise."""
-    if url.startswith("sqlite:///"):
-        # SQLAlchemy's convention: sqlite:///rel/path.db, sqlite:////abs/path.db.
-        raw = url[len("sqlite:///") :]
-        if not raw or raw == ":memory:" or "?" in raw:
-            raise ValueError(
-                f"SESSION_STORE_URL {url!r}: give a file path, e.g. sqlite:///sessions.db "
-                "(relative to the instance folder) or sqlite:////var/lib/webwidget/sessions.db"
-            )
-        path = Path(raw)
-        if not path.is_absolute() and base_dir is not None:
-            path = Path(base_dir) / path
-        return SQLiteSessionStore(path)
-    if url.startswith(("redis://", "rediss://")):
-        return RedisSessionStore(url)
-    scheme = url.split(":", 1)[0] if ":" in url else url
-    raise ValueError(
-        f"SESSION_STORE_URL has unsupported scheme {scheme!r}: use sqlite:///<path> "
-        "or redis://host:port/db (rediss:// for TLS)"
-    )
+    try:
+        return store_of(open_url(url, base_dir=base_dir))
+    except SharedStateUnavailable as error:
+        raise SessionStoreUnavailable(str(error)) from error
 
 
 def init_sessions(
     app: Flask,
     *,
-    store_url: str,
+    shared: Shared,
     secret_keys: list[str],
     idle_timeout: float,
     absolute_timeout: float,
@@ -54,7 +51,7 @@ def init_sessions(
     `scope_of` names the scope (widget) of a request: one session per scope; `clock`
     (seconds since the epoch) is what the idle and absolute timeouts are measured on.
     """
-    store = store_from_url(store_url, base_dir=app.instance_path)
+    store = store_of(shared)
     interface = ServerSessionInterface(
         store,
         secret_keys=secret_keys,

@@ -89,12 +89,15 @@ class RedisSessionStore:
         *,
         key_prefix: str = "webwidget:session:",
         timeout: float = 2.0,
+        client: redis.Redis | None = None,
     ) -> None:
         self.key_prefix = key_prefix
         # Beside the sessions, not among them: count_active scans the session prefix.
         self.meta_prefix = key_prefix.rstrip(":") + "-meta:"
-        # One quick retry: a visitor waiting on a dead Redis should get a 503 fast.
-        self._client = redis.Redis.from_url(
+        # The app's one client (shared/, which decodes replies as this store needs), else
+        # one of the store's own. One quick retry: a visitor waiting on a dead Redis
+        # should get a 503 fast.
+        self._client = client or redis.Redis.from_url(
             url,
             decode_responses=True,
             socket_timeout=timeout,

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import contextlib
 import itertools
 import json
-import os
 import secrets
 import sqlite3
 import time
@@ -14,6 +12,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from ..shared.sqlite import make_private
 from ..sqlite_connections import ThreadConnections
 from ..startup_lock import startup_lock
 from .errors import CorruptSessionRecord, SessionStoreUnavailable
@@ -35,13 +34,21 @@ CREATE TABLE IF NOT EXISTS store_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL
 class SQLiteSessionStore:
     """Sessions in a SQLite file (WAL); merges run under BEGIN IMMEDIATE."""
 
-    def __init__(self, path: str | Path, *, busy_timeout: float = 5.0, purge_every: int = 200):
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        busy_timeout: float = 5.0,
+        purge_every: int = 200,
+        connections: ThreadConnections | None = None,
+    ):
         self.path = Path(path)
         self._busy_timeout = busy_timeout
         self._purge_every = purge_every
         # Purging on every Nth write keeps the table small without a timer thread.
         self._writes = itertools.count(1)
-        self._connections = ThreadConnections(self.path, self._busy_timeout)
+        # The app's one pool on the shared file (shared/), else one of the store's own.
+        self._connections = connections or ThreadConnections(self.path, self._busy_timeout)
         try:
             self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
             make_private(self.path)
@@ -214,17 +221,6 @@ def _rollback(conn: sqlite3.Connection) -> None:
     # would raise "cannot rollback" and hide the real cause from the log.
     if conn.in_transaction:
         conn.execute("ROLLBACK")
-
-
-def make_private(path: Path) -> None:
-    """The database file for its owner alone (0600), created so if missing: it holds every
-    visitor's widget token. SQLite gives its -wal and -shm files the database's mode."""
-    os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
-    for file in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
-        # An older release left 0644 files: tighten them (not ours to change: left alone).
-        with contextlib.suppress(FileNotFoundError, PermissionError):
-            if file.stat().st_mode & 0o077:
-                file.chmod(0o600)
 
 
 def _decode(text: Any) -> dict[str, Any]:

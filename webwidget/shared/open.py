@@ -18,9 +18,9 @@ from redis.backoff import ExponentialBackoff
 from redis.retry import Retry
 
 from ..sqlite_connections import ThreadConnections
-from .interface import SharedState
+from .interface import SharedState, SharedStateUnavailable
 from .redis import RedisState
-from .sqlite import SQLiteState
+from .sqlite import SQLiteState, make_private
 
 # Where create_app keeps the app's `Shared`.
 EXTENSION = "webwidget.shared"
@@ -88,16 +88,23 @@ def open_url(
 ) -> Shared:
     """Shared state at `url` (redis[s]:// or sqlite:///<path>); ValueError otherwise.
 
-    SQLite opens (and creates) its file here; Redis connects on first use.
+    SQLite opens (and creates) its file here, SharedStateUnavailable if it cannot; Redis
+    connects on first use.
     """
     if url.startswith(REDIS_SCHEMES):
         client = redis_client(url)
         return Shared(url=url, state=RedisState(client), redis=client)
     if url.startswith(SQLITE_SCHEME):
         path = sqlite_path(url, base_dir)
-        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         connections = ThreadConnections(path, BUSY_TIMEOUT)
-        return Shared(url=url, state=SQLiteState(connections, clock), sqlite=connections)
+        try:
+            path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            # The file holds every visitor's widget token (it is the sessions' file).
+            make_private(path)
+            state = SQLiteState(connections, clock)
+        except OSError as error:
+            raise SharedStateUnavailable(f"cannot create {path}: {error}") from error
+        return Shared(url=url, state=state, sqlite=connections)
     scheme = url.split(":", 1)[0] if ":" in url else url
     raise ValueError(
         f"SESSION_STORE_URL has unsupported scheme {scheme!r}: use sqlite:///<path> "

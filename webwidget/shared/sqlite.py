@@ -6,11 +6,14 @@ atomically), so concurrent workers cannot both add the same key.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
+import os
 import sqlite3
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 from ..sqlite_connections import ThreadConnections
 from ..startup_lock import startup_lock
@@ -111,3 +114,14 @@ class SQLiteState:
                 (key, value, self.clock()),
             ).rowcount
         return deleted == 1
+
+
+def make_private(path: Path) -> None:
+    """The database file for its owner alone (0600), created so if missing: it holds every
+    visitor's widget token. SQLite gives its -wal and -shm files the database's mode."""
+    os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
+    for file in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
+        # An older release left 0644 files: tighten them (not ours to change: left alone).
+        with contextlib.suppress(FileNotFoundError, PermissionError):
+            if file.stat().st_mode & 0o077:
+                file.chmod(0o600)

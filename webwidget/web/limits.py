@@ -1,9 +1,9 @@
 """Abuse limits: chat starts per client, per network and per widget, sends per session.
 
 The counters must be shared by every worker and instance, or N workers allow N times
-the limit: storage is `RATE_LIMIT_STORAGE_URL`, else the session store's Redis (or
-`REDIS_URL`), else the session store's SQLite file (`limit_storage.py`). `memory://` is
-only ever used when set, and start-up then warns that it is per process. The client IP
+the limit: storage is `RATE_LIMIT_STORAGE_URL`, else the app's shared state (the session
+store's Redis or SQLite file; `shared/limit_storage.py`). `memory://` is only ever used
+when set, and start-up then warns that it is per process. The client IP
 is `request.remote_addr`: X-Forwarded-For counts only through ProxyFix with
 `TRUSTED_PROXY_HOPS` configured, so a spoofed header cannot dodge the per-IP limit. An
 IPv6 client is its /64 (`RATE_LIMIT_IPV6_PREFIX`): one VPS holds a whole /64, and 62 of
@@ -34,33 +34,20 @@ import threading
 import time
 import weakref
 from collections.abc import Callable
-from pathlib import Path
 
 from flask import Flask, current_app, g, request
 from limits import RateLimitItem, parse_many
-from limits.storage import storage_from_string
+from limits.storage import MemoryStorage
 from limits.strategies import MovingWindowRateLimiter
 from werkzeug.exceptions import TooManyRequests
 
 from ..current import current_widget
 from ..ops import metrics
 from ..sessions import SessionStoreUnavailable, visitor_session
-from . import limit_storage
+from ..shared.limit_storage import open_limit_storage
+from ..shared.open import EXTENSION as SHARED_EXTENSION
 
 log = logging.getLogger(__name__)
-
-
-def storage_url(settings, sqlite_path: str | Path | None = None) -> str:
-    """Where counters live: the setting, the session store's Redis, REDIS_URL, or the
-    session store's SQLite file; memory only when nothing shared is there."""
-    if settings.RATE_LIMIT_STORAGE_URL:
-        return settings.RATE_LIMIT_STORAGE_URL
-    for url in (settings.SESSION_STORE_URL, getattr(settings, "REDIS_URL", None)):
-        if url and str(url).startswith(("redis://", "rediss://")):
-            return str(url)
-    if sqlite_path is not None:
-        return limit_storage.storage_uri(sqlite_path)
-    return "memory://"
 
 
 # The network around a client: its neighbours in a /24, or a site's /48 (what a hosting
@@ -232,16 +219,15 @@ def init_app(app: Flask) -> MovingWindowRateLimiter | None:
     app.after_request(retry_after)
     if not settings.RATE_LIMIT_ENABLED:
         return None
-    session_store = app.extensions.get("webwidget.sessions")
-    storage = storage_url(settings, getattr(session_store, "path", None))
-    if storage.startswith("memory://"):
+    storage = open_limit_storage(settings, app.extensions[SHARED_EXTENSION])
+    if isinstance(storage, MemoryStorage):
         log.warning(
             "RATE_LIMIT_STORAGE_URL=memory:// counts per process: with %s workers (and every "
             "further instance) the limits multiply; unset it to share the session store's "
             "SQLite file, or set redis://host:port/db",
             os.environ.get("WEB_CONCURRENCY", "several"),
         )
-    window = MovingWindowRateLimiter(storage_from_string(storage))
+    window = MovingWindowRateLimiter(storage)
     views = app.view_functions
     views["widget.start"] = limited(
         views["widget.start"],

@@ -1,4 +1,9 @@
-"""Rate-limit counters in the SQLite session file, shared by every worker and instance on it.
+"""Where the rate-limit counters live, and their SQLite storage for `limits`.
+
+`open_limit_storage` puts them with the rest of the shared state: on its one Redis client
+(`limits`' own Redis storage, given that client's connection pool) or in its SQLite file
+(on its one pool of connections), unless RATE_LIMIT_STORAGE_URL names another place, or
+the sessions are in SQLite while REDIS_URL names a Redis.
 
 `limits` keeps counters in memory (one process), Redis or a few other servers; with the
 default SQLite session store the counters lived in each worker's memory, so N workers
@@ -20,10 +25,13 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from limits.storage import MovingWindowSupport, Storage
+from typing import Any
+
+from limits.storage import MovingWindowSupport, RedisStorage, Storage, storage_from_string
 
 from ..sqlite_connections import ThreadConnections
 from ..startup_lock import startup_lock
+from .open import BUSY_TIMEOUT, Shared
 
 SCHEME = "webwidget+sqlite"
 
@@ -48,6 +56,20 @@ def storage_uri(path: str | Path) -> str:
     return f"{SCHEME}:///{Path(path).resolve()}"
 
 
+def open_limit_storage(settings: Any, shared: Shared) -> Storage:
+    """The counters' storage: RATE_LIMIT_STORAGE_URL's place when set; REDIS_URL when the
+    sessions are in SQLite beside a Redis; else the app's shared state."""
+    elsewhere = settings.RATE_LIMIT_STORAGE_URL or (
+        shared.redis is None and getattr(settings, "REDIS_URL", None)
+    )
+    if elsewhere:
+        return storage_from_string(elsewhere)
+    if shared.redis is not None:
+        return RedisStorage(shared.url, connection_pool=shared.redis.connection_pool)
+    assert shared.sqlite is not None
+    return SQLiteLimitStorage(storage_uri(shared.sqlite.path), connections=shared.sqlite)
+
+
 class SQLiteLimitStorage(Storage, MovingWindowSupport):
     """Moving-window rate limits in a SQLite file (WAL), safe across processes."""
 
@@ -57,16 +79,17 @@ class SQLiteLimitStorage(Storage, MovingWindowSupport):
         self,
         uri: str,
         wrap_exceptions: bool = False,
-        busy_timeout: float = 5.0,
+        busy_timeout: float = BUSY_TIMEOUT,
         purge_every: int = 500,
+        connections: ThreadConnections | None = None,
         **options: float | str | bool,
     ) -> None:
         super().__init__(uri, wrap_exceptions=wrap_exceptions, **options)
-        self.path = Path(uri[len(f"{SCHEME}://") :])
-        self._busy_timeout = float(busy_timeout)
+        self.path = connections.path if connections else Path(uri[len(f"{SCHEME}://") :])
         self._purge_every = int(purge_every)
         self._calls = itertools.count(1)
-        self._connections = ThreadConnections(self.path, self._busy_timeout)
+        # The app's one pool on its shared file, else (another process's URI) one of its own.
+        self._connections = connections or ThreadConnections(self.path, float(busy_timeout))
         self.path.parent.mkdir(parents=True, exist_ok=True)
         # Workers boot together; their set-up of the shared file goes one at a time.
         with startup_lock(self.path), self._transaction() as conn:
