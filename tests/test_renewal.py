@@ -113,6 +113,41 @@ def test_a_request_waits_for_the_lease_holders_token_and_adopts_it():
     assert outcomes == ["shared"]
 
 
+def test_a_waiting_request_only_reads_while_the_lease_is_held():
+    from webwidget.shared import MemoryState
+
+    class Counting(MemoryState):
+        adds = 0
+
+        def add(self, key, value, ttl):
+            Counting.adds += 1
+            return super().add(key, value, ttl)
+
+    state = Counting()
+    state.add("k:lease", "another request", 15)
+    Counting.adds = 0
+    waiting = _Waiting(lambda: waiting.pauses == 5 and state.set("k:token", "wt_theirs", 300))
+    renewals, _ = _renewals(state, waiting)
+    assert renewals.renew_once("k", _refuse) == "wt_theirs"
+    # Writes while waiting took SQLite's write lock from the holder's publish.
+    assert Counting.adds == 0
+
+
+def test_a_renewal_that_cannot_be_published_frees_its_lease():
+    from webwidget.shared import MemoryState, SharedStateUnavailable
+
+    class Unpublished(MemoryState):
+        def set(self, key, value, ttl):
+            raise SharedStateUnavailable("locked")
+
+    state = Unpublished()
+    renewals, outcomes = _renewals(state)
+    assert renewals.renew_once("k", lambda: "wt_new") == "wt_new"
+    assert outcomes == ["renewed"]
+    # A waiter renews itself rather than wait out the lease for a token that never comes.
+    assert state.get("k:lease") is None
+
+
 def test_a_lease_holder_that_never_publishes_times_the_waiter_out():
     from webwidget.chatcaptain.errors import UpstreamTimeout
     from webwidget.shared import MemoryState
@@ -172,19 +207,5 @@ class _Unavailable:
 
 def test_without_shared_state_the_visitor_still_gets_a_renewed_token():
     renewals, outcomes = _renewals(_Unavailable())
-    assert renewals.renew_once("k", lambda: "wt_new") == "wt_new"
-    assert outcomes == ["renewed"]
-
-
-def test_a_renewal_that_cannot_be_published_still_answers():
-    from webwidget.shared import MemoryState
-
-    class Unpublished(MemoryState):
-        def set(self, key, value, ttl):
-            from webwidget.shared import SharedStateUnavailable
-
-            raise SharedStateUnavailable("full")
-
-    renewals, outcomes = _renewals(Unpublished())
     assert renewals.renew_once("k", lambda: "wt_new") == "wt_new"
     assert outcomes == ["renewed"]

@@ -70,7 +70,13 @@ class Renewals:
         while True:
             try:
                 token = self.state.get(key + ":token")
-                leased = token is None and self.state.add(key + ":lease", holder, LEASE_SECONDS)
+                # Waiters only read while the lease is held: on SQLite a write per wait step
+                # from every waiter kept the holder's publish from the file's write lock.
+                leased = (
+                    token is None
+                    and self.state.get(key + ":lease") is None
+                    and self.state.add(key + ":lease", holder, LEASE_SECONDS)
+                )
             except SharedStateUnavailable as error:
                 # Without the shared place the visitor still gets a renewed token.
                 log.warning("token renewal not coordinated: %s", error)
@@ -104,15 +110,19 @@ class Renewals:
             raise
         # The lease is left to run out: a request that found no token just before this one
         # was published must not find the lease free either, or it would renew again.
-        self._quietly(lambda: self.state.set(key + ":token", token, RESULT_SECONDS))
+        if not self._quietly(lambda: self.state.set(key + ":token", token, RESULT_SECONDS)):
+            # Unpublished: rather a waiter's own renewal than its wait for the whole lease.
+            self._quietly(lambda: self.state.delete_if_equal(key + ":lease", holder))
         return token
 
     @staticmethod
-    def _quietly(call: Callable[[], object]) -> None:
+    def _quietly(call: Callable[[], object]) -> bool:
         try:
             call()
         except SharedStateUnavailable as error:
             log.warning("token renewal not shared: %s", error)
+            return False
+        return True
 
 
 def init_app(app: Flask, state: SharedState) -> Renewals:
