@@ -25,10 +25,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from typing import Any
-
 from limits.storage import MovingWindowSupport, RedisStorage, Storage, storage_from_string
 
+from ..settings import Settings
 from ..sqlite_connections import ThreadConnections
 from ..startup_lock import startup_lock
 from .open import BUSY_TIMEOUT, Shared
@@ -56,14 +55,16 @@ def storage_uri(path: str | Path) -> str:
     return f"{SCHEME}:///{Path(path).resolve()}"
 
 
-def open_limit_storage(settings: Any, shared: Shared) -> Storage:
+def open_limit_storage(settings: Settings, shared: Shared) -> Storage:
     """The counters' storage: RATE_LIMIT_STORAGE_URL's place when set; REDIS_URL when the
     sessions are in SQLite beside a Redis; else the app's shared state."""
     elsewhere = settings.RATE_LIMIT_STORAGE_URL or (
-        shared.redis is None and getattr(settings, "REDIS_URL", None)
+        shared.redis is None and settings.REDIS_URL
     )
     if elsewhere:
-        return storage_from_string(elsewhere)
+        storage = storage_from_string(elsewhere)
+        assert isinstance(storage, Storage)  # memory:// and redis[s]:// (settings.py)
+        return storage
     if shared.redis is not None:
         return RedisStorage(shared.url, connection_pool=shared.redis.connection_pool)
     assert shared.sqlite is not None
