@@ -309,3 +309,52 @@ def test_a_poll_of_a_list_this_process_never_saw_need_not_wait_for_it():
     # Without cold_ok (a page load, a send) the first read fetches in the request.
     assert coalescer.get("other", upstream, max_age=1, refresh=upstream).messages
     assert upstream.calls == 2 and tasks == []
+
+
+# --- the coalescer on the key-value interface, memory backend: no redis-server, no sandbox --
+
+
+def test_two_instances_on_one_shared_state_share_a_fetch_until_a_send():
+    from conftest import StoppedClock
+
+    from webwidget.coalesce import Coalescer
+    from webwidget.shared import MemoryState
+
+    clock = StoppedClock()
+    state = MemoryState(clock)
+    one, two = Coalescer(state, clock=clock), Coalescer(state, clock=clock)
+    upstream = Upstream("Hello")
+    fetched = one.get("k", upstream, max_age=10)
+    clock.advance(1)
+    shared = two.get("k", upstream, max_age=10)
+    assert upstream.calls == 1
+    assert shared.version == fetched.version and shared.messages == fetched.messages
+    one.invalidate("k")  # a send on instance one: instance two must not serve the old list
+    upstream.text = "Edited"
+    assert two.get("k", upstream, max_age=10).version != fetched.version
+    assert upstream.calls == 2
+    # What a version showed is remembered for both.
+    one.remember_states("k", fetched.version, fetched.states)
+    assert two.recall_states("k", fetched.version) == fetched.states
+
+
+def test_a_poll_fetches_on_its_own_when_the_shared_state_does_not_answer():
+    from webwidget.coalesce import Coalescer
+    from webwidget.shared import SharedStateUnavailable
+
+    class Down:
+        def __getattr__(self, name):
+            def fail(*args):
+                raise SharedStateUnavailable("down")
+
+            return fail
+
+    changed: list[str] = []
+    coalescer = Coalescer(Down(), clock=lambda: 1000.0, on_change=changed.append)
+    upstream = Upstream("Hello")
+    listing = coalescer.get("k", upstream, max_age=10)
+    assert [m.id for m in listing.messages] == ["m1"] and upstream.calls == 1
+    assert changed == ["k"]  # held polls here still learn of the new list
+    coalescer.invalidate("k")
+    coalescer.remember_states("k", listing.version, listing.states)
+    assert coalescer.recall_states("k", listing.version) == listing.states  # kept locally

@@ -63,6 +63,15 @@ def test_a_value_set_is_read_until_its_time_to_live_ends(backend):
     assert state.get("k") is None
 
 
+def test_get_many_reads_each_key_or_none(backend):
+    state = backend.state
+    state.set("a", "1", 10)
+    state.set("b", "2", 30)
+    assert state.get_many(["a", "missing", "b"]) == ["1", None, "2"]
+    backend.advance(20)
+    assert state.get_many(["a", "b"]) == [None, "2"]
+
+
 def test_set_replaces_the_value_and_its_time_to_live(backend):
     state = backend.state
     state.set("k", "old", 5)
@@ -137,12 +146,13 @@ def test_concurrent_increments_are_all_counted(backend):
 def test_open_shared_puts_state_where_the_sessions_are(tmp_path, redis_url):
     settings = SimpleNamespace(SESSION_STORE_URL=None)
     shared = open_shared(settings, tmp_path)
-    assert shared.redis is None
+    assert shared.redis is None and shared.lists is None  # lists stay per process
     assert shared.sqlite_path == tmp_path / "sessions.sqlite3"
     relative = open_shared(SimpleNamespace(SESSION_STORE_URL="sqlite:///x/s.db"), tmp_path)
     assert relative.sqlite_path == tmp_path / "x" / "s.db"
     on_redis = open_shared(SimpleNamespace(SESSION_STORE_URL=redis_url), tmp_path)
     assert on_redis.sqlite is None and on_redis.redis is not None
+    assert on_redis.lists is on_redis.state
     on_redis.redis.close()
 
 
@@ -158,6 +168,7 @@ def test_redis_down_is_shared_state_unavailable():
     shared = open_url(f"redis://127.0.0.1:{free_port()}/0")
     for call in (
         lambda: shared.state.get("k"),
+        lambda: shared.state.get_many(["k", "l"]),
         lambda: shared.state.set("k", "v", 1),
         lambda: shared.state.add("k", "v", 1),
         lambda: shared.state.incr("k", 1),
@@ -189,15 +200,20 @@ def test_an_app_opens_one_redis_client_or_one_sqlite_pool_for_all_it_shares(
 ):
     from conftest import make_app
 
+    from webwidget.coalesce import get_coalescer
     from webwidget.ops.health import LIMITS_EXTENSION
     from webwidget.renewal import get_renewals
     from webwidget.sessions import get_store
     from webwidget.shared.open import EXTENSION
+    from webwidget.wake import get_wakeups
 
     app = make_app(sandbox, tmp_path, store_url=store_url)
     shared = app.extensions[EXTENSION]
     with app.app_context():
         assert get_renewals().state is shared.state
+        # Lists are shared through the same client (Redis), or stay per process (SQLite).
+        assert get_coalescer().shared is shared.lists
+        assert get_wakeups().redis is shared.redis
     store = get_store(app)
     window = app.extensions[LIMITS_EXTENSION]
     if shared.redis is not None:

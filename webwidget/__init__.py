@@ -176,7 +176,7 @@ def create_app(
     register_template_helpers(app)
     renewals = renewal.init_app(app, shared.state)
     renewals.observe = metrics.renewal_observer(app)
-    coalesce.init_app(app, settings.SESSION_STORE_URL, settings.UPSTREAM_REFRESH_CALLS)
+    coalesce.init_app(app, shared, settings.UPSTREAM_REFRESH_CALLS)
     assets.init_app(app)
     app.register_blueprint(views.bp)
     app.register_blueprint(embedding.bp)

@@ -6,10 +6,13 @@ than its own poll interval, so a lone tab always sees fresh data). If a fresh en
 list is cached it is used; if another request is fetching it right now, the poll waits
 for that fetch instead of making its own; otherwise it fetches and caches the result.
 
-Backends: in-process (a dict and threading events) always; with Redis as the session
-store, the cache and the flight lock live in Redis too, so several instances share
-them. Keys are `ww:msgs:<sha256 of chatbot id and conversation id>`: never a token, and
-no id a reader of Redis could use. The cached value is the validated message list and
+Backends: in-process (a dict and threading events) always; with the app's shared state
+in Redis (shared/), the cache and the flight lock live there too, so several instances
+share them (on a SQLite file lists stay per process: a list may hold megabytes, which
+the file would write once per fetch). When the shared cache does not answer, a poll
+fetches on its own (`SharedStateUnavailable`, handled where it occurs). Keys are
+`ww:msgs:<sha256 of chatbot id and conversation id>`: never a token, and no id a reader
+of Redis could use. The cached value is the validated message list and
 its per-message digests as JSON, with the version in front so an unchanged poll never
 parses the list; a reader that needs the messages validates that JSON in one pass, once
 per process and version (a worker that has already read a version reuses its objects).
@@ -52,9 +55,9 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
+import redis
 from flask import Flask, current_app
 from pydantic import BaseModel
-from redis.exceptions import RedisError
 
 from . import wake
 from .chatcaptain.models import MessageDto
@@ -62,6 +65,8 @@ from .clock import get_clock
 from .ops.logs import asked_by_this_request
 from .ops.metrics import count_refresh_dropped
 from .rendering import message_groups
+from .shared import Shared, SharedState, SharedStateUnavailable
+from .shared.redis import RedisState
 
 log = logging.getLogger(__name__)
 
@@ -98,6 +103,8 @@ STATE_OVERHEAD = 200
 # How old a cached list may be and still answer a poll while a refresh is pending: the
 # slowest poller's interval (60 s) twice over. Beyond it the poll fetches itself.
 STALE_SECONDS = 120.0
+# How long a conversation's invalidation count is kept after its last send.
+GENERATION_SECONDS = 3600.0
 
 
 def conversation_key(chatbot_id: str, conversation_id: str) -> str:
@@ -310,17 +317,20 @@ class _Flight:
 
 
 class Coalescer:
-    """Shares upstream list calls per conversation, in-process and optionally via Redis."""
+    """Shares upstream list calls per conversation, in-process and optionally through
+    shared state (`shared`: the app's Redis key-value state, or a bare Redis client)."""
 
     def __init__(
         self,
-        redis_client=None,
+        shared: SharedState | redis.Redis | None = None,
         *,
         clock: Callable[[], float] = time.time,
         refresher: Refresher | None = None,
         on_change: Callable[[str], object] | None = None,
     ) -> None:
-        self.redis = redis_client
+        if isinstance(shared, redis.Redis):
+            shared = RedisState(shared)
+        self.shared: SharedState | None = shared
         self.clock = clock
         self.refresher = refresher
         # Told the key whenever a list of another version than the last one seen is stored.
@@ -356,7 +366,15 @@ class Coalescer:
         """
         max_age = min(max(max_age, 0.0), MAX_AGE_CAP)
         started = self.clock()
-        generation, cached = self._cached(key)
+        try:
+            generation, cached = self._cached(key)
+        except SharedStateUnavailable as error:
+            # Sharing is an optimisation: without the shared cache this poll fetches.
+            log.warning("coalescing cache unavailable: %s", error)
+            listing = self._fetch_alone(key, fetch)
+            with self._lock:
+                self._failed.pop(key, None)
+            return listing
         if cached is None and cold_ok and refresh is not None:
             if self._refresh_later(key, refresh, generation):
                 return None
@@ -390,10 +408,7 @@ class Coalescer:
 
     def _refresh(self, key: str, refresh, generation: int) -> None:
         try:
-            if self.redis is None or generation < 0:
-                self._fetch(key, refresh, generation)
-            else:
-                self._fetch_shared(key, refresh, generation, self.clock(), 0.0, join=False)
+            self._fetch_shared(key, refresh, generation, self.clock(), 0.0, join=False)
         except Exception as error:  # the next poll meets it in the foreground
             with self._lock:
                 self._failed[key] = None
@@ -440,24 +455,21 @@ class Coalescer:
                 # A forgotten counter restarts at 0, so its stale list must go with it.
                 forgotten, _ = self._generations.popitem(last=False)
                 self._drop_locked(forgotten)
-        if self.redis is not None:
-            pipe = self.redis.pipeline(transaction=False)
-            pipe.incr(key + ":gen")
-            pipe.expire(key + ":gen", 3600)
-            pipe.delete(key)
+        if self.shared is not None:
+            # The cached list names its generation: under the new one it is stale at once.
             try:
-                pipe.execute()
-            except RedisError as error:
-                log.warning("could not invalidate a cached list: %s", type(error).__name__)
+                self.shared.incr(key + ":gen", GENERATION_SECONDS)
+            except SharedStateUnavailable as error:
+                log.warning("could not invalidate a cached list: %s", error)
 
     def remember_states(self, key: str, version: str, states: list[list[str]]) -> None:
         """Keep what a version showed (message ids and render digests) for later deltas."""
-        if self.redis is not None:
+        if self.shared is not None:
             try:
-                self.redis.set(f"{key}:v:{version}", json.dumps(states), ex=STATES_SECONDS)
+                self.shared.set(f"{key}:v:{version}", json.dumps(states), STATES_SECONDS)
                 return
-            except RedisError as error:
-                log.warning("could not keep a version's states: %s", type(error).__name__)
+            except SharedStateUnavailable as error:
+                log.warning("could not keep a version's states: %s", error)
         size = states_size(states)
         with self._lock:
             old = self._states.pop((key, version), None)
@@ -474,10 +486,10 @@ class Coalescer:
 
     def recall_states(self, key: str, version: str) -> list[list[str]] | None:
         """What `version` showed, if still known; None sends the client a full list."""
-        if self.redis is not None:
+        if self.shared is not None:
             try:
-                value = self.redis.get(f"{key}:v:{version}")
-            except RedisError:
+                value = self.shared.get(f"{key}:v:{version}")
+            except SharedStateUnavailable:
                 value = None
             if value is not None:
                 return json.loads(value)
@@ -491,20 +503,16 @@ class Coalescer:
         return self._generations.get(key, 0)
 
     def _cached(self, key: str) -> tuple[int, Listing | None]:
-        """The current generation and the cached listing of that generation, if any."""
-        if self.redis is None:
+        """The current generation and the cached listing of that generation, if any;
+        SharedStateUnavailable when the shared cache does not answer."""
+        if self.shared is None:
             with self._lock:
                 generation = self._local_generation(key)
                 entry = self._cache.get(key)
             if entry is not None and entry[0] == generation:
                 return generation, entry[1]
             return generation, None
-        try:
-            value, gen = self.redis.mget(key, key + ":gen")
-        except RedisError as error:
-            # Sharing is an optimisation: without Redis every poll simply fetches.
-            log.warning("coalescing cache unavailable: %s", type(error).__name__)
-            return -1, None
+        value, gen = self.shared.get_many([key, key + ":gen"])
         generation = int(gen or 0)
         if value is None:
             return generation, None
@@ -553,19 +561,17 @@ class Coalescer:
             self.on_change(key)
 
     def _store_listing(self, key: str, generation: int, listing: Listing) -> None:
-        if self.redis is None:
+        if self.shared is None:
             with self._lock:
                 if self._local_generation(key) == generation:
                     self._put_locked(key, generation, listing)
             return
-        if generation < 0:
-            return
-        # With Redis the local copy only saves parsing: Redis decides what is current.
+        # With shared state the local copy only saves parsing: it decides what is current.
         self._keep_local(key, generation, listing)
         try:
-            self.redis.set(key, listing.encode(generation), px=int(STALE_SECONDS * 1000))
-        except RedisError as error:
-            log.warning("coalescing cache unavailable: %s", type(error).__name__)
+            self.shared.set(key, listing.encode(generation), STALE_SECONDS)
+        except SharedStateUnavailable as error:
+            log.warning("coalescing cache unavailable: %s", error)
 
     def _fetch(self, key: str, fetch, generation: int) -> Listing:
         at = self.clock()
@@ -573,65 +579,63 @@ class Coalescer:
         self._store(key, generation, listing)
         return listing
 
+    def _fetch_alone(self, key: str, fetch) -> Listing:
+        """Fetch while the shared cache does not answer: nothing is stored, but held polls
+        here still learn of a new version."""
+        listing = Listing.of(fetch(), self.clock())
+        with self._lock:
+            known = self._cache.get(key)
+        if self.on_change is not None and (known is None or known[1].version != listing.version):
+            self.on_change(key)
+        return listing
+
     def _fetch_shared(self, key, fetch, generation, started, max_age, join=True) -> Listing | None:
-        if self.redis is None:
-            return self._fetch(key, fetch, generation)
-        if generation < 0:
+        if self.shared is None:
             return self._fetch(key, fetch, generation)
         token = uuid.uuid4().hex
         lock = key + ":lock"
         try:
-            locked = self.redis.set(lock, token, nx=True, px=int(LOCK_SECONDS * 1000))
-        except RedisError:
-            return self._fetch(key, fetch, -1)
+            locked = self.shared.add(lock, token, LOCK_SECONDS)
+        except SharedStateUnavailable:
+            return self._fetch_alone(key, fetch)
         if locked:
             try:
                 return self._fetch(key, fetch, generation)
             finally:
                 # Release only our own lock: it may have expired and been taken meanwhile.
                 try:
-                    self.redis.eval(_RELEASE, 1, lock, token)
-                except RedisError:
+                    self.shared.delete_if_equal(lock, token)
+                except SharedStateUnavailable:
                     pass  # it expires by itself
         if not join:
             return None  # another instance is refreshing it: nothing to add
         # Another instance is fetching: wait for its result rather than call again.
         deadline = time.monotonic() + LOCK_SECONDS
-        while time.monotonic() < deadline:
-            time.sleep(WAIT_STEP)
-            current, listing = self._cached(key)
-            if listing is not None and listing.fetched_at >= started - max_age:
-                return listing
-            try:
-                if current != generation or not self.redis.exists(lock):
+        try:
+            while time.monotonic() < deadline:
+                time.sleep(WAIT_STEP)
+                current, listing = self._cached(key)
+                if listing is not None and listing.fetched_at >= started - max_age:
+                    return listing
+                if current != generation or self.shared.get(lock) is None:
                     break
-            except RedisError:
-                break
-        # The lock may have gone between our two reads because the list just arrived.
-        current, listing = self._cached(key)
+            # The lock may have gone between our two reads because the list just arrived.
+            current, listing = self._cached(key)
+        except SharedStateUnavailable:
+            return self._fetch_alone(key, fetch)
         if listing is not None and listing.fetched_at >= started - max_age:
             return listing
         return self._fetch(key, fetch, current)
 
 
-_RELEASE = """
-if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end
-return 0
-"""
-
-
-def init_app(app: Flask, store_url: str | None, refresh_calls: int = 0) -> Coalescer:
-    """Attach a coalescer; it shares through Redis when the session store is Redis, and
-    refreshes polls' lists in the background with up to `refresh_calls` calls at once."""
-    redis_client = None
-    if store_url and store_url.startswith(("redis://", "rediss://", "unix://")):
-        import redis
-
-        redis_client = redis.Redis.from_url(store_url, socket_timeout=2.0)
+def init_app(app: Flask, shared: Shared, refresh_calls: int = 0) -> Coalescer:
+    """Attach a coalescer; it shares lists through `shared.lists` (Redis) when there is
+    one, and refreshes polls' lists in the background with up to `refresh_calls` calls at
+    once."""
     refresher = Refresher(refresh_calls) if refresh_calls > 0 else None
-    wakeups = wake.init_app(app, redis_client, store_url)
+    wakeups = wake.init_app(app, shared.redis, shared.url)
     coalescer = Coalescer(
-        redis_client, clock=get_clock(app), refresher=refresher, on_change=wakeups.notify
+        shared.lists, clock=get_clock(app), refresher=refresher, on_change=wakeups.notify
     )
     app.extensions[EXTENSION] = coalescer
     return coalescer

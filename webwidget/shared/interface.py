@@ -24,6 +24,10 @@ class SharedState(Protocol):
         """The key's value, None when absent or expired."""
         ...
 
+    def get_many(self, keys: list[str]) -> list[str | None]:
+        """Each key's value (None when absent or expired), read at one moment."""
+        ...
+
     def set(self, key: str, value: str, ttl: float) -> None:
         """Store `value` for `ttl` seconds, replacing any value."""
         ...

@@ -37,6 +37,12 @@ class MemoryState:
         with self._lock:
             return self._live(key, self.clock())
 
+    def get_many(self, keys: list[str]) -> list[str | None]:
+        """Each key's value, None when absent or expired."""
+        now = self.clock()
+        with self._lock:
+            return [self._live(key, now) for key in keys]
+
     def set(self, key: str, value: str, ttl: float) -> None:
         """Store `value` for `ttl` seconds."""
         now = self.clock()

@@ -41,6 +41,9 @@ class Shared:
     state: SharedState
     redis: redis.Redis | None = None
     sqlite: ThreadConnections | None = None
+    # Where large, short-lived values (cached message lists) are shared: Redis. None on a
+    # SQLite file, which would write megabytes per fetch: those stay in each process.
+    lists: SharedState | None = None
 
     @property
     def sqlite_path(self) -> Path | None:
@@ -93,7 +96,8 @@ def open_url(
     """
     if url.startswith(REDIS_SCHEMES):
         client = redis_client(url)
-        return Shared(url=url, state=RedisState(client), redis=client)
+        in_redis = RedisState(client)
+        return Shared(url=url, state=in_redis, redis=client, lists=in_redis)
     if url.startswith(SQLITE_SCHEME):
         path = sqlite_path(url, base_dir)
         connections = ThreadConnections(path, BUSY_TIMEOUT)

@@ -17,6 +17,11 @@ return 0
 """
 
 
+def _text(value: str | bytes | None) -> str | None:
+    # The app's client decodes replies; a bare client (tests, tools) gives bytes.
+    return value.decode() if isinstance(value, bytes) else value
+
+
 def _ms(ttl: float) -> int:
     return max(1, int(ttl * 1000))
 
@@ -40,7 +45,13 @@ class RedisState:
         """The key's value, None when absent or expired."""
         with self._answering():
             value = self.client.get(key)
-        return value.decode() if isinstance(value, bytes) else value
+        return _text(value)
+
+    def get_many(self, keys: list[str]) -> list[str | None]:
+        """Each key's value, None when absent or expired (one MGET)."""
+        with self._answering():
+            values = self.client.mget(keys)
+        return [_text(value) for value in values]
 
     def set(self, key: str, value: str, ttl: float) -> None:
         """Store `value` for `ttl` seconds."""

@@ -67,6 +67,19 @@ class SQLiteState:
             ).fetchone()
         return row[0] if row else None
 
+    def get_many(self, keys: list[str]) -> list[str | None]:
+        """Each key's value, None when absent or expired (one statement: one snapshot)."""
+        marks = ", ".join("?" * len(keys))
+        with self._connection() as conn:
+            found = dict(
+                conn.execute(
+                    f"SELECT key, value FROM shared_state WHERE key IN ({marks}) "
+                    "AND expires_at > ?",
+                    (*keys, self.clock()),
+                ).fetchall()
+            )
+        return [found.get(key) for key in keys]
+
     def set(self, key: str, value: str, ttl: float) -> None:
         """Store `value` for `ttl` seconds."""
         now = self.clock()
