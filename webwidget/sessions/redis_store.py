@@ -9,9 +9,8 @@ from collections.abc import Collection, Mapping
 from typing import Any, cast
 
 import redis
-from redis.backoff import ExponentialBackoff
-from redis.retry import Retry
 
+from ..shared.open import redis_client
 from .errors import CorruptSessionRecord, SessionStoreUnavailable
 from .store import SessionRecord, encode_value
 
@@ -94,17 +93,9 @@ class RedisSessionStore:
         self.key_prefix = key_prefix
         # Beside the sessions, not among them: count_active scans the session prefix.
         self.meta_prefix = key_prefix.rstrip(":") + "-meta:"
-        # The app's one client (shared/, which decodes replies as this store needs), else
-        # one of the store's own. One quick retry: a visitor waiting on a dead Redis
-        # should get a 503 fast.
-        self._client = client or redis.Redis.from_url(
-            url,
-            decode_responses=True,
-            socket_timeout=timeout,
-            socket_connect_timeout=timeout,
-            retry=Retry(ExponentialBackoff(cap=0.2, base=0.02), 1),
-            health_check_interval=30,
-        )
+        # The app's one client (shared/), else one of the store's own made the same way:
+        # text replies, and a 503 fast when Redis is dead.
+        self._client = client or redis_client(url, timeout)
         self._save_script = self._client.register_script(_SAVE_LUA)
         self._copy_script = self._client.register_script(_COPY_LUA)
 

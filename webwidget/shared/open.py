@@ -73,14 +73,14 @@ def sqlite_path(url: str, base_dir: str | Path | None = None) -> Path:
     return path
 
 
-def redis_client(url: str) -> redis.Redis:
+def redis_client(url: str, timeout: float = TIMEOUT) -> redis.Redis:
     """The one Redis client: text replies, and one quick retry, so a visitor waiting on a
     dead Redis gets an answer fast."""
     return redis.Redis.from_url(
         url,
         decode_responses=True,
-        socket_timeout=TIMEOUT,
-        socket_connect_timeout=TIMEOUT,
+        socket_timeout=timeout,
+        socket_connect_timeout=timeout,
         retry=Retry(ExponentialBackoff(cap=0.2, base=0.02), 1),
         health_check_interval=30,
     )
