@@ -65,7 +65,7 @@ def default_metrics_directory():
 default_metrics_directory()
 
 bind = f"0.0.0.0:{os.environ.get('PORT', '8000')}"
-worker_class = os.environ.get("GUNICORN_WORKER_CLASS", "gthread")
+worker_class = os.environ.get("GUNICORN_WORKER_CLASS", "gevent")
 workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
 # Polls do not wait on the upstream (see above); these threads cover page loads, starts
 # and sends, which do, and the first poll of a conversation this worker has not seen.

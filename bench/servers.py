@@ -277,7 +277,8 @@ class Servers:
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
-        shutil.rmtree(self.work, ignore_errors=True)
+        if not os.environ.get("BENCH_KEEP"):  # BENCH_KEEP=1: keep the servers' logs
+            shutil.rmtree(self.work, ignore_errors=True)
 
     # --- the servers ------------------------------------------------------------------
 
@@ -382,6 +383,9 @@ class Servers:
         """A Flask app answering 204 and nothing else, under the same command: the ceiling."""
         (self.work / "bare.py").write_text(BARE)
         env = {k: v for k, v in os.environ.items() if not k.startswith("PROMETHEUS_")}
+        # gunicorn.conf.py's start-up check builds the widget's app first: let it build
+        # on the sandbox (the bare app itself reads nothing).
+        env["WEBWIDGET_DEMO"] = "1"
         return self.gunicorn(
             env,
             access_log=access_log,

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
 import socket
+import subprocess
 
+from conftest import wait_until
 from test_scale_out import Instance, instance_env
 
 # Raw request targets as an attacker sends them (`curl --path-as-is`): decoded newlines
@@ -83,6 +87,37 @@ def test_every_line_gunicorn_writes_is_one_json_object(sandbox, tmp_path):
     assert any(message.startswith("Handling signal: term") for message in said)
     paths = {entry["path"] for entry in entries if entry.get("access")}
     assert {"/healthz", "/w/default"} <= paths
+
+
+def test_a_respawned_gevent_worker_writes_only_json(sandbox, tmp_path):
+    # gevent patches ssl in each worker; had the master imported requests or redis by
+    # then (a hook importing the app), gevent would warn, in plain text, in every worker
+    # forked afterwards, and their HTTPS connections would block the worker.
+    env = instance_env(sandbox.url, f"sqlite:///{tmp_path / 'sessions.sqlite3'}",
+                       PROMETHEUS_MULTIPROC_DIR=str(tmp_path / "metrics"))
+    instance = Instance("respawn", tmp_path, env)
+    instance.start()
+    try:
+        first = children(instance.process.pid)
+        assert len(first) == 1
+        os.kill(first[0], signal.SIGKILL)
+        wait_until(lambda: children(instance.process.pid) not in ([], first), timeout=30,
+                   what="a new worker in place of the killed one")
+        wait_until(lambda: b" 200 " in raw_get(instance.port, "/w/default")[:20], timeout=30,
+                   what="the new worker answering")
+    finally:
+        instance.stop()
+    lines = [line for line in instance.log.read_text().splitlines() if line.strip()]
+    entries = [json.loads(line) for line in lines]  # gevent's warning is plain text
+    said = [entry.get("message", "") for entry in entries if entry.get("logger") == "gunicorn.error"]
+    assert "Using worker: gevent" in said
+    assert sum(message.startswith("Booting worker") for message in said) == 2, said
+
+
+def children(pid: int) -> list[int]:
+    """The process ids of `pid`'s children (gunicorn's workers)."""
+    out = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout
+    return sorted(int(line) for line in out.split())
 
 
 def test_a_traceback_is_one_json_line():

@@ -28,6 +28,12 @@ class ThreadConnections:
             return cached[1]
         conn = sqlite3.connect(self.path, timeout=self.busy_timeout, isolation_level=None)
         conn.execute(f"PRAGMA busy_timeout={int(self.busy_timeout * 1000)}")
+        # With the WAL journal, NORMAL syncs at checkpoints, not at every commit: a commit
+        # survives the process dying, not the machine losing power. Every session, rate-
+        # limit and renewal write waited for the disk before, and under the gevent worker
+        # that wait stopped every request of the worker (a start's limit check and store
+        # probe took 45 s on a busy disk, bench/lag.py --visitors).
+        conn.execute("PRAGMA synchronous=NORMAL")
         self._local.conn = (os.getpid(), conn)
         return conn
 
