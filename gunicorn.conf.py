@@ -1,17 +1,19 @@
-"""gunicorn settings: gthread workers, and polls that never wait on the upstream.
+"""gunicorn settings: gevent workers, held polls, and polls that never wait on the upstream.
 
-A poll answers from the conversation's cached list and leaves the upstream call to a
-background refresh (UPSTREAM_REFRESH_CALLS at once per worker), so a worker's threads
-are busy only for CPU work whatever ChatCaptain's latency; page loads, starts and sends
-still wait on their call, which is what the threads are for. Chosen by measurement
-against gevent and against polls that wait (bench/capacity.py, figures in
-bench/README.md): the gevent worker measured far slower here, and under it SQLite (the
-session store and the rate-limit counters) blocks the worker's whole event loop during
-each call and opens a connection per request (its connections are per thread).
+The gevent worker (issue 21): a held poll waits for its conversation's next change as a
+greenlet, so a worker holds thousands of them (WIDGET_HOLD_MAX, 4000 per worker by
+default) where a thread pool held 8; a poll that is not held answers from the cached
+list and leaves the upstream call to a background refresh (UPSTREAM_REFRESH_CALLS at
+once per worker). Chosen by measurement (bench/lag.py --visitors 2000 --compare gthread,
+figures in the README): with 2,000 other visitors a reply reached the screen in 0.40 s
+(p50) under gevent against 3.49 s with gthread 2x16 in the same run. The earlier finding
+that gevent was far slower came from SQLite waiting for the disk at every commit, which
+stops a gevent worker's every request: the SQLite files now sync at checkpoints
+(sqlite_connections.py). `GUNICORN_WORKER_CLASS=gthread` (with GUNICORN_THREADS) is
+still supported; held polls then take a thread each, 8 at most.
 
-Slow clients: a gthread worker gives a connection a thread once its first bytes arrive,
-and the thread then waits for the complete headers, so connections that send their
-headers a byte at a time can hold every thread. Never expose gunicorn directly: nginx
+Slow clients: a connection that sends its headers a byte at a time holds a greenlet (a
+thread under gthread) until they are complete. Never expose gunicorn directly: nginx
 (docs/hosting/nginx.md) reads whole requests before passing them on (measured there and
 in bench/README.md).
 
@@ -67,8 +69,8 @@ default_metrics_directory()
 bind = f"0.0.0.0:{os.environ.get('PORT', '8000')}"
 worker_class = os.environ.get("GUNICORN_WORKER_CLASS", "gevent")
 workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
-# Polls do not wait on the upstream (see above); these threads cover page loads, starts
-# and sends, which do, and the first poll of a conversation this worker has not seen.
+# Under GUNICORN_WORKER_CLASS=gthread only (gevent ignores it): the threads for page
+# loads, starts and sends, which wait on the upstream, and for held polls (8 of them).
 threads = int(os.environ.get("GUNICORN_THREADS", "16"))
 timeout = 30
 graceful_timeout = int(os.environ.get("GUNICORN_GRACEFUL_TIMEOUT", "20"))
@@ -76,8 +78,8 @@ graceful_timeout = int(os.environ.get("GUNICORN_GRACEFUL_TIMEOUT", "20"))
 # worker_connections. A proxy's own idle timeout must be shorter (nginx's upstream
 # keepalive_timeout 4s in docs/hosting/nginx.md), or it may reuse a closing connection.
 keepalive = 5
-# Idle keep-alive connections hold a thread in gthread only while they have data; this
-# caps how many a worker keeps open at once. A worker at its cap stops accepting, so a
+# How many connections a worker keeps open at once (held polls and idle keep-alives
+# among them; under gthread an idle one holds a thread only while it has data). A worker at its cap stops accepting, so a
 # visitor opening a connection waits until an idle one closes (up to `keepalive`): with
 # 1000 per worker, 2,000 polling visitors saw a p99 of 5.2 s, with 4000 of 0.16 s
 # (bench/capacity.py (4)). Each costs a file descriptor: see on_starting.
