@@ -109,7 +109,8 @@ def test_a_respawned_gevent_worker_writes_only_json(sandbox, tmp_path):
         instance.stop()
     lines = [line for line in instance.log.read_text().splitlines() if line.strip()]
     entries = [json.loads(line) for line in lines]  # gevent's warning is plain text
-    said = [entry.get("message", "") for entry in entries if entry.get("logger") == "gunicorn.error"]
+    said = [entry.get("message", "") for entry in entries
+            if entry.get("logger") == "gunicorn.error"]
     assert "Using worker: gevent" in said
     assert sum(message.startswith("Booting worker") for message in said) == 2, said
 
