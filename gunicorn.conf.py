@@ -80,9 +80,9 @@ graceful_timeout = int(os.environ.get("GUNICORN_GRACEFUL_TIMEOUT", "20"))
 keepalive = 5
 # How many connections a worker keeps open at once (held polls and idle keep-alives
 # among them; under gthread an idle one holds a thread only while it has data). A worker
-# at its cap stops accepting, so a visitor opening a connection waits until an idle one closes (up to `keepalive`): with
-# 1000 per worker, 2,000 polling visitors saw a p99 of 5.2 s, with 4000 of 0.16 s
-# (bench/capacity.py (4)). Each costs a file descriptor: see on_starting.
+# at its cap stops accepting, so a visitor opening a connection waits until an idle one
+# closes (up to `keepalive`): with 1000 per worker, 2,000 polling visitors saw a p99 of
+# 5.2 s, with 4000 of 0.16 s (bench/capacity.py (4)). Each costs a file descriptor: see on_starting.
 worker_connections = int(os.environ.get("GUNICORN_WORKER_CONNECTIONS", "4000"))
 # Besides connections: the log, SQLite, Redis, the upstream pool, the metrics files.
 OTHER_FILES = 512
