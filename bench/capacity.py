@@ -59,6 +59,8 @@ from servers import (
 # Other mechanisms the table can be measured with in the same run (--compare).
 COMPARE = {
     "wait": {"UPSTREAM_REFRESH_CALLS": "0"},
+    # The worker before issue 21 made gevent the default.
+    "gthread": {"GUNICORN_WORKER_CLASS": "gthread"},
     "gevent": {"GUNICORN_WORKER_CLASS": "gevent"},
     "gevent-wait": {"GUNICORN_WORKER_CLASS": "gevent", "UPSTREAM_REFRESH_CALLS": "0"},
 }
