@@ -42,6 +42,7 @@ from . import conversation as chats
 from . import wake
 from .chatcaptain.models import MessageDto
 from .coalesce import Listing, get_coalescer
+from .cooperative import is_cooperative
 from .widgets import WidgetConfig
 
 T = TypeVar("T")
@@ -350,12 +351,7 @@ THREAD_HOLD_LIMIT = 8
 
 def default_hold_limit() -> int:
     """How many polls this process holds at once unless WIDGET_HOLD_MAX says otherwise."""
-    try:
-        from gevent import monkey
-    except ImportError:
-        return THREAD_HOLD_LIMIT
-    cooperative = monkey.is_module_patched("threading")
-    return COOPERATIVE_HOLD_LIMIT if cooperative else THREAD_HOLD_LIMIT
+    return COOPERATIVE_HOLD_LIMIT if is_cooperative() else THREAD_HOLD_LIMIT
 
 
 def hold_poll(

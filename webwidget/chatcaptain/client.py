@@ -57,6 +57,7 @@ from urllib3.exceptions import TimeoutError as Urllib3TimeoutError
 from urllib3.util.retry import Retry
 from urllib3.util.timeout import Timeout
 
+from ..cooperative import off_the_event_loop
 from .errors import (
     ContractViolation,
     SendingUnsupported,
@@ -91,6 +92,9 @@ _MAX_BODY_BYTES = 4 * 1024 * 1024
 # and only its newest messages are validated and kept (`last`).
 _MAX_LIST_BYTES = 32 * 1024 * 1024
 _READ_CHUNK = 64 * 1024
+# Bodies this large are parsed off a gevent worker's event loop (cooperative.py): about
+# 1,000 short messages; below it the hop to a thread costs more than it saves.
+_PARSE_APART_BYTES = 256 * 1024
 _RETRY_STATUSES = frozenset({502, 503, 504})
 _USER_AGENT = "webwidget-chatcaptain-client/0.1"
 
@@ -446,12 +450,18 @@ class ChatCaptainClient:
                 timeout=_DeadlineTimeout(self._connect_timeout, self._read_timeout, deadline_at),
             )
             status = response.status_code
-            # No name holds the body: it goes once its text is decoded (window.py).
-            payload, not_json = _parse_body(
-                _read_body(response, operation, deadline_at, max_bytes), parse or json.loads
-            )
+            # Only the box holds the body: it goes once its text is decoded (window.py).
+            read = [_read_body(response, operation, deadline_at, max_bytes)]
             redact = tuple(s for s in (*secrets, self._api_key) if s)
-            result = _interpret(operation, status, payload, not_json, model, token_bound, redact)
+
+            def finish() -> M:
+                payload, not_json = _parse_body(read.pop(), parse or json.loads)
+                return _interpret(operation, status, payload, not_json, model, token_bound,
+                                  redact)
+
+            # A long list's parse would hold up a gevent worker's other requests.
+            big = len(read[0]) >= _PARSE_APART_BYTES
+            result = off_the_event_loop(finish) if big else finish()
         except UpstreamError as exc:
             logger.warning(
                 "chatcaptain %s failed: kind=%s status=%s elapsed_ms=%d",
