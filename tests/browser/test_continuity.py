@@ -49,14 +49,17 @@ def test_a_refusal_blip_keeps_the_chat_and_the_words_arrive_once_after_it(
     type_and_send(page, words)
     expect(page.locator("#ww-status")).to_contain_text("can't be reached right now",
                                                        timeout=WAIT * 1000)
-    # Not acknowledged, not dropped: the words wait (in the box or a bubble).
+    # Not acknowledged, not dropped: the words wait (in the box or a refused bubble).
+    # The notice may come from a poll while the send is still on its way, so wait for
+    # the send's own refusal, not only for a bubble.
+    refused = pending(page, words).and_(page.locator('[data-ww-pending="failed"]'))
     wait_for(page, lambda: page.get_by_label("Your message").input_value() == words
-             or pending(page, words).count() == 1, "the words to wait for a retry")
+             or refused.count() == 1, "the send to be refused and its words to wait")
     assert stored(sandbox_server, words) == []
     heal(site.sandbox)
     # The chat was kept: the same conversation, and the retry stores the words once.
-    if pending(page, words).count():
-        pending(page, words).get_by_role("button", name="Retry now").click()
+    if refused.count():
+        refused.get_by_role("button", name="Retry now").click()
     else:
         page.get_by_label("Your message").press("Enter")
     expect(said(page, words)).to_have_count(1, timeout=WAIT * 1000)
