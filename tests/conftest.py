@@ -305,6 +305,23 @@ def message_payload(mid: str, content: dict, *, outgoing: bool = True, **extra) 
     }
 
 
+def conversation_payload(conversation_id: str, **fields) -> dict:
+    """A created conversation as the contract describes it (`fields` override)."""
+    from webwidget.chatcaptain.models import ConversationDto, ConversationStatus
+
+    stamp = "2024-05-01T10:00:00Z"
+    values = dict(
+        id=conversation_id, contactId="ct", archived=False, channelId="channel_abc123",
+        channelType="web", chatbotId="demo-bot", idToken="it", language="EN", operatorId="",
+        photoUrl="", sessionCount=1, tags=[], unread=False, variables={}, created=stamp,
+        updated=stamp, name="Website visitor", snoozed="", lastUserAction=stamp, mentions=[],
+        mentionsRead={}, environment="prod", metadata={}, state=ConversationStatus.BOT,
+    )
+    return ConversationDto(**{**values, **fields}).model_dump(
+        mode="json", by_alias=True, exclude_none=True
+    )
+
+
 SECRET_KEY = "test-secret-key-0123456789abcdefghijklmnopqrstuvwxyz"
 HOST_ORIGIN = "https://host.example"
 CHANNEL_TOKEN = "channel_token_xyz789"

@@ -26,17 +26,13 @@ from pathlib import Path
 
 import pytest
 import requests
-from conftest import message_payload
+from conftest import conversation_payload, message_payload
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from webwidget import coalesce
 from webwidget.chatcaptain.client import ChatCaptainClient
-from webwidget.chatcaptain.models import (
-    ConversationDto,
-    ConversationStatus,
-    ListWidgetConversationMessagesResponseDto,
-)
+from webwidget.chatcaptain.models import ListWidgetConversationMessagesResponseDto
 from webwidget.chatcaptain.window import parse_window
 from webwidget.coalesce import Coalescer, Listing
 
@@ -219,18 +215,6 @@ def conversation_body(messages: int, big: int = 0) -> bytes:
         text = f"{i}: " + ("x" * BIG_TEXT if i >= messages - big else "a short line of chat")
         payloads.append(message_payload(f"msg_{i:06d}", {"text": text}, outgoing=i % 2 == 0))
     return json.dumps({"messages": payloads}).encode()
-
-
-def conversation_payload(conversation_id: str) -> dict:
-    """A created conversation as the contract describes it."""
-    stamp = "2024-05-01T10:00:00Z"
-    return ConversationDto(
-        id=conversation_id, contactId="ct", archived=False, channelId="channel_abc123",
-        channelType="web", chatbotId="demo-bot", idToken="it", language="EN", operatorId="",
-        photoUrl="", sessionCount=1, tags=[], unread=False, variables={}, created=stamp,
-        updated=stamp, name="Website visitor", snoozed="", lastUserAction=stamp, mentions=[],
-        mentionsRead={}, environment="prod", metadata={}, state=ConversationStatus.BOT,
-    ).model_dump(mode="json", by_alias=True, exclude_none=True)
 
 
 class ListUpstream:

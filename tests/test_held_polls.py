@@ -23,12 +23,12 @@ from conftest import (
 from test_polling import poll, poller_params, swaps
 from test_scale_out import Browser, Instance, instance_env
 
-from webwidget import wake
 from webwidget.polling import (
     EXPECTING_CADENCE,
     interval_for,
     upstream_cadence,
 )
+from webwidget.web.visitor import core_of
 
 REPLY = "a minute later"  # the sandbox bot's answer to "later", due a minute on its clock
 
@@ -41,8 +41,7 @@ def poller(html: str) -> dict[str, str]:
 
 def held_now(app) -> int:
     """Polls `app` holds now."""
-    wakeups = app.extensions.get(wake.EXTENSION)
-    return wakeups.held if wakeups is not None else 0
+    return core_of(app).wakeups.held
 
 
 def held_app(sandbox, tmp_path, store_url, **settings):

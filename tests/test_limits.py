@@ -295,7 +295,8 @@ def test_a_message_over_the_length_cap_is_a_400(sandbox, tmp_path):
 
 
 def test_limits_hold_across_two_gunicorn_workers_with_the_default_store(sandbox, tmp_path):
-    """Issue 15 item 3: 30 starts from one IP against `10/minute` on 2 workers give 10."""
+    """Issue 15 item 3: 30 or more starts from one IP against `10/minute` on 2 workers give
+    10."""
     from concurrent.futures import ThreadPoolExecutor
 
     from test_scale_out import Instance, instance_env
@@ -314,14 +315,19 @@ def test_limits_hold_across_two_gunicorn_workers_with_the_default_store(sandbox,
                 allow_redirects=False, timeout=10,
             ).status_code
 
+        # A gevent worker may take a whole burst by itself: more bursts until both have
+        # answered (a worker counting on its own would then let more than 10 through).
+        statuses: list[int] = []
+        served_by: set[str] = set()
         with ThreadPoolExecutor(max_workers=10) as pool:
-            statuses = list(pool.map(start, range(30)))
-        served_by = {path.name for path in metrics_dir.glob("counter_*.db")}
+            while len(statuses) < 30 or (len(served_by) < 2 and len(statuses) < 300):
+                statuses += pool.map(start, range(10))
+                served_by = {path.name for path in metrics_dir.glob("counter_*.db")}
     finally:
         instance.stop()
     assert len(served_by) == 2, "both workers must have answered for this to prove anything"
     assert statuses.count(303) == 10, statuses
-    assert statuses.count(429) == 20, statuses
+    assert statuses.count(429) == len(statuses) - 10, statuses
     assert stats(sandbox)["create_contact"] == 10
 
 

@@ -333,12 +333,13 @@ def edit_first_message(upstream, text: str) -> None:
 def test_a_message_edited_upstream_reaches_an_open_page(
     editable_sandbox, store_url, tmp_path, clock, refresh
 ):
-    from webwidget.coalesce import EXTENSION, Refresher
+    from webwidget.coalesce import Refresher
+    from webwidget.web.visitor import core_of
 
     background = refresh == "in the background"
     app = make_app(editable_sandbox, tmp_path, store_url=store_url, clock=clock,
                    UPSTREAM_REFRESH_CALLS=4 if background else 0)
-    coalescer = app.extensions[EXTENSION]
+    coalescer = core_of(app).coalescer
     tasks = []
     if background:
         coalescer.refresher = Refresher(4, spawn=tasks.append)

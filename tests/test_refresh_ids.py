@@ -10,7 +10,8 @@ import threading
 from conftest import Visitor, faults, https_client, make_app
 from test_operability import SCRAPE, metric
 
-from webwidget.coalesce import EXTENSION, Refresher
+from webwidget.coalesce import Refresher
+from webwidget.web.visitor import core_of
 
 POLLER = re.compile(r'<div id="ww-poller"[^>]*hx-get="([^"]+)"')
 
@@ -20,7 +21,12 @@ def background_app(sandbox, tmp_path, clock, slots: int):
     app = make_app(sandbox, tmp_path, clock=clock, UPSTREAM_REFRESH_CALLS=slots,
                    METRICS_TOKEN=SCRAPE["Authorization"].split()[1])
     tasks: list = []
-    app.extensions[EXTENSION].refresher = Refresher(slots, spawn=tasks.append)
+    coalescer = core_of(app).coalescer
+    assert coalescer.refresher is not None
+    # The app's own hooks stay: drops are counted, and jobs carry the asking request's id.
+    coalescer.refresher = Refresher(slots, spawn=tasks.append,
+                                    dropped=coalescer.refresher.dropped,
+                                    carry=coalescer.refresher.carry)
     return app, tasks
 
 

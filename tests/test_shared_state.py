@@ -200,20 +200,18 @@ def test_an_app_opens_one_redis_client_or_one_sqlite_pool_for_all_it_shares(
 ):
     from conftest import make_app
 
-    from webwidget.coalesce import get_coalescer
     from webwidget.ops.health import LIMITS_EXTENSION
-    from webwidget.renewal import get_renewals
     from webwidget.sessions import get_store
     from webwidget.shared.open import EXTENSION
-    from webwidget.wake import get_wakeups
+    from webwidget.web.visitor import core_of
 
     app = make_app(sandbox, tmp_path, store_url=store_url)
     shared = app.extensions[EXTENSION]
-    with app.app_context():
-        assert get_renewals().state is shared.state
-        # Lists are shared through the same client (Redis), or stay per process (SQLite).
-        assert get_coalescer().shared is shared.lists
-        assert get_wakeups().redis is shared.redis
+    core = core_of(app)
+    assert core.renewals.state is shared.state
+    # Lists are shared through the same client (Redis), or stay per process (SQLite).
+    assert core.coalescer.shared is shared.lists
+    assert core.wakeups.redis is shared.redis
     store = get_store(app)
     window = app.extensions[LIMITS_EXTENSION]
     if shared.redis is not None:

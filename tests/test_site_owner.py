@@ -53,15 +53,15 @@ def test_hosting_docs_name_the_sending_setting_and_what_it_means():
 def test_the_host_pages_query_and_fragment_never_go_upstream(sandbox, tmp_path, monkeypatch):
     from conftest import HOST_ORIGIN
 
-    from webwidget import conversation
+    from webwidget.conversation import VisitorChats
 
     sent = []
-    real = conversation.start_chat
+    real = VisitorChats.start
     monkeypatch.setattr(
-        conversation,
-        "start_chat",
-        lambda widget, *, origin_url, language: sent.append(origin_url)
-        or real(widget, origin_url=origin_url, language=language),
+        VisitorChats,
+        "start",
+        lambda self, widget, *, origin_url, language: sent.append(origin_url)
+        or real(self, widget, origin_url=origin_url, language=language),
     )
     visitor = visitor_for(sandbox, tmp_path)
     page = visitor.get(
@@ -76,15 +76,15 @@ def test_the_host_pages_query_and_fragment_never_go_upstream(sandbox, tmp_path, 
 def test_the_host_pages_path_parameters_never_go_upstream(sandbox, tmp_path, monkeypatch):
     from conftest import HOST_ORIGIN
 
-    from webwidget import conversation
+    from webwidget.conversation import VisitorChats
 
     sent = []
-    real = conversation.start_chat
+    real = VisitorChats.start
     monkeypatch.setattr(
-        conversation,
-        "start_chat",
-        lambda widget, *, origin_url, language: sent.append(origin_url)
-        or real(widget, origin_url=origin_url, language=language),
+        VisitorChats,
+        "start",
+        lambda self, widget, *, origin_url, language: sent.append(origin_url)
+        or real(self, widget, origin_url=origin_url, language=language),
     )
     visitor = visitor_for(sandbox, tmp_path)
     hosted = f"{HOST_ORIGIN}/shop;jsessionid=S3CRET1/cart;v=2;sid=S3CRET2?x=1#y"

@@ -10,7 +10,7 @@ from pathlib import Path
 from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from . import HOME, SETTINGS_CHECKED, coalesce, renewal, themes, upstream
+from . import HOME, SETTINGS_CHECKED, themes, upstream
 from .chatcaptain.client import ChatCaptainClient
 from .clock import Clock, get_clock
 from .clock import init_app as init_clock
@@ -21,7 +21,17 @@ from .sessions import SessionStoreUnavailable, init_sessions
 from .settings import Settings, SettingsError, load_settings, lookalike_warnings
 from .shared import SharedStateUnavailable, open_shared
 from .shared.open import EXTENSION as SHARED_EXTENSION
-from .web import assets, embedding, i18n, overrides, security, theming, transcript, views
+from .web import (
+    assets,
+    embedding,
+    i18n,
+    overrides,
+    security,
+    theming,
+    transcript,
+    views,
+    visitor,
+)
 from .web.errors import register_error_pages
 from .web.limits import init_app as init_limits
 from .widgets import check_local_avatars, widgets_from_settings
@@ -111,7 +121,7 @@ def create_app(
     logs.init_app(app, secrets=_known_secrets(settings, app.extensions["webwidget.widgets"]))
     base_url = demo.url if demo else settings.CHATCAPTAIN_BASE_URL
     assert base_url is not None  # outside demo mode the settings refuse to load without it
-    upstream.init_app(
+    guarded = upstream.init_app(
         app,
         ChatCaptainClient(
             base_url,
@@ -161,9 +171,7 @@ def create_app(
     health.init_app(app)
     proxy_hint.init_app(app)
     register_template_helpers(app)
-    renewals = renewal.init_app(app, shared.state)
-    renewals.observe = metrics.renewal_observer(app)
-    coalesce.init_app(app, shared, settings.UPSTREAM_REFRESH_CALLS)
+    visitor.init_app(app, settings, shared, guarded)
     assets.init_app(app)
     app.register_blueprint(views.bp)
     app.register_blueprint(embedding.bp)

@@ -56,21 +56,15 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import redis
-from flask import Flask, current_app
 from pydantic import BaseModel
 
-from . import wake
 from .chatcaptain.models import MessageDto
-from .clock import get_clock
-from .ops.logs import asked_by_this_request
-from .ops.metrics import count_refresh_dropped
 from .rendering import message_groups
-from .shared import Shared, SharedState, SharedStateUnavailable
+from .shared import SharedState, SharedStateUnavailable
 from .shared.redis import RedisState
 
 log = logging.getLogger(__name__)
 
-EXTENSION = "webwidget.coalescer"
 KEY_PREFIX = "ww:msgs:"
 # Upper bound on any cached list's life, whatever interval a poll claims.
 MAX_AGE_CAP = 15.0
@@ -258,16 +252,28 @@ class Refresher:
     (so after gunicorn forks). Tests pass a list's `append` and run the tasks themselves.
     """
 
-    def __init__(self, limit: int, spawn: Callable[[Callable[[], None]], object] | None = None):
+    def __init__(
+        self,
+        limit: int,
+        spawn: Callable[[Callable[[], None]], object] | None = None,
+        *,
+        dropped: Callable[[], None] = lambda: None,
+        carry: Callable[[Callable[[], object]], Callable[[], object]] = lambda job: job,
+    ):
         self.limit = limit
         self._spawn = spawn
+        # Told of every refresh dropped (all slots busy): the app counts them in /metrics.
+        self.dropped = dropped
+        # Wraps a job where it is asked for, to carry what it needs to where it runs (the
+        # app: the asking request's id, for the job's log lines).
+        self.carry = carry
         self._executor: ThreadPoolExecutor | None = None
         self._lock = threading.Lock()
         self._pending: set[str] = set()
 
     def submit(self, key: str, job: Callable[[], object]) -> bool:
         """Start `job` for `key` unless one is pending for it or the budget is spent (then
-        counted as dropped); its log lines carry the id of the request that asked."""
+        `dropped` is told); `carry` wraps it where it is asked for."""
         with self._lock:
             if key in self._pending:
                 return False
@@ -275,10 +281,10 @@ class Refresher:
             if not dropped:
                 self._pending.add(key)
         if dropped:
-            count_refresh_dropped()
+            self.dropped()
             return False
         try:
-            self._start(functools.partial(self._run, key, asked_by_this_request("refresh", job)))
+            self._start(functools.partial(self._run, key, self.carry(job)))
         except RuntimeError:  # the pool is shut down: the interpreter is exiting
             with self._lock:
                 self._pending.discard(key)
@@ -626,24 +632,3 @@ class Coalescer:
         if listing is not None and listing.fetched_at >= started - max_age:
             return listing
         return self._fetch(key, fetch, current)
-
-
-def init_app(app: Flask, shared: Shared, refresh_calls: int = 0) -> Coalescer:
-    """Attach a coalescer; it shares lists through `shared.lists` (Redis) when there is
-    one, and refreshes polls' lists in the background with up to `refresh_calls` calls at
-    once."""
-    refresher = Refresher(refresh_calls) if refresh_calls > 0 else None
-    wakeups = wake.init_app(app, shared.redis, shared.url)
-    coalescer = Coalescer(
-        shared.lists, clock=get_clock(app), refresher=refresher, on_change=wakeups.notify
-    )
-    app.extensions[EXTENSION] = coalescer
-    return coalescer
-
-
-def get_coalescer() -> Coalescer:
-    """The current app's coalescer (an in-process one if the app set none up)."""
-    coalescer = current_app.extensions.get(EXTENSION)
-    if coalescer is None:
-        coalescer = current_app.extensions.setdefault(EXTENSION, Coalescer())
-    return coalescer

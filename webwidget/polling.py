@@ -38,10 +38,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Generic, TypeVar
 
-from . import conversation as chats
-from . import wake
 from .chatcaptain.models import MessageDto
-from .coalesce import Listing, get_coalescer
+from .coalesce import Listing
+from .conversation import Chat, VisitorChats, listing_key
 from .cooperative import is_cooperative
 from .widgets import WidgetConfig
 
@@ -247,15 +246,10 @@ def decide(
     return Changes(version=version, interval=interval_for(0, base), changed_at=int(now))
 
 
-def remember(widget: WidgetConfig, chat: chats.Chat, listing: Listing) -> None:
-    """Keep what `listing`'s version shows, so the page's next changed poll can get a delta."""
-    key = chats.listing_key(widget, chat)
-    get_coalescer().remember_states(key, listing.version, listing.states)
-
-
 def poll(
+    chats: VisitorChats,
     widget: WidgetConfig,
-    chat: chats.Chat,
+    chat: Chat,
     state: PollState,
     *,
     now: float,
@@ -282,10 +276,7 @@ def poll(
     if not isinstance(answer, Changes):
         return answer
     assert listing is not None
-    remember(widget, chat, listing)
-    key = chats.listing_key(widget, chat)
-    base_states = get_coalescer().recall_states(key, state.version) if state.version else None
-    delta = compute_delta(base_states, range(len(listing.messages)), listing.states)
+    delta = _delta(chats, widget, chat, state, listing)
     return replace(answer, messages=listing.messages, delta=delta)
 
 
@@ -299,8 +290,9 @@ class Transport:
 
 
 def respond(
+    chats: VisitorChats,
     widget: WidgetConfig,
-    chat: chats.Chat,
+    chat: Chat,
     state: PollState,
     *,
     clock,
@@ -314,7 +306,7 @@ def respond(
     now = clock()
     lost = not activity and answer_lost(state)
     if hold <= 0 or state.mode == "s" or lost:
-        answer = poll(widget, chat, state, now=now, base=base, activity=activity)
+        answer = poll(chats, widget, chat, state, now=now, base=base, activity=activity)
         transport = Transport(0.0, fallback=hold > 0 and (state.mode == "s" or lost))
         if lost and isinstance(answer, Unchanged):
             answer = _same_poller(state)  # the held poller must go
@@ -323,18 +315,19 @@ def respond(
         return answer, transport
     if state.mode == "h" and state.now and not activity:
         # Asked again after a failed held poll: at once, so the page knows it is back.
-        answer = poll(widget, chat, state, now=now, base=base, activity=False)
+        answer = poll(chats, widget, chat, state, now=now, base=base, activity=False)
         return (_same_poller(state) if isinstance(answer, Unchanged) else answer), Transport(hold)
-    slot = wake.get_wakeups().hold(limit) if state.mode == "h" and not activity else None
+    slot = chats.core.wakeups.hold(limit) if state.mode == "h" and not activity else None
     if slot is None:
-        answer = poll(widget, chat, state, now=now, base=base, activity=activity)
+        answer = poll(chats, widget, chat, state, now=now, base=base, activity=activity)
         if state.mode == "h":
             # No room to hold it here: a short poller until the page's next change.
             short = _same_poller(state) if isinstance(answer, Unchanged) else answer
             return short, Transport(0.0)
         return answer, Transport(hold)
     with slot:
-        return hold_poll(widget, chat, state, clock=clock, base=base, seconds=hold), Transport(hold)
+        answer = hold_poll(chats, widget, chat, state, clock=clock, base=base, seconds=hold)
+        return answer, Transport(hold)
 
 
 def _same_poller(state: PollState) -> SlowerPoller:
@@ -355,8 +348,9 @@ def default_hold_limit() -> int:
 
 
 def hold_poll(
+    chats: VisitorChats,
     widget: WidgetConfig,
-    chat: chats.Chat,
+    chat: Chat,
     state: PollState,
     *,
     clock,
@@ -367,8 +361,8 @@ def hold_poll(
     after `seconds` only a new poller. Between checks of the list (as fresh as the
     cadence asks, one upstream call shared by every tab and instance) it waits for
     another request's newer list (wake.py) or the cadence's next check."""
-    key = chats.listing_key(widget, chat)
-    wakeups = wake.get_wakeups()
+    key = listing_key(widget, chat)
+    wakeups = chats.core.wakeups
     deadline = time.monotonic() + seconds
     # The first check wants a list as fresh as the fastest cadence: a reply may be due.
     cadence = upstream_cadence(clock() - state.changed_at, True, base)
@@ -378,7 +372,7 @@ def hold_poll(
         assert listing is not None  # a read without `cold_ok` always has a list
         now = clock()
         if listing.version != state.version:
-            return _changes(widget, chat, state, listing, now=now, base=base)
+            return _changes(chats, widget, chat, state, listing, now=now, base=base)
         remaining = deadline - time.monotonic()
         if remaining <= 0 or wakeups.closed():
             idle = now - state.changed_at
@@ -391,15 +385,24 @@ def hold_poll(
         wakeups.wait(key, mark, min(cadence, remaining))
 
 
-def _changes(widget, chat, state: PollState, listing: Listing, *, now: float, base: float):
-    remember(widget, chat, listing)
-    key = chats.listing_key(widget, chat)
-    base_states = get_coalescer().recall_states(key, state.version) if state.version else None
-    delta = compute_delta(base_states, range(len(listing.messages)), listing.states)
+def _changes(
+    chats: VisitorChats, widget: WidgetConfig, chat: Chat, state: PollState, listing: Listing,
+    *, now: float, base: float,
+) -> Changes:
     return Changes(
         version=listing.version,
         interval=interval_for(0, base),
         changed_at=int(now),
         messages=listing.messages,
-        delta=delta,
+        delta=_delta(chats, widget, chat, state, listing),
     )
+
+
+def _delta(
+    chats: VisitorChats, widget: WidgetConfig, chat: Chat, state: PollState, listing: Listing
+) -> Delta[int] | None:
+    """The page's delta to `listing` from the version it shows; `listing` is remembered
+    for the page's next one."""
+    chats.core.remember(widget, chat, listing)
+    base_states = chats.core.recall(widget, chat, state.version) if state.version else None
+    return compute_delta(base_states, range(len(listing.messages)), listing.states)

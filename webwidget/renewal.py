@@ -20,14 +20,11 @@ import time
 import uuid
 from collections.abc import Callable
 
-from flask import Flask, current_app
-
 from .chatcaptain.errors import UpstreamTimeout
 from .shared import SharedState, SharedStateUnavailable
 
 log = logging.getLogger(__name__)
 
-EXTENSION = "webwidget.renewal"
 KEY_PREFIX = "ww:renew:"
 # Longer than the upstream deadline, so a lease outlives the call it guards; a holder
 # that died frees it after this.
@@ -55,13 +52,14 @@ class Renewals:
         wait_seconds: float = LEASE_SECONDS,
         monotonic: Callable[[], float] = time.monotonic,
         pause: Callable[[float], None] = time.sleep,
+        observe: Callable[[str], None] = lambda outcome: None,
     ) -> None:
         self.state = state
         self.wait_seconds = wait_seconds
         self._monotonic = monotonic
         self._pause = pause
-        # Told each outcome (renewed, shared, failed): the factory counts them in /metrics.
-        self.observe: Callable[[str], None] = lambda outcome: None
+        # Told each outcome (renewed, shared, failed): the app counts them in /metrics.
+        self.observe = observe
 
     def renew_once(self, key: str, renew: Callable[[], str]) -> str:
         """The new token for `key`: renewed here if nobody else is, else the other's result."""
@@ -123,15 +121,3 @@ class Renewals:
             log.warning("token renewal not shared: %s", error)
             return False
         return True
-
-
-def init_app(app: Flask, state: SharedState) -> Renewals:
-    """Attach the app's renewals, shared through `state` (the app's shared state)."""
-    renewals = Renewals(state)
-    app.extensions[EXTENSION] = renewals
-    return renewals
-
-
-def get_renewals() -> Renewals:
-    """The current app's renewals."""
-    return current_app.extensions[EXTENSION]

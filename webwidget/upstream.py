@@ -1,6 +1,6 @@
 """The per-app ChatCaptain client, behind a circuit breaker, observed through callbacks.
 
-Views call `get_client()` and get a `GuardedClient`: the same four operations as
+The chat core calls a `GuardedClient`: the same four operations as
 `ChatCaptainClient`, but every call first asks the app's circuit breaker. After
 `fail_max` upstream failures in a row the breaker opens and calls fail at once with
 `CircuitOpen` (an `UpstreamUnavailable`, so a 503 with the reconnecting notice)
@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
-from flask import Flask, current_app
+from flask import Flask
 
 from . import clock
 from .breaker import Breaker, BreakerOpen
@@ -172,8 +172,3 @@ def init_app(
     )
     app.extensions[EXTENSION] = guarded
     return guarded
-
-
-def get_client() -> GuardedClient:
-    """The current app's guarded upstream client."""
-    return current_app.extensions[EXTENSION]

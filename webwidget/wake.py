@@ -8,7 +8,7 @@ publishes the key so that every other worker and instance wakes its own. A poll 
 between is never missed.
 
 On SIGTERM (`release_on_exit`, from gunicorn's post_worker_init) every held poll is
-released at once, so a graceful shutdown does not wait out the holds; `release(app)` does
+released at once, so a graceful shutdown does not wait out the holds; `release_all` does
 the same for one app (its in-process server stops). The held polls are counted per app
 (`Wakeups.hold`), so that several apps in one process (tests, the demo) hold their own.
 """
@@ -23,11 +23,8 @@ import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from flask import Flask, current_app
-
 log = logging.getLogger(__name__)
 
-EXTENSION = "webwidget.wakeups"
 CHANNEL = "ww:changed"
 # How long the listener waits before it subscribes again after losing Redis.
 RESUBSCRIBE_SECONDS = 1.0
@@ -57,6 +54,18 @@ class Wakeups:
         self._listener: threading.Thread | None = None
         self._closed = threading.Event()
         self._held = 0
+        _registry.add(self)
+
+    @classmethod
+    def for_store(cls, redis_client=None, store_url: str | None = None) -> Wakeups:
+        """Wakeups that publish with `redis_client` (the app's shared one) and listen on a
+        client of their own for `store_url`; in-process only without Redis."""
+        subscriber = None
+        if redis_client is not None and store_url:
+            import redis
+
+            subscriber = lambda: redis.Redis.from_url(store_url)  # noqa: E731
+        return cls(redis_client, subscriber)
 
     @property
     def held(self) -> int:
@@ -175,13 +184,6 @@ class Wakeups:
                 pause = min(pause * 2, MAX_RESUBSCRIBE_SECONDS)
 
 
-def release(app: Flask) -> None:
-    """End `app`'s held polls now and answer later ones at once: its server stops."""
-    wakeups = app.extensions.get(EXTENSION)
-    if wakeups is not None:
-        wakeups.release_all(close=True)
-
-
 def release_on_exit() -> None:
     """On SIGTERM, release every held poll at once, then let the previous handler (gunicorn's
     graceful exit) run. Call from the worker's main thread."""
@@ -199,29 +201,3 @@ def release_on_exit() -> None:
 
 # Every app's wakeups in this process, for the SIGTERM handler.
 _registry: weakref.WeakSet[Wakeups] = weakref.WeakSet()
-
-
-def init_app(app: Flask, redis_client=None, store_url: str | None = None) -> Wakeups:
-    """Attach the app's wakeups: they publish with `redis_client` (the coalescer's) and
-    listen on a client of their own for `store_url`."""
-    subscriber = None
-    if redis_client is not None and store_url:
-        import redis
-
-        subscriber = lambda: redis.Redis.from_url(store_url)  # noqa: E731
-    wakeups = Wakeups(redis_client, subscriber)
-    app.extensions[EXTENSION] = wakeups
-    # Served in-process (tests, the demo): stopping that server ends the held polls.
-    app.extensions.setdefault("background_server.on_stop", []).append(
-        lambda: wakeups.release_all(close=True)
-    )
-    _registry.add(wakeups)
-    return wakeups
-
-
-def get_wakeups() -> Wakeups:
-    """The current app's wakeups (an in-process one if the app set none up)."""
-    wakeups = current_app.extensions.get(EXTENSION)
-    if wakeups is None:
-        wakeups = current_app.extensions.setdefault(EXTENSION, Wakeups())
-    return wakeups

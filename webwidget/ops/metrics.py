@@ -257,10 +257,14 @@ def renewal_observer(app: Flask) -> Callable[[str], None]:
     return observe
 
 
-def count_refresh_dropped() -> None:
-    """A background refresh not run: every slot was busy."""
-    if (metrics := _current()) is not None:
-        metrics.refreshes_dropped.inc()
+def refresh_dropped_counter(app: Flask) -> Callable[[], None]:
+    """A callback for the refresher: a background refresh not run, every slot was busy."""
+
+    def dropped() -> None:
+        if (metrics := get_metrics(app)) is not None:
+            metrics.refreshes_dropped.inc()
+
+    return dropped
 
 
 def upstream_observer(app: Flask) -> Callable[[str, float, object], None]:

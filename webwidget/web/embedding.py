@@ -12,7 +12,6 @@ from flask_babel import force_locale, gettext
 from .. import unread
 from ..chatcaptain.errors import UpstreamError
 from ..clock import get_clock
-from ..conversation import current_chat, message_listing
 from ..current import current_widget, requested_widget, widgets_of
 from ..sessions.errors import SessionStoreUnavailable
 from ..settings import parse_origin
@@ -20,6 +19,7 @@ from ..themes import SHADOWS
 from .assets import asset_response, static_asset
 from .i18n import ui_language
 from .views import own_origin, page_origin_allowed
+from .visitor import visitor_chats
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +49,8 @@ def cookie_check():
     nothing; under /w/ it is never cached.
     """
     config = requested_widget()
-    by_cookie = request.headers.get(SESSION_HEADER) is None and current_chat(config) is not None
+    by_header = request.headers.get(SESSION_HEADER) is not None
+    by_cookie = not by_header and visitor_chats().current(config) is not None
     return jsonify(cookie=by_cookie)
 
 
@@ -85,13 +86,14 @@ def unread_count():
 def unread_answer(config, seen: str) -> dict[str, object]:
     """The badge's count for the visitor's chat with `config`, from the cached list."""
     try:
-        chat = current_chat(config)
+        chats = visitor_chats()
+        chat = chats.current(config)
     except SessionStoreUnavailable:
         chat = None
     if chat is None:
         return {"chat": False, "unread": 0}
     try:
-        listing = message_listing(
+        listing = chats.message_listing(
             config, chat, max_age=unread.REFRESH_AFTER_SECONDS, background=True, cold_ok=True
         )
     except UpstreamError:

@@ -28,10 +28,10 @@ from jinja2 import pass_context
 from markupsafe import escape
 from werkzeug.exceptions import RequestEntityTooLarge
 
-from ..conversation import current_chat
 from ..current import current_widget, widgets_of
 from ..settings import SettingsError
 from .languages import upstream_code
+from .visitor import visitor_chats
 
 TRANSLATIONS = Path(__file__).resolve().parent.parent / "translations"
 # Shipped UI languages (webwidget/translations/<lang>); English is the source text.
@@ -160,7 +160,7 @@ def widget_languages(widget) -> tuple[str, ...]:
 
 def _chat_language(widget) -> str | None:
     try:
-        chat = current_chat(widget)
+        chat = visitor_chats().current(widget)
     except Exception:  # noqa: BLE001 - an unreadable session only loses the preference
         return None
     return chat.language if chat else None

@@ -9,11 +9,11 @@ from flask import Blueprint, abort, make_response, render_template
 from flask_babel import format_datetime, get_locale
 
 from .. import clock
-from .. import conversation as chats
 from ..chatcaptain.errors import UpstreamError
 from ..current import requested_widget
 from ..rendering.transcript import transcript_entries
 from .views import attempt, page_context, upstream_failed
+from .visitor import visitor_chats
 
 bp = Blueprint("transcript", __name__)
 bp.register_error_handler(UpstreamError, upstream_failed)
@@ -23,7 +23,8 @@ bp.register_error_handler(UpstreamError, upstream_failed)
 def save():
     """The conversation as an HTML file (an attachment); 404 without a chat."""
     widget = requested_widget()
-    chat = chats.current_chat(widget)
+    chats = visitor_chats()
+    chat = chats.current(widget)
     if chat is None:
         abort(404)
     attempt("transcript")

@@ -25,7 +25,6 @@ from flask_babel import get_locale, gettext
 from werkzeug.exceptions import TooManyRequests
 
 from .. import clock, polling
-from .. import conversation as chats
 from ..chatcaptain.errors import (
     SendingUnsupported,
     UpstreamError,
@@ -33,17 +32,18 @@ from ..chatcaptain.errors import (
     UpstreamUnavailable,
 )
 from ..coalesce import Listing
+from ..conversation import Chat, chat_unreachable
 from ..current import current_widget, requested_widget
 from ..ops.metrics import count_session_lost
 from ..rendering import MessageView, build_message_views
 from ..settings import parse_origin
 from ..themes import localized
-from ..upstream import get_client
 from ..widgets import WidgetConfig
 from . import security
 from .errors import Refused, render_error
 from .i18n import N_
 from .languages import choose_language
+from .visitor import chat_core, visitor_chats
 
 log = logging.getLogger(__name__)
 
@@ -131,8 +131,8 @@ def page_context(widget: WidgetConfig, **extra: object) -> dict[str, object]:
         "widget": widget.id,
         "title": localized(widget.theme.title, str(get_locale()), widget_title(widget)),
         "poll_seconds": poll_seconds(),
-        "can_send": get_client().supports_sending,
-        "messages_shown": chats.messages_shown(),
+        "can_send": chat_core().client.supports_sending,
+        "messages_shown": chat_core().messages_shown,
         "notice": None,
         **extra,
     }
@@ -145,14 +145,15 @@ def render_view(partial: str, context: Mapping[str, object], status: int = 200) 
 
 
 def conversation_context(
-    widget: WidgetConfig, chat: chats.Chat, listing: Listing | None = None
+    widget: WidgetConfig, chat: Chat, listing: Listing | None = None
 ) -> dict[str, object]:
     """The conversation view's context, with `listing` or messages fetched from upstream."""
-    listing = listing or chats.message_listing(widget, chat)
+    core = chat_core()
+    listing = listing or visitor_chats().message_listing(widget, chat)
     views = build_message_views(
-        listing.messages, locale=str(get_locale()), can_send=get_client().supports_sending
+        listing.messages, locale=str(get_locale()), can_send=core.client.supports_sending
     )
-    polling.remember(widget, chat, listing)
+    core.remember(widget, chat, listing)
     return page_context(
         widget,
         messages=views,
@@ -174,7 +175,7 @@ def upstream_status(error: UpstreamError) -> int:
 
 def trouble_notice(error: UpstreamError) -> str:
     """What the visitor is told: a refused chat is kept and may be left for a new one."""
-    return "unreachable" if chats.chat_unreachable(error) else "reconnecting"
+    return "unreachable" if chat_unreachable(error) else "reconnecting"
 
 
 def upstream_trouble(widget: WidgetConfig, error: UpstreamError, notice: str, *, update: bool):
@@ -195,7 +196,7 @@ def upstream_trouble(widget: WidgetConfig, error: UpstreamError, notice: str, *,
 def page():
     """The iframe page: the welcome view, or the visitor's conversation."""
     widget = requested_widget()
-    chat = chats.current_chat(widget)
+    chat = visitor_chats().current(widget)
     if chat is None:
         return render_view(
             "widget/_welcome.html",
@@ -208,7 +209,7 @@ def page():
     return conversation_page(widget, chat)
 
 
-def conversation_page(widget: WidgetConfig, chat: chats.Chat):
+def conversation_page(widget: WidgetConfig, chat: Chat):
     """The conversation (the page, or its fragment for htmx), or what went wrong.
 
     Loaded in the panel, the page never waits on the upstream: a cached list shows at once
@@ -219,7 +220,7 @@ def conversation_page(widget: WidgetConfig, chat: chats.Chat):
     attempt("show")
     listing = None
     if in_panel and not request.args.get("wait"):
-        listing = chats.message_listing(
+        listing = visitor_chats().message_listing(
             widget, chat, max_age=poll_seconds(), background=True, cold_ok=True
         )
         if listing is None:
@@ -245,7 +246,7 @@ LOST_REASONS = {
 
 def session_lost(at: str) -> str:
     """Log and count a request whose handle led to no session; the reason, for the view."""
-    reason = chats.lost_reason() or "ended"
+    reason = visitor_chats().lost_reason() or "ended"
     log.warning("session lost at %s: %s", at, LOST_REASONS.get(reason, reason))
     count_session_lost(current_app, reason, at)
     return reason
@@ -278,12 +279,13 @@ def start():
     """Start a chat: create the contact and the conversation upstream; with `text`, send
     it as the first message (words kept from a chat that was lost or left)."""
     widget = requested_widget()
+    chats = visitor_chats()
     draft, client_id = message_fields()
     if request.values.get("new") == "1":
         # The visitor chose a new chat over one that cannot be reached.
-        chats.leave_chat(widget)
+        chats.leave(widget)
     page_url = origin_and_path(request.form.get("page_url", "")[:2048])
-    if chats.current_chat(widget) is None:
+    if chats.current(widget) is None:
         if page_url and not page_origin_allowed(widget, page_url):
             raise Refused(N_("This page may not start a chat with this widget."))
         origin_url = page_url or (widget.allowed_origins or (own_origin(),))[0] + "/"
@@ -292,10 +294,10 @@ def start():
         )
         # Nothing is created upstream that no session could keep (SessionStoreUnavailable
         # answers 503 with the store's own reason in the log).
-        chats.check_store_writable()
+        chats.core.check_store_writable()
         attempt("start")
-        chats.start_chat(widget, origin_url=origin_url, language=language)
-    chat = chats.current_chat(widget)
+        chats.start(widget, origin_url=origin_url, language=language)
+    chat = chats.current(widget)
     assert chat is not None  # started above, or already there
     if draft:
         attempt("send_draft")
@@ -318,7 +320,7 @@ def message_fields() -> tuple[str, str | None]:
 def messages():
     """A poll: 204 when nothing changed, else the updated message list out of band."""
     widget = requested_widget()
-    chat = chats.current_chat(widget)
+    chat = visitor_chats().current(widget)
     if chat is None:
         # The chat ended elsewhere (another tab, a timeout) or this store never had it:
         # 286 stops this poller; the composer stays, and a send keeps its words.
@@ -331,7 +333,7 @@ def messages():
 
 
 def poll_answer(
-    widget: WidgetConfig, chat: chats.Chat, values: Mapping[str, str], *, activity: bool
+    widget: WidgetConfig, chat: Chat, values: Mapping[str, str], *, activity: bool
 ):
     """A poll's answer, or with `activity` an htmx send's: 204, a new poller, or the
     changes (polling.py decides), as out-of-band swaps. A held poller's request waits
@@ -340,7 +342,7 @@ def poll_answer(
     state = polling.read_state(values, now, base)
     attempt("poll")
     answer, transport = polling.respond(
-        widget, chat, state, clock=clock.now, base=base, activity=activity,
+        visitor_chats(), widget, chat, state, clock=clock.now, base=base, activity=activity,
         hold=hold_seconds(), limit=hold_limit(),
     )
     if isinstance(answer, polling.Unchanged):
@@ -377,7 +379,7 @@ def changed_message_views(
         build_message_views,
         changes.messages,
         locale=str(get_locale()),
-        can_send=get_client().supports_sending,
+        can_send=chat_core().client.supports_sending,
     )
     if changes.delta is None:
         return build(), None
@@ -392,7 +394,8 @@ def earlier():
     """The messages before the oldest one shown ("Show earlier messages"), fresh from
     upstream; their quick replies are history, not choices."""
     widget = requested_widget()
-    chat = chats.current_chat(widget)
+    chats = visitor_chats()
+    chat = chats.current(widget)
     before = request.args.get("before", "")
     if chat is None or not before or len(before) > 256:
         return redirect(url_for("widget.page", widget=widget.id))
@@ -413,7 +416,8 @@ def send():
         raise Refused(f"A message can have at most {MAX_MESSAGE_CHARS} characters.")
     if not text and not value:
         raise Refused(N_("Type a message first."))
-    chat = chats.current_chat(widget)
+    chats = visitor_chats()
+    chat = chats.current(widget)
     if chat is None:
         # 409: not sent, and not for a reason a retry of the same request mends.
         session_lost("send")
@@ -436,7 +440,7 @@ def too_many(error: TooManyRequests):
     widget = current_widget()
     chat = None
     if widget is not None and request.endpoint == "widget.send" and not is_htmx():
-        chat = chats.current_chat(widget)
+        chat = visitor_chats().current(widget)
     text = request.form.get("text", "").strip() if chat is not None else ""
     if widget is None or chat is None or not text or len(text) > MAX_MESSAGE_CHARS:
         return render_error(429)
@@ -451,7 +455,7 @@ def too_many(error: TooManyRequests):
 
 
 def send_failed_page(
-    widget: WidgetConfig, chat: chats.Chat, error: UpstreamError, *, draft: str,
+    widget: WidgetConfig, chat: Chat, error: UpstreamError, *, draft: str,
     client_id: str | None,
 ):
     """The conversation again (the page, or its fragment for htmx), the words back in the
@@ -460,7 +464,7 @@ def send_failed_page(
         context = conversation_context(widget, chat)
     except UpstreamError:
         context = page_context(widget, messages=[], version="")
-    notice = "unreachable" if chats.chat_unreachable(error) else "send_failed"
+    notice = "unreachable" if chat_unreachable(error) else "send_failed"
     context.update(notice=notice, draft=draft, client_id=client_id)
     return render_view("widget/_conversation.html", context, upstream_status(error))
 
@@ -501,7 +505,7 @@ def upstream_failed(error: UpstreamError) -> ResponseReturnValue:
             client_id=client_id,
         )
         return render_view("widget/_welcome.html", context, upstream_status(error))
-    chat = chats.current_chat(widget)
+    chat = visitor_chats().current(widget)
     if chat is None:  # not after a failed upstream call: the chat was read before it
         return render_error(upstream_status(error))
     if action == "send_draft" or (action == "send" and not is_htmx()):
@@ -509,7 +513,7 @@ def upstream_failed(error: UpstreamError) -> ResponseReturnValue:
         return send_failed_page(widget, chat, error, draft=text, client_id=client_id)
     if action == "send":
         # The words stay in the visitor's box (widget.js keeps them on a failed send).
-        notice = "unreachable" if chats.chat_unreachable(error) else "send_failed"
+        notice = "unreachable" if chat_unreachable(error) else "send_failed"
         return upstream_trouble(widget, error, notice, update=True)
     return upstream_trouble(widget, error, trouble_notice(error), update=action != "show")
 
@@ -521,7 +525,7 @@ bp.register_error_handler(UpstreamError, upstream_failed)
 def end():
     """End the chat: the session record is deleted on the server."""
     widget = requested_widget()
-    chats.end_chat(widget)
+    visitor_chats().end(widget)
     if is_htmx():
         return render_view(
             "widget/_welcome.html", page_context(widget, page_url="", lang="", notice="ended")
