@@ -77,7 +77,7 @@ def main() -> int:
 
 def build_app(store_url: str, sandbox_url: str, instance: Path):
     """The widget app in this process, on `sandbox_url`, with sessions in `store_url`."""
-    from webwidget import create_app
+    from webwidget.app import create_app
     from webwidget.settings import Settings
 
     settings = Settings(

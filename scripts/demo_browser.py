@@ -23,7 +23,7 @@ from playwright.sync_api import Browser, sync_playwright
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from webwidget import create_app  # noqa: E402
+from webwidget.app import create_app  # noqa: E402
 from webwidget.sandbox.server import BackgroundServer  # noqa: E402
 from webwidget.settings import Settings  # noqa: E402
 

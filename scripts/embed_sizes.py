@@ -56,7 +56,7 @@ def unminified(url: str, served: int) -> int:
 
 def main() -> int:
     sys.path.insert(0, str(ROOT))
-    from webwidget import create_app
+    from webwidget.app import create_app
     from webwidget.settings import Settings
 
     with tempfile.TemporaryDirectory() as instance:

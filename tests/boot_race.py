@@ -23,7 +23,7 @@ def boot(what: str, folder: str, barrier, results) -> None:
     """One process: wait for the others, then set up `what` in the shared folder."""
     try:
         if what == "create_app":
-            from webwidget import create_app
+            from webwidget.app import create_app
 
             os.environ.pop("CHATCAPTAIN_BASE_URL", None)  # demo mode: all three shared files
             os.environ["WEBWIDGET_DEMO"] = "1"

@@ -418,7 +418,7 @@ def clock():
 def make_app(upstream, tmp_path, *, store_url: str | None = None, clock=None, **overrides):
     """A widget app on `upstream` (a sandbox or its URL) with its instance folder in
     tmp_path: SQLite sessions there unless `store_url`; `overrides` are settings."""
-    from webwidget import create_app
+    from webwidget.app import create_app
 
     settings = widget_settings(
         getattr(upstream, "url", upstream),

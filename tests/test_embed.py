@@ -55,7 +55,7 @@ def test_the_session_handle_never_travels_in_a_url(visitor):
 def themed_visitor(sandbox, tmp_path, **settings):
     from conftest import Visitor, widget_settings
 
-    from webwidget import create_app
+    from webwidget.app import create_app
 
     store = f"sqlite:///{tmp_path / 'sessions.sqlite3'}"
     app = create_app(

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from conftest import CHANNEL_TOKEN, https_client, widget_settings
 
-from webwidget import create_app
+from webwidget.app import create_app
 from webwidget.rendering import CONTENT_TEMPLATES, build_message_views
 from webwidget.settings import Settings
 

@@ -296,7 +296,7 @@ def test_a_refused_channel_token_makes_readiness_degraded_and_names_the_setting(
 
 def test_demo_mode_shows_the_details_to_anyone(tmp_path, monkeypatch):
     monkeypatch.delenv("CHATCAPTAIN_BASE_URL", raising=False)
-    from webwidget import create_app
+    from webwidget.app import create_app
     from webwidget.settings import Settings
 
     app = create_app(settings=Settings(_env_file=None, WEBWIDGET_DEMO=True),

@@ -170,7 +170,7 @@ def hostile_messages(draw):
 @pytest.fixture(scope="module")
 def widget_app(tmp_path_factory):
     """The real app (templates, filters, globals); its upstream is never called here."""
-    from webwidget import create_app
+    from webwidget.app import create_app
 
     path = tmp_path_factory.mktemp("hostile")
     settings_ = widget_settings("http://127.0.0.1:9", f"sqlite:///{path / 's.sqlite3'}")

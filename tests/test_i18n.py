@@ -11,7 +11,7 @@ from babel.messages.mofile import read_mo
 from babel.messages.pofile import read_po
 from conftest import Visitor, https_client, widget_settings
 
-from webwidget import create_app
+from webwidget.app import create_app
 from webwidget.web.i18n import SUPPORTED, TRANSLATIONS, text_direction
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -62,7 +62,7 @@ def test_production_metrics_are_not_there_without_a_token_setting(sandbox, tmp_p
 
 
 def test_demo_metrics_are_open(tmp_path):
-    from webwidget import create_app
+    from webwidget.app import create_app
     from webwidget.settings import Settings
 
     app = create_app(settings=Settings(_env_file=None), instance_path=str(tmp_path))

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from conftest import Visitor, https_client, make_app
 
-from webwidget import create_app
+from webwidget.app import create_app
 from webwidget.settings import Settings
 
 

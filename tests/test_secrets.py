@@ -168,7 +168,7 @@ def crawl(app, sandbox, visitor: Recorder) -> None:
 
 @pytest.mark.parametrize("transport", ["cookie", "header"])
 def test_no_secret_in_any_response_or_log(keyed_sandbox, tmp_path, caplog, transport):
-    from webwidget import create_app
+    from webwidget.app import create_app
 
     settings = widget_settings(
         keyed_sandbox.url,
@@ -214,7 +214,7 @@ def test_every_html_answer_has_the_csp_and_every_cookie_the_host_prefix(
     keyed_sandbox, tmp_path, transport
 ):
     # The same crawl as above (every state, every error page, upstream and store down).
-    from webwidget import create_app
+    from webwidget.app import create_app
 
     settings = widget_settings(
         keyed_sandbox.url,

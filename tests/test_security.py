@@ -323,7 +323,7 @@ def test_nobody_may_frame_an_unknown_widget_or_other_pages(guest):
 
 
 def test_demo_mode_also_lets_its_own_host_page_frame_the_widget(tmp_path):
-    from webwidget import create_app
+    from webwidget.app import create_app
     from webwidget.settings import Settings
 
     settings = Settings(

@@ -6,7 +6,7 @@ import pytest
 import redis
 from conftest import Visitor, https_client, widget_settings
 
-from webwidget import create_app
+from webwidget.app import create_app
 from webwidget.sessions import get_store
 from webwidget.sessions.redis_store import RedisSessionStore
 from webwidget.settings import SettingsError, load_settings, lookalike_warnings

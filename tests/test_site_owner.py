@@ -6,7 +6,7 @@ from pathlib import Path
 
 from conftest import Visitor, https_client, widget_settings
 
-from webwidget import create_app
+from webwidget.app import create_app
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from conftest import CHANNEL_TOKEN, SECRET_KEY, Visitor, https_client, widget_settings
 
-from webwidget import create_app
+from webwidget.app import create_app
 from webwidget.settings import Settings, SettingsError
 from webwidget.widgets import load_widgets_file
 

@@ -4,7 +4,7 @@ Importing the package imports nothing else: gunicorn's master imports it (its st
 check and its access logger) before forking workers. Under the gevent worker, a master
 that had imported requests or redis (which take names from ssl at import) would fork
 workers whose HTTPS connections gevent can no longer patch (it warns so, in plain text,
-in every worker). The app itself is in app.py.
+in every worker). The app itself is in app.py (`from webwidget.app import create_app`).
 """
 
 from __future__ import annotations
@@ -27,11 +27,3 @@ HOME = find_home()
 # Set by gunicorn's master once its trial build has reported the settings' warnings.
 SETTINGS_CHECKED = "WEBWIDGET_SETTINGS_CHECKED"
 
-
-def __getattr__(name: str):
-    """`webwidget.create_app` and its helpers, imported on first use (see above)."""
-    if name in ("create_app", "settings_warnings", "private_folder"):
-        from . import app
-
-        return getattr(app, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

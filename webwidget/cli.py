@@ -27,7 +27,7 @@ class PlainRequestLog(WSGIRequestHandler):
 
 def serve(args: argparse.Namespace) -> int:
     """Run the widget on a threaded development server (gunicorn for production)."""
-    from . import create_app
+    from .app import create_app
 
     try:
         # `demo` runs on the bundled sandbox when no upstream is configured; `serve` refuses.

@@ -71,7 +71,7 @@ def _build_and_report(write_end: int) -> int:
     # The workers log their own start; this trial build should not log a second one.
     logging.disable(logging.CRITICAL)
     try:
-        from . import create_app, settings_warnings
+        from .app import create_app, settings_warnings
         from .current import widgets_of
         from .settings import SettingsError, lookalike_warnings
 

@@ -115,7 +115,7 @@ class Site:
 def browser_widget_app(sandbox_url: str, instance: Path, **settings):
     """A widget app on the sandbox's demo-bot with production defaults (background poll
     refresh, the default timeouts) but for `settings`; its instance folder is `instance`."""
-    from webwidget import create_app
+    from webwidget.app import create_app
     from webwidget.settings import Settings
 
     values = {
@@ -168,7 +168,7 @@ def fresh_site(site, sandbox):
 @pytest.fixture(scope="module")
 def demo_server(tmp_path_factory):
     """The demo host page in demo mode, on its bundled sandbox."""
-    from webwidget import create_app
+    from webwidget.app import create_app
     from webwidget.sandbox.server import BackgroundServer
     from webwidget.settings import Settings
 

@@ -71,7 +71,7 @@ shadow = "none"
 @pytest.fixture
 def acme(sandbox, tmp_path, monkeypatch):
     """The owner's widget on a real server at localhost, framed by a page on 127.0.0.1."""
-    from webwidget import create_app
+    from webwidget.app import create_app
     from webwidget.sandbox.server import BackgroundServer
     from webwidget.settings import Settings
 
