@@ -65,6 +65,9 @@ from .shared.redis import RedisState
 
 log = logging.getLogger(__name__)
 
+# An upstream call for a conversation's messages.
+Fetch = Callable[[], list[MessageDto]]
+
 KEY_PREFIX = "ww:msgs:"
 # Upper bound on any cached list's life, whatever interval a poll claims.
 MAX_AGE_CAP = 15.0
@@ -135,13 +138,12 @@ def json_memory(body: bytes | str) -> int:
     item's overhead."""
     if isinstance(body, str):
         chars = sys.getsizeof(body) + (0 if body.isascii() else 4 * len(body))
-        marks: tuple = ('"', "{", ",")
+        quote, brace, comma = body.count('"'), body.count("{"), body.count(",")
     else:
         chars = len(body)
         if not body.isascii():
             chars += sys.getsizeof(body.decode(errors="replace"))
-        marks = (b'"', b"{", b",")
-    quote, brace, comma = (body.count(mark) for mark in marks)
+        quote, brace, comma = body.count(b'"'), body.count(b"{"), body.count(b",")
     return chars + STRING_COST * (quote // 2) + OBJECT_COST * brace + ITEM_COST * comma
 
 
@@ -399,7 +401,7 @@ class Coalescer:
             self._failed.pop(key, None)
         return listing
 
-    def _refresh_later(self, key: str, refresh, generation: int) -> bool:
+    def _refresh_later(self, key: str, refresh: Fetch, generation: int) -> bool:
         """Whether the stale list may answer: a refresh is pending or was just asked for."""
         if self.refresher is None or self.refresher.limit <= 0:
             return False
@@ -412,7 +414,7 @@ class Coalescer:
         # Budget spent or not, the stale list answers: waiting would only queue the poll.
         return True
 
-    def _refresh(self, key: str, refresh, generation: int) -> None:
+    def _refresh(self, key: str, refresh: Fetch, generation: int) -> None:
         try:
             self._fetch_shared(key, refresh, generation, self.clock(), 0.0, join=False)
         except Exception as error:  # the next poll meets it in the foreground
@@ -422,7 +424,9 @@ class Coalescer:
                     self._failed.popitem(last=False)
             log.info("background refresh failed: %s", type(error).__name__)
 
-    def _fetch_now(self, key, fetch, generation: int, started: float, max_age: float) -> Listing:
+    def _fetch_now(
+        self, key: str, fetch: Fetch, generation: int, started: float, max_age: float
+    ) -> Listing:
         with self._lock:
             flight = self._flights.get(key)
             joined = flight is not None and flight.generation == self._local_generation(key)
@@ -498,7 +502,8 @@ class Coalescer:
             except SharedStateUnavailable:
                 value = None
             if value is not None:
-                return json.loads(value)
+                states: list[list[str]] = json.loads(value)
+                return states
         with self._lock:
             known = self._states.get((key, version))
         return known[0] if known is not None else None
@@ -579,13 +584,13 @@ class Coalescer:
         except SharedStateUnavailable as error:
             log.warning("coalescing cache unavailable: %s", error)
 
-    def _fetch(self, key: str, fetch, generation: int) -> Listing:
+    def _fetch(self, key: str, fetch: Fetch, generation: int) -> Listing:
         at = self.clock()
         listing = Listing.of(fetch(), at)
         self._store(key, generation, listing)
         return listing
 
-    def _fetch_alone(self, key: str, fetch) -> Listing:
+    def _fetch_alone(self, key: str, fetch: Fetch) -> Listing:
         """Fetch while the shared cache does not answer: nothing is stored, but held polls
         here still learn of a new version."""
         listing = Listing.of(fetch(), self.clock())
@@ -595,7 +600,15 @@ class Coalescer:
             self.on_change(key)
         return listing
 
-    def _fetch_shared(self, key, fetch, generation, started, max_age, join=True) -> Listing | None:
+    def _fetch_shared(
+        self,
+        key: str,
+        fetch: Fetch,
+        generation: int,
+        started: float,
+        max_age: float,
+        join: bool = True,
+    ) -> Listing | None:
         if self.shared is None:
             return self._fetch(key, fetch, generation)
         token = uuid.uuid4().hex

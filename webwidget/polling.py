@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Generic, TypeVar
 
@@ -295,7 +295,7 @@ def respond(
     chat: Chat,
     state: PollState,
     *,
-    clock,
+    clock: Callable[[], float],
     base: float,
     activity: bool,
     hold: float,
@@ -353,7 +353,7 @@ def hold_poll(
     chat: Chat,
     state: PollState,
     *,
-    clock,
+    clock: Callable[[], float],
     base: float,
     seconds: float,
 ) -> Answer:

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from flask import Flask
 
@@ -28,6 +28,14 @@ from .chatcaptain.client import ChatCaptainClient
 from .chatcaptain.errors import (
     UpstreamError,
     UpstreamUnavailable,
+)
+from .chatcaptain.models import (
+    CreateWidgetContactRequestDto,
+    CreateWidgetContactResponseDto,
+    CreateWidgetConversationRequestDto,
+    CreateWidgetConversationResponseDto,
+    ListWidgetConversationMessagesResponseDto,
+    MessageDto,
 )
 
 EXTENSION = "webwidget.upstream"
@@ -92,33 +100,76 @@ class GuardedClient:
         """closed, open or half-open."""
         return self.breaker.state
 
-    def create_contact(self, *args: Any, **kwargs: Any):
+    def create_contact(
+        self, chatbot_id: str, request: CreateWidgetContactRequestDto
+    ) -> CreateWidgetContactResponseDto:
         """ChatCaptainClient.create_contact, guarded."""
-        return self._guarded("create_contact", self.client.create_contact, args, kwargs)
+        return self._guarded(
+            "create_contact", lambda: self.client.create_contact(chatbot_id, request)
+        )
 
-    def create_conversation(self, *args: Any, **kwargs: Any):
+    def create_conversation(
+        self, chatbot_id: str, request: CreateWidgetConversationRequestDto
+    ) -> CreateWidgetConversationResponseDto:
         """ChatCaptainClient.create_conversation, guarded."""
-        return self._guarded("create_conversation", self.client.create_conversation, args, kwargs)
+        return self._guarded(
+            "create_conversation", lambda: self.client.create_conversation(chatbot_id, request)
+        )
 
-    def list_messages(self, *args: Any, **kwargs: Any):
+    def list_messages(
+        self,
+        chatbot_id: str,
+        conversation_id: str,
+        token: str,
+        *,
+        last: int | None = None,
+        before: str | None = None,
+    ) -> ListWidgetConversationMessagesResponseDto:
         """ChatCaptainClient.list_messages, guarded."""
-        return self._guarded("list_messages", self.client.list_messages, args, kwargs)
+        return self._guarded(
+            "list_messages",
+            lambda: self.client.list_messages(
+                chatbot_id, conversation_id, token, last=last, before=before
+            ),
+        )
 
-    def send_message(self, *args: Any, **kwargs: Any):
+    def send_message(
+        self,
+        chatbot_id: str,
+        conversation_id: str,
+        token: str,
+        *,
+        text: str | None = None,
+        button_label: str | None = None,
+        button_value: str | None = None,
+        client_message_id: str | None = None,
+    ) -> MessageDto:
         """ChatCaptainClient.send_message, guarded."""
+
+        def send() -> MessageDto:
+            return self.client.send_message(
+                chatbot_id,
+                conversation_id,
+                token,
+                text=text,
+                button_label=button_label,
+                button_value=button_value,
+                client_message_id=client_message_id,
+            )
+
         if not self.client.supports_sending:
             # Not an upstream call at all: no breaker, no metrics.
-            return self.client.send_message(*args, **kwargs)
-        return self._guarded("send_message", self.client.send_message, args, kwargs)
+            return send()
+        return self._guarded("send_message", send)
 
     def close(self) -> None:
         """Release the client's pooled connections."""
         self.client.close()
 
-    def _guarded(self, operation: str, func: Callable[..., T], args, kwargs) -> T:
+    def _guarded(self, operation: str, call: Callable[[], T]) -> T:
         started = time.monotonic()
         try:
-            result = self.breaker.call(self._attempt, func, args, kwargs)
+            result = self.breaker.call(lambda: self._attempt(call))
         except BreakerOpen:
             error: UpstreamError = CircuitOpen("circuit open", operation=operation)
         except UpstreamError as upstream_error:
@@ -131,13 +182,13 @@ class GuardedClient:
         self._report(operation, started, error)
         raise error
 
-    def _attempt(self, func: Callable[..., T], args, kwargs) -> T:
+    def _attempt(self, call: Callable[[], T]) -> T:
         if self.breaker.probing_here:
             # The probe asks whether the upstream is back: one attempt, no retries, so a
             # down upstream gets one call per worker per reset_timeout.
             with self.client.single_attempt():
-                return func(*args, **kwargs)
-        return func(*args, **kwargs)
+                return call()
+        return call()
 
     def _report(self, operation: str, started: float, error: UpstreamError | None) -> None:
         if self._observe is not None:

@@ -20,8 +20,13 @@ import signal
 import threading
 import time
 import weakref
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
+from types import FrameType
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # imported where used: gunicorn's master imports this module early
+    import redis
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +49,11 @@ class _Key:
 class Wakeups:
     """Change counters per conversation key, in-process, optionally fed by Redis pub/sub."""
 
-    def __init__(self, redis_client=None, subscriber=None) -> None:
+    def __init__(
+        self,
+        redis_client: redis.Redis | None = None,
+        subscriber: Callable[[], redis.Redis] | None = None,
+    ) -> None:
         # `subscriber` makes the client that listens: one without a read timeout (a quiet
         # channel is no error), unlike the request path's client, which publishes.
         self.redis = redis_client
@@ -57,15 +66,17 @@ class Wakeups:
         _registry.add(self)
 
     @classmethod
-    def for_store(cls, redis_client=None, store_url: str | None = None) -> Wakeups:
+    def for_store(
+        cls, redis_client: redis.Redis | None = None, store_url: str | None = None
+    ) -> Wakeups:
         """Wakeups that publish with `redis_client` (the app's shared one) and listen on a
         client of their own for `store_url`; in-process only without Redis."""
-        subscriber = None
-        if redis_client is not None and store_url:
-            import redis
+        if redis_client is None or not store_url:
+            return cls(redis_client)
+        import redis
 
-            subscriber = lambda: redis.Redis.from_url(store_url)  # noqa: E731
-        return cls(redis_client, subscriber)
+        url = store_url
+        return cls(redis_client, lambda: redis.Redis.from_url(url))
 
     @property
     def held(self) -> int:
@@ -76,7 +87,7 @@ class Wakeups:
         """Whether held polls must answer at once (the app's server or the process stops)."""
         return self._closed.is_set() or _closing.is_set()
 
-    def hold(self, limit: int):
+    def hold(self, limit: int) -> AbstractContextManager[None] | None:
         """A context for one held poll, or None when `limit` are held already."""
         with self._lock:
             if self._held >= limit:
@@ -163,6 +174,7 @@ class Wakeups:
         self._listener.start()
 
     def _listen(self) -> None:
+        assert self._subscriber is not None  # _ensure_listener starts none without one
         client = self._subscriber()
         pause = RESUBSCRIBE_SECONDS
         while not self.closed():
@@ -170,7 +182,8 @@ class Wakeups:
                 pubsub = client.pubsub()
                 pubsub.subscribe(CHANNEL)
                 pause = RESUBSCRIBE_SECONDS
-                for message in pubsub.listen():
+                # redis-py leaves PubSub.listen untyped: each message is a dict.
+                for message in pubsub.listen():  # type: ignore[no-untyped-call]
                     if message.get("type") == "subscribe":
                         self.resync()  # subscribed (again) from here on
                         continue
@@ -189,7 +202,7 @@ def release_on_exit() -> None:
     graceful exit) run. Call from the worker's main thread."""
     previous = signal.getsignal(signal.SIGTERM)
 
-    def handler(signum, frame):
+    def handler(signum: int, frame: FrameType | None) -> None:
         _closing.set()
         for wakeups in list(_registry):
             wakeups.release_all()

@@ -21,6 +21,7 @@ import sqlite3
 import sys
 import time
 from collections import Counter
+from collections.abc import Iterator
 from contextlib import closing
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -29,7 +30,7 @@ from .errors import SessionStoreUnavailable
 from .factory import store_from_url
 from .redis_store import RedisSessionStore
 from .sqlite_store import SQLiteSessionStore
-from .store import SessionRecord
+from .store import SessionRecord, SessionStore
 
 
 class CommandError(Exception):
@@ -67,7 +68,7 @@ def sqlite_path(url: str) -> Path:
     return path if path.is_absolute() else instance_folder() / path
 
 
-def open_store(url: str):
+def open_store(url: str) -> SessionStore:
     """The store at `url`; a SQLite file must exist already (never created here)."""
     if url.startswith("sqlite:///") and not sqlite_path(url).is_file():
         raise CommandError(f"no session database at {sqlite_path(url)}: check --store,"
@@ -106,7 +107,9 @@ def purge(url: str, now: float) -> int:
         store.close()
 
 
-def live_records(path: Path, now: float):
+def live_records(
+    path: Path, now: float
+) -> Iterator[tuple[str, SessionRecord | None, float]]:
     """(sid, record, expires_at) of every session in the SQLite file that has not expired;
     records that are not JSON are counted apart (None)."""
     with closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as db:
@@ -126,7 +129,7 @@ def live_records(path: Path, now: float):
                                  data=decoded), expires_at
 
 
-def migrate(source: str, target: str, now: float) -> Counter:
+def migrate(source: str, target: str, now: float) -> Counter[str]:
     """Copy the live sessions of the SQLite store `source` into the Redis store `target`,
     each with the time it has left; counts: copied, updated, kept, unreadable."""
     if not source.startswith("sqlite:///"):
@@ -136,7 +139,7 @@ def migrate(source: str, target: str, now: float) -> Counter:
     open_store(source).close()
     redis_store = open_store(target)
     assert isinstance(redis_store, RedisSessionStore)
-    counts: Counter = Counter(copied=0, updated=0, kept=0, unreadable=0)
+    counts: Counter[str] = Counter(copied=0, updated=0, kept=0, unreadable=0)
     try:
         for sid, record, expires_at in live_records(sqlite_path(source), now):
             if record is None:
@@ -172,7 +175,7 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def add_command(commands) -> None:
+def add_command(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Register `sessions count|purge|migrate` on the `webwidget` command's subparsers."""
     command = commands.add_parser(
         "sessions", help="count, purge (expired only) or migrate (SQLite to Redis) sessions"

@@ -68,5 +68,6 @@ def init_sessions(
 
 def get_store(app: Flask) -> SessionStore:
     """The app's session store, e.g. for /readyz to ping()."""
-    return app.extensions[EXTENSION_KEY]
+    store: SessionStore = app.extensions[EXTENSION_KEY]
+    return store
 
