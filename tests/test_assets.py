@@ -148,13 +148,13 @@ def test_minified_scripts_still_parse(visitor, tmp_path):
 
 def test_a_changed_source_gets_a_new_fingerprint_and_etag(app, tmp_path):
     """A one-character change to code changes the URL and the ETag; comments never ship."""
-    from flask import Flask, url_for
+    from flask import url_for
 
     from webwidget.web import assets
 
     script = tmp_path / "app.js"
     script.write_text("/* why */\nfunction greet(name) {\n  return 'hi ' + name;\n}\n" * 20)
-    site = Flask(__name__, static_folder=str(tmp_path))
+    site = assets.AssetServingFlask(__name__, static_folder=str(tmp_path))
     assets.init_app(site)
     client = site.test_client()
 

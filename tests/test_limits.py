@@ -14,6 +14,15 @@ import redis
 import requests
 from conftest import Visitor, https_client, make_app, stats
 
+# What these tests count is the limits, not the upstream's speed: a start slowed past the
+# usual test timeouts by a busy machine would answer 504 and still have used its slot.
+PATIENT = {"UPSTREAM_READ_TIMEOUT": 10.0, "UPSTREAM_DEADLINE": 15.0}
+
+
+def limited_app(upstream, tmp_path, **settings):
+    """make_app with the upstream timeouts that a loaded machine cannot reach."""
+    return make_app(upstream, tmp_path, **{**PATIENT, **settings})
+
 
 def start_from(app, ip: str | None = None, *, forwarded: str | None = None, htmx=False):
     """A start by a fresh visitor (no session), from `ip` or with an X-Forwarded-For."""
@@ -87,7 +96,7 @@ def test_storage_follows_the_session_store(tmp_path):
 
 
 def test_starts_per_ip_are_limited_before_anything_reaches_upstream(sandbox, tmp_path):
-    app = make_app(sandbox, tmp_path, RATE_LIMIT_START_PER_IP="2/minute")
+    app = limited_app(sandbox, tmp_path, RATE_LIMIT_START_PER_IP="2/minute")
     assert start_from(app).status_code == 303
     assert start_from(app).status_code == 303
     assert_friendly_429(start_from(app))
@@ -98,7 +107,7 @@ def test_starts_per_ip_are_limited_before_anything_reaches_upstream(sandbox, tmp
 
 
 def test_a_spoofed_forwarded_for_does_not_dodge_the_ip_limit(sandbox, tmp_path):
-    app = make_app(sandbox, tmp_path, RATE_LIMIT_START_PER_IP="2/minute")
+    app = limited_app(sandbox, tmp_path, RATE_LIMIT_START_PER_IP="2/minute")
     for n in range(2):
         assert start_from(app, forwarded=f"203.0.113.{n}").status_code == 303
     assert_friendly_429(start_from(app, forwarded="203.0.113.99"))
@@ -106,7 +115,7 @@ def test_a_spoofed_forwarded_for_does_not_dodge_the_ip_limit(sandbox, tmp_path):
 
 
 def test_a_configured_proxy_is_believed(sandbox, tmp_path):
-    app = make_app(sandbox, tmp_path, RATE_LIMIT_START_PER_IP="1/minute", TRUSTED_PROXY_HOPS=1)
+    app = limited_app(sandbox, tmp_path, RATE_LIMIT_START_PER_IP="1/minute", TRUSTED_PROXY_HOPS=1)
     assert start_from(app, forwarded="203.0.113.1").status_code == 303
     assert_friendly_429(start_from(app, forwarded="203.0.113.1"))
     # The proxy appends the real client last; a client-sent value before it is ignored.
@@ -115,7 +124,7 @@ def test_a_configured_proxy_is_believed(sandbox, tmp_path):
 
 
 def test_starts_per_widget_are_limited_across_addresses(sandbox, tmp_path):
-    app = make_app(sandbox, tmp_path, RATE_LIMIT_START_PER_WIDGET="3/minute")
+    app = limited_app(sandbox, tmp_path, RATE_LIMIT_START_PER_WIDGET="3/minute")
     for n in range(3):
         assert start_from(app, f"10.0.0.{n}").status_code == 303
     assert_friendly_429(start_from(app, "10.0.0.99"))
@@ -132,7 +141,7 @@ NEIGHBOUR_48 = "2001:db8:abcd"  # the attacker's /48: a hosting customer's alloc
 def test_an_ipv6_client_is_counted_per_64_not_per_address(sandbox, tmp_path):
     # The finding: 600 starts in 20 s from 62 addresses of one /64, then the widget's
     # ceiling refused every other visitor. Now the /64 has one client's budget.
-    app = make_app(sandbox, tmp_path, TRUSTED_PROXY_HOPS=1)
+    app = limited_app(sandbox, tmp_path, TRUSTED_PROXY_HOPS=1)
     answers = [
         start_from(app, forwarded=f"{ATTACKER_64}:{n:x}::{n + 1:x}").status_code
         for n in range(62)
@@ -150,14 +159,14 @@ def test_an_ipv6_client_is_counted_per_64_not_per_address(sandbox, tmp_path):
 
 
 def test_the_ipv6_prefix_is_configurable(sandbox, tmp_path):
-    app = make_app(
+    app = limited_app(
         sandbox, tmp_path, TRUSTED_PROXY_HOPS=1, RATE_LIMIT_IPV6_PREFIX=128,
         RATE_LIMIT_START_PER_IP="1/minute",
     )
     assert start_from(app, forwarded=f"{ATTACKER_64}::1").status_code == 303
     assert start_from(app, forwarded=f"{ATTACKER_64}::2").status_code == 303  # its own budget
     assert_friendly_429(start_from(app, forwarded=f"{ATTACKER_64}::1"))
-    wide = make_app(
+    wide = limited_app(
         sandbox, tmp_path / "wide", TRUSTED_PROXY_HOPS=1, RATE_LIMIT_IPV6_PREFIX=56,
         RATE_LIMIT_START_PER_IP="1/minute",
     )
@@ -168,7 +177,7 @@ def test_the_ipv6_prefix_is_configurable(sandbox, tmp_path):
 def test_one_network_cannot_use_up_the_widgets_ceiling(sandbox, tmp_path):
     # Many /64s of one /48 (or many addresses of one /24): each client within its own
     # limit, the network as a whole stops at its ceiling, far below the widget's.
-    app = make_app(
+    app = limited_app(
         sandbox, tmp_path, TRUSTED_PROXY_HOPS=1,
         RATE_LIMIT_START_PER_IP="5/minute",
         RATE_LIMIT_START_PER_NETWORK="8/minute",
@@ -181,7 +190,7 @@ def test_one_network_cannot_use_up_the_widgets_ceiling(sandbox, tmp_path):
     # networks together, each holding a small share of it.
     assert stats(sandbox)["create_contact"] == 12
     assert_friendly_429(start_from(app, forwarded="2001:db8:beef::7"))
-    one_network = make_app(
+    one_network = limited_app(
         sandbox, tmp_path / "one", TRUSTED_PROXY_HOPS=1,
         RATE_LIMIT_START_PER_IP="5/minute",
         RATE_LIMIT_START_PER_NETWORK="8/minute",
@@ -211,7 +220,7 @@ def test_the_default_ceilings_keep_one_network_far_below_the_widgets():
 
 
 def test_sends_per_session_are_limited(sandbox, tmp_path):
-    app = make_app(sandbox, tmp_path, RATE_LIMIT_SEND_PER_SESSION="3/minute")
+    app = limited_app(sandbox, tmp_path, RATE_LIMIT_SEND_PER_SESSION="3/minute")
     visitor = Visitor(https_client(app))
     visitor.start()
     for n in range(3):
@@ -229,7 +238,7 @@ def test_limits_are_shared_through_redis_between_instances(sandbox, tmp_path, re
     url = redis_url.rsplit("/", 1)[0] + "/14"
     redis.Redis.from_url(url).flushdb()
     apps = [
-        make_app(sandbox, tmp_path / name, store_url=url, RATE_LIMIT_START_PER_IP="2/minute")
+        limited_app(sandbox, tmp_path / name, store_url=url, RATE_LIMIT_START_PER_IP="2/minute")
         for name in ("one", "two")
     ]
     assert start_from(apps[0]).status_code == 303
@@ -246,7 +255,7 @@ def test_limit_storage_down_lets_visitors_through_and_says_so(sandbox, tmp_path,
     from conftest import free_port
 
     dead = f"redis://127.0.0.1:{free_port()}/0"
-    app = make_app(
+    app = limited_app(
         sandbox, tmp_path, RATE_LIMIT_STORAGE_URL=dead, RATE_LIMIT_START_PER_IP="1/minute"
     )
     with caplog.at_level(logging.WARNING, logger="webwidget"):
@@ -259,7 +268,7 @@ def test_limit_storage_down_lets_visitors_through_and_says_so(sandbox, tmp_path,
 
 
 def test_a_body_over_the_cap_is_a_friendly_413(sandbox, tmp_path):
-    app = make_app(sandbox, tmp_path)
+    app = limited_app(sandbox, tmp_path)
     visitor = Visitor(https_client(app))
     visitor.start()
     before = stats(sandbox)
@@ -283,7 +292,7 @@ def test_a_body_over_the_cap_is_a_friendly_413(sandbox, tmp_path):
 def test_a_message_over_the_length_cap_is_a_400(sandbox, tmp_path):
     from webwidget.web.views import MAX_MESSAGE_CHARS
 
-    app = make_app(sandbox, tmp_path)
+    app = limited_app(sandbox, tmp_path)
     visitor = Visitor(https_client(app))
     visitor.start()
     too_long = visitor.send("x" * (MAX_MESSAGE_CHARS + 1))
@@ -367,7 +376,7 @@ def test_the_sqlite_limit_storage_shares_one_moving_window_between_processes(tmp
 def test_a_429_says_when_to_try_again_in_the_visitors_language(sandbox, tmp_path, language, says):
     import re
 
-    app = make_app(sandbox, tmp_path, RATE_LIMIT_START_PER_IP="1/minute")
+    app = limited_app(sandbox, tmp_path, RATE_LIMIT_START_PER_IP="1/minute")
     client = https_client(app)
     headers = {"Sec-Fetch-Site": "same-origin", "Accept-Language": language}
     assert client.post("/w/default/start", headers=headers).status_code == 303

@@ -6,6 +6,7 @@ import logging
 import os
 from collections.abc import Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
@@ -19,12 +20,13 @@ from .ops import health, logs, metrics, proxy_hint
 from .rendering import register_template_helpers
 from .sessions import SessionStoreUnavailable, init_sessions
 from .settings import Settings, SettingsError, load_settings, lookalike_warnings
-from .shared import SharedStateUnavailable, open_shared
+from .shared import Shared, SharedStateUnavailable, open_shared
 from .shared.open import EXTENSION as SHARED_EXTENSION
 from .web import (
     assets,
     embedding,
     i18n,
+    limits,
     overrides,
     security,
     theming,
@@ -33,8 +35,10 @@ from .web import (
     visitor,
 )
 from .web.errors import register_error_pages
-from .web.limits import init_app as init_limits
-from .widgets import check_local_avatars, widgets_from_settings
+from .widgets import WidgetConfig, check_local_avatars, widgets_from_settings
+
+if TYPE_CHECKING:  # imported when demo mode starts it: it brings the sandbox
+    from .web.demo import DemoUpstream
 
 log = logging.getLogger("webwidget")
 
@@ -48,18 +52,53 @@ def create_app(
 ) -> Flask:
     """Build the app: settings, upstream client, sessions, views; nothing runs at import.
 
-    `clock` replaces the wall clock (tests move time with it instead of sleeping).
+    `clock` replaces the wall clock (tests move time with it instead of sleeping). The
+    order matters where a comment says why.
     """
+    settings = settings or load_settings()
+    # JSON log lines from the first one on (the demo's line comes before the secrets to
+    # redact are known, and holds none of them).
+    logs.install_handler()
+    app = flask_app(settings, instance_path, test_config)
+    demo = demo_upstream(app, settings)
+    init_clock(app, clock)
+    widgets = app.extensions["webwidget.widgets"] = widgets_from_settings(settings, demo=demo)
+    init_current_widget(app)
+    warn_about_settings(settings, widgets)
+    # First hooks registered: the request id exists before anything else logs.
+    logs.init_app(app, secrets=_known_secrets(settings, widgets))
+    client = upstream_client(app, settings, demo)
+    shared = shared_state_and_sessions(app, settings, secret_keys(app, settings, demo))
+    security.init_app(app)
+    i18n.init_app(app, settings.WIDGET_TEMPLATE_DIR)
+    theming.init_app(app)
+    check_local_avatars(app, widgets)
+    themes.init_app(app)
+    metrics.init_app(app)
+    metrics.count_store_errors(app)
+    health.init_app(app)
+    proxy_hint.init_app(app)
+    register_template_helpers(app)
+    visitor.init_app(app, settings, shared, client)
+    assets.init_app(app)
+    limits.init_app(app, settings, shared)
+    for blueprint in (views.bp, embedding.bp, transcript.bp):
+        app.register_blueprint(blueprint)
+    register_error_pages(app)
+    return app
+
+
+def flask_app(
+    settings: Settings, instance_path: str | None, test_config: Mapping[str, object] | None
+) -> Flask:
+    """The Flask object: our templates and static files, a private instance folder, the
+    owner's template overrides, the request size limits, ProxyFix for trusted proxies."""
     if not (HOME / "templates").is_dir():
         raise SettingsError(
             f"WEBWIDGET_HOME: no templates/ under {HOME}; unset it to use the installed"
             " package's, or point it at a webwidget checkout"
         )
-    settings = settings or load_settings()
-    # JSON log lines from the first one on (the demo's line comes before the secrets to
-    # redact are known, and holds none of them).
-    logs.install_handler()
-    app = Flask(
+    app = assets.AssetServingFlask(
         # The package's name: Flask names the instance folder after it (<prefix>/var/
         # webwidget-instance for an installed package) and finds the root path by it.
         "webwidget",
@@ -91,43 +130,56 @@ def create_app(
         hops = settings.TRUSTED_PROXY_HOPS
         # Flask's documented way to add WSGI middleware; mypy sees a method replaced.
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops)  # type: ignore[method-assign]
+    return app
 
-    demo = None
-    if settings.demo_mode:
-        from .web import demo as demo_mode
 
-        demo = demo_mode.start_demo_upstream(app.instance_path)
-        secret_key = (
-            settings.SECRET_KEY.get_secret_value()
-            if settings.SECRET_KEY
-            else demo_mode.demo_secret_key(app.instance_path)
-        )
-        app.config["WEBWIDGET_MEDIA_ORIGINS"] = (demo.url,)
-        demo_mode.init_app(app, demo)
+def demo_upstream(app: Flask, settings: Settings) -> DemoUpstream | None:
+    """In demo mode, the bundled sandbox started as the upstream (None otherwise)."""
+    if not settings.demo_mode:
+        return None
+    from .web import demo as demo_mode
+
+    demo = demo_mode.start_demo_upstream(app.instance_path)
+    app.config["WEBWIDGET_MEDIA_ORIGINS"] = (demo.url,)
+    demo_mode.init_app(app, demo)
+    return demo
+
+
+def secret_keys(app: Flask, settings: Settings, demo: DemoUpstream | None) -> list[str]:
+    """The key that signs session handles, then the fallbacks that still verify them (the
+    demo makes one up and keeps it in the instance folder when none is set)."""
+    if settings.SECRET_KEY:
+        key = settings.SECRET_KEY.get_secret_value()
     else:
-        assert settings.SECRET_KEY is not None  # outside demo mode the settings require it
-        secret_key = settings.SECRET_KEY.get_secret_value()
+        assert demo is not None  # outside demo mode the settings require a key
+        from .web.demo import demo_secret_key
 
-    init_clock(app, clock)
-    app.extensions["webwidget.widgets"] = widgets_from_settings(settings, demo=demo)
-    init_current_widget(app)
+        key = demo_secret_key(app.instance_path)
+    return [key, *(fallback.get_secret_value() for fallback in settings.SECRET_KEY_FALLBACKS)]
+
+
+def warn_about_settings(settings: Settings, widgets: Mapping[str, WidgetConfig]) -> None:
+    """Log misspelt settings (unless gunicorn's master did already) and owners' templates
+    that shadow ours."""
     if not os.environ.get(SETTINGS_CHECKED):
-        for line in settings_warnings(app.extensions["webwidget.widgets"]):
+        for line in settings_warnings(widgets):
             log.warning("%s", line)
-    overrides.warn_about_overrides(
-        app.extensions["webwidget.widgets"], settings.WIDGET_TEMPLATE_DIR, HOME / "templates"
-    )
-    # First hooks registered: the request id exists before anything else logs.
-    logs.init_app(app, secrets=_known_secrets(settings, app.extensions["webwidget.widgets"]))
+    overrides.warn_about_overrides(widgets, settings.WIDGET_TEMPLATE_DIR, HOME / "templates")
+
+
+def upstream_client(
+    app: Flask, settings: Settings, demo: DemoUpstream | None
+) -> upstream.GuardedClient:
+    """The ChatCaptain client (the demo's sandbox in demo mode) behind the app's breaker,
+    observed by metrics and health."""
     base_url = demo.url if demo else settings.CHATCAPTAIN_BASE_URL
     assert base_url is not None  # outside demo mode the settings refuse to load without it
-    guarded = upstream.init_app(
+    api_key = settings.CHATCAPTAIN_API_KEY
+    return upstream.init_app(
         app,
         ChatCaptainClient(
             base_url,
-            api_key=settings.CHATCAPTAIN_API_KEY.get_secret_value()
-            if settings.CHATCAPTAIN_API_KEY
-            else None,
+            api_key=api_key.get_secret_value() if api_key else None,
             connect_timeout=settings.UPSTREAM_CONNECT_TIMEOUT,
             read_timeout=settings.UPSTREAM_READ_TIMEOUT,
             deadline=settings.UPSTREAM_DEADLINE,
@@ -140,20 +192,23 @@ def create_app(
         observers=(metrics.upstream_observer(app), health.upstream_observer(app)),
         on_state=metrics.circuit_observer(app),
     )
+
+
+def shared_state_and_sessions(app: Flask, settings: Settings, keys: list[str]) -> Shared:
+    """Open the state every worker and instance shares (one decision: Redis or SQLite) and
+    keep the sessions in it; a SQLite file that cannot be opened stops the start."""
     try:
-        # One decision of where shared state lives, for sessions, renewals and limits.
         shared = app.extensions[SHARED_EXTENSION] = open_shared(settings, app.instance_path)
         init_sessions(
             app,
             shared=shared,
-            secret_keys=[
-                secret_key,
-                *(key.get_secret_value() for key in settings.SECRET_KEY_FALLBACKS),
-            ],
+            secret_keys=keys,
             idle_timeout=settings.SESSION_IDLE_TIMEOUT,
             absolute_timeout=settings.SESSION_ABSOLUTE_TIMEOUT,
             scope_of=security.session_scope,
             clock=get_clock(app),
+            # Static files never open a session (nor write one).
+            skip_prefix=f"{app.static_url_path}/",
         )
     except (SharedStateUnavailable, SessionStoreUnavailable) as exc:
         # Only SQLite opens its file at start-up (Redis connects on first use).
@@ -161,25 +216,7 @@ def create_app(
             f"SESSION_STORE_URL: the SQLite session store cannot be opened ({exc}); use a "
             "writable path, or set WEBWIDGET_INSTANCE_PATH to a writable folder"
         ) from None
-    security.init_app(app)
-    i18n.init_app(app, settings.WIDGET_TEMPLATE_DIR)
-    theming.init_app(app)
-    check_local_avatars(app, app.extensions["webwidget.widgets"])
-    themes.init_app(app)
-    metrics.init_app(app)
-    metrics.count_store_errors(app)
-    health.init_app(app)
-    proxy_hint.init_app(app)
-    register_template_helpers(app)
-    visitor.init_app(app, settings, shared, guarded)
-    assets.init_app(app)
-    app.register_blueprint(views.bp)
-    app.register_blueprint(embedding.bp)
-    app.register_blueprint(transcript.bp)
-    register_error_pages(app)
-    # Wraps registered views, so it comes after the blueprints; /readyz writes to its storage.
-    app.extensions[health.LIMITS_EXTENSION] = init_limits(app)
-    return app
+    return shared
 
 
 def private_folder(path: Path) -> None:

@@ -178,11 +178,11 @@ def write_store(app: Flask) -> Finding:
 
 def write_limits(app: Flask) -> Finding:
     """Bump a probe counter (with an expiry) in the rate-limit storage."""
-    window = app.extensions.get(LIMITS_EXTENSION)
-    if window is None:  # RATE_LIMIT_ENABLED=false: nothing to count with
+    limits = app.extensions.get(LIMITS_EXTENSION)  # web/limits.py's, by its name
+    if limits is None:  # RATE_LIMIT_ENABLED=false: nothing to count with
         return OK
     try:
-        window.storage.incr("webwidget/readyz-probe", PROBE_TTL)
+        limits.storage.incr("webwidget/readyz-probe", PROBE_TTL)
     except Exception as error:  # noqa: BLE001 - any storage trouble: the limits fail open
         log.warning("readiness: the rate-limit counters refused a write: %s", _why(error))
         return Finding("unavailable", "not_writable", "check the rate-limit storage"

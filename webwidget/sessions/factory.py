@@ -45,11 +45,13 @@ def init_sessions(
     absolute_timeout: float,
     scope_of: Callable[[Request], str | None] | None = None,
     clock: Callable[[], float] = time.time,
+    skip_prefix: str | None = None,
 ) -> ServerSessionInterface:
     """Install server-side sessions on app; the store lands in app.extensions.
 
     `scope_of` names the scope (widget) of a request: one session per scope; `clock`
-    (seconds since the epoch) is what the idle and absolute timeouts are measured on.
+    (seconds since the epoch) is what the idle and absolute timeouts are measured on;
+    requests under `skip_prefix` (static files) never open a session.
     """
     store = store_of(shared)
     interface = ServerSessionInterface(
@@ -59,6 +61,7 @@ def init_sessions(
         absolute_timeout=absolute_timeout,
         scope_of=scope_of,
         clock=clock,
+        skip_prefix=skip_prefix,
     )
     app.session_interface = interface
     # Every store method may raise SessionStoreUnavailable: the app answers it (a 503).

@@ -43,6 +43,7 @@ class ServerSessionInterface(SessionInterface):
         clock: Callable[[], float] = time.time,
         touch_interval: float = 60.0,
         scope_of: Callable[[Request], str | None] | None = None,
+        skip_prefix: str | None = None,
     ) -> None:
         if idle_timeout <= 0 or absolute_timeout <= 0:
             raise ValueError("idle_timeout and absolute_timeout must be positive seconds")
@@ -55,7 +56,8 @@ class ServerSessionInterface(SessionInterface):
         self.clock = clock
         self.touch_interval = touch_interval
         self.scope_of = scope_of
-        self.skip_prefix: str | None = None
+        # Paths that never open a session (static files).
+        self.skip_prefix = skip_prefix
 
     def cookie_for(self, scope: str) -> str:
         """The cookie that carries a handle of `scope`."""

@@ -200,8 +200,17 @@ def serve_static(filename: str) -> Response:
     return asset_response(asset, IMMUTABLE if fingerprinted else "no-cache")
 
 
+class AssetServingFlask(Flask):
+    """Flask, its static files served fingerprinted and pre-compressed (`init_app` first)."""
+
+    def send_static_file(self, filename: str) -> Response:
+        """What Flask's static view calls: the asset, cached by its fingerprint."""
+        return serve_static(filename)
+
+
 def init_app(app: Flask) -> Assets:
-    """Fingerprint static URLs, serve them cached and compressed, and keep the session out."""
+    """Fingerprint static URLs; the app's send_static_file serves them cached and
+    compressed (serve_static)."""
     assets = Assets(app.static_folder or "static")
     app.extensions[EXTENSION] = assets
 
@@ -212,8 +221,4 @@ def init_app(app: Flask) -> Assets:
             if asset is not None:
                 values["v"] = asset.digest
 
-    app.view_functions["static"] = serve_static
-    interface = app.session_interface
-    if hasattr(interface, "skip_prefix"):
-        interface.skip_prefix = f"{app.static_url_path}/"
     return assets

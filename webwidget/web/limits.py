@@ -10,9 +10,9 @@ IPv6 client is its /64 (`RATE_LIMIT_IPV6_PREFIX`): one VPS holds a whole /64, an
 its addresses once used up the widget's ceiling for every visitor. The per-widget ceiling
 is far above the per-network one (a /24 or /48), so no single network can reach it alone.
 
-Only the start and send views carry limits, checked by a wrapper around each of them
-(after the same-origin check, before the view, so a refused request costs nothing
-upstream), with `limits`' moving window. No limit is counted for any other request
+Only the start and send views carry limits (`@limited("start")`, `@limited("send")`),
+checked after the same-origin check and before the view, so a refused request costs
+nothing upstream, with `limits`' moving window. No limit is counted for any other request
 (Flask-Limiter's per-request hook cost every poll a fifth of its CPU time though polls
 have no limit); what runs for every request is one after_request status check that gives
 a 429 its Retry-After, whichever handler answered it. Limit storage down fails open: the
@@ -34,20 +34,25 @@ import threading
 import time
 import weakref
 from collections.abc import Callable
+from typing import TypeVar, cast
 
 from flask import Flask, current_app, g, request
 from limits import RateLimitItem, parse_many
-from limits.storage import MemoryStorage
+from limits.storage import MemoryStorage, Storage
 from limits.strategies import MovingWindowRateLimiter
 from werkzeug.exceptions import TooManyRequests
 
 from ..current import current_widget
 from ..ops import metrics
 from ..sessions import SessionStoreUnavailable, visitor_session
+from ..settings import Settings
+from ..shared import Shared
 from ..shared.limit_storage import open_limit_storage
-from ..shared.open import EXTENSION as SHARED_EXTENSION
 
 log = logging.getLogger(__name__)
+
+# Where the app keeps its Limits (/readyz reads their storage from it).
+EXTENSION = "webwidget.limits"
 
 
 # The network around a client: its neighbours in a /24, or a site's /48 (what a hosting
@@ -194,16 +199,42 @@ class Limit:
                 raise TooManyRequests()
 
 
-def limited(view: Callable, *limits: Limit) -> Callable:
-    """`view`, refused with a 429 when any of `limits` is used up."""
+class Limits:
+    """The app's limits by view name, all counted on one moving window."""
 
-    @functools.wraps(view)
-    def wrapper(*args, **kwargs):
-        for limit in limits:
+    def __init__(self, window: MovingWindowRateLimiter, by_view: dict[str, tuple[Limit, ...]]):
+        self.window = window
+        self.by_view = by_view
+
+    @property
+    def storage(self) -> Storage:
+        """Where the counters live (/readyz writes a probe to it)."""
+        return self.window.storage
+
+    def check(self, view: str) -> None:
+        """Count this request against `view`'s limits, in order; 429 once one is used up."""
+        for limit in self.by_view.get(view, ()):
             limit.check()
-        return view(*args, **kwargs)
 
-    return wrapper
+
+F = TypeVar("F", bound=Callable[..., object])
+
+
+def limited(view_name: str) -> Callable[[F], F]:
+    """A view refused with a 429 when any of the app's limits for `view_name` is used up
+    (none when RATE_LIMIT_ENABLED is off)."""
+
+    def decorate(view: F) -> F:
+        @functools.wraps(view)
+        def wrapper(*args: object, **kwargs: object) -> object:
+            limits: Limits | None = current_app.extensions.get(EXTENSION)
+            if limits is not None:
+                limits.check(view_name)
+            return view(*args, **kwargs)
+
+        return cast(F, wrapper)
+
+    return decorate
 
 
 def retry_after(response):
@@ -213,13 +244,13 @@ def retry_after(response):
     return response
 
 
-def init_app(app: Flask) -> MovingWindowRateLimiter | None:
-    """Put the limits on the start and send views; call after the views are registered."""
-    settings = app.config["WEBWIDGET_SETTINGS"]
+def init_app(app: Flask, settings: Settings, shared: Shared) -> Limits | None:
+    """The app's limits on starts and sends (the views say which they carry: `limited`),
+    counted in `shared` unless RATE_LIMIT_STORAGE_URL says where."""
     app.after_request(retry_after)
     if not settings.RATE_LIMIT_ENABLED:
         return None
-    storage = open_limit_storage(settings, app.extensions[SHARED_EXTENSION])
+    storage = open_limit_storage(settings, shared)
     if isinstance(storage, MemoryStorage):
         log.warning(
             "RATE_LIMIT_STORAGE_URL=memory:// counts per process: with %s workers (and every "
@@ -228,16 +259,15 @@ def init_app(app: Flask) -> MovingWindowRateLimiter | None:
             os.environ.get("WEB_CONCURRENCY", "several"),
         )
     window = MovingWindowRateLimiter(storage)
-    views = app.view_functions
-    views["widget.start"] = limited(
-        views["widget.start"],
+    limits = Limits(window, {
         # In this order, each counting only what the one before let through: a client
         # over its own limit adds nothing to its network's, a network nothing to the widget's.
-        Limit(window, settings.RATE_LIMIT_START_PER_IP, client_ip),
-        Limit(window, settings.RATE_LIMIT_START_PER_NETWORK, network_key),
-        Limit(window, settings.RATE_LIMIT_START_PER_WIDGET, widget_key),
-    )
-    views["widget.send"] = limited(
-        views["widget.send"], Limit(window, settings.RATE_LIMIT_SEND_PER_SESSION, session_key)
-    )
-    return window
+        "start": (
+            Limit(window, settings.RATE_LIMIT_START_PER_IP, client_ip),
+            Limit(window, settings.RATE_LIMIT_START_PER_NETWORK, network_key),
+            Limit(window, settings.RATE_LIMIT_START_PER_WIDGET, widget_key),
+        ),
+        "send": (Limit(window, settings.RATE_LIMIT_SEND_PER_SESSION, session_key),),
+    })
+    app.extensions[EXTENSION] = limits
+    return limits

@@ -43,6 +43,7 @@ from . import security
 from .errors import Refused, render_error
 from .i18n import N_
 from .languages import choose_language
+from .limits import limited
 from .visitor import chat_core, visitor_chats
 
 log = logging.getLogger(__name__)
@@ -275,6 +276,7 @@ def kept_words(widget: WidgetConfig, *, draft: str, client_id: str | None, statu
 
 
 @bp.post("/w/<widget>/start")
+@limited("start")
 def start():
     """Start a chat: create the contact and the conversation upstream; with `text`, send
     it as the first message (words kept from a chat that was lost or left)."""
@@ -406,6 +408,7 @@ def earlier():
 
 
 @bp.post("/w/<widget>/send")
+@limited("send")
 def send():
     """Send the visitor's text or button choice, then show the updated conversation."""
     widget = requested_widget()
