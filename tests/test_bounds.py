@@ -30,11 +30,12 @@ from conftest import conversation_payload, message_payload
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from webwidget import coalesce
+from webwidget import list_cache
 from webwidget.chatcaptain.client import ChatCaptainClient
 from webwidget.chatcaptain.models import ListWidgetConversationMessagesResponseDto
 from webwidget.chatcaptain.window import parse_window
-from webwidget.coalesce import Coalescer, Listing
+from webwidget.coalesce import Coalescer
+from webwidget.listing import Listing, states_size
 
 MiB = 1024 * 1024
 HX = {"HX-Request": "true"}
@@ -131,11 +132,11 @@ def test_cached_lists_stay_within_their_byte_budget_whatever_the_conversations()
             coalescer.remember_states(f"conversation-{n}", listing.version, listing.states)
 
     _, kept = traced(fill)
-    bound = coalesce.LISTINGS_BYTES + one_list + coalesce.STATES_BYTES
+    bound = list_cache.LISTINGS_BYTES + one_list + list_cache.STATES_BYTES
     assert kept <= bound, f"kept {kept / MiB:.0f} MiB, bound {bound / MiB:.0f} MiB"
     lists, states = coalescer.remembered_bytes
-    assert lists <= coalesce.LISTINGS_BYTES + one_list
-    assert states <= coalesce.STATES_BYTES
+    assert lists <= list_cache.LISTINGS_BYTES + one_list
+    assert states <= list_cache.STATES_BYTES
     # The newest lists still answer without an upstream call; the oldest was let go.
     assert fetched == list(range(8))
     read(7)
@@ -147,7 +148,7 @@ def test_cached_lists_stay_within_their_byte_budget_whatever_the_conversations()
 def test_the_list_just_fetched_stays_even_past_the_budget(monkeypatch):
     """A list larger than the whole budget still answers its polls (else every poll of
     that conversation would fetch, or find nothing cached)."""
-    monkeypatch.setattr(coalesce, "LISTINGS_BYTES", 1 * MiB)
+    monkeypatch.setattr(list_cache, "LISTINGS_BYTES", 1 * MiB)
     coalescer = Coalescer(clock=lambda: 1000.0)
     fetched: list[int] = []
 
@@ -169,7 +170,7 @@ def test_remembered_states_stay_within_their_byte_budget():
     """Versions' states (ids and digests, kept for deltas) are counted in bytes too: 2,000
     versions of 200 messages with 1 KB ids (400 MB of ids) keep at most STATES_BYTES."""
     coalescer = Coalescer(clock=lambda: 1000.0)
-    one_version = coalesce.states_size([["i" * 1024 + "0" * 6, "d" * 12]] * 200)
+    one_version = states_size([["i" * 1024 + "0" * 6, "d" * 12]] * 200)
 
     def remember_all():
         for v in range(2000):
@@ -177,8 +178,8 @@ def test_remembered_states_stay_within_their_byte_budget():
             coalescer.remember_states("conversation", f"version-{v}", states)
 
     _, kept = traced(remember_all)
-    assert kept <= coalesce.STATES_BYTES + one_version, f"kept {kept / MiB:.0f} MiB"
-    assert coalescer.remembered_bytes[1] <= coalesce.STATES_BYTES
+    assert kept <= list_cache.STATES_BYTES + one_version, f"kept {kept / MiB:.0f} MiB"
+    assert coalescer.remembered_bytes[1] <= list_cache.STATES_BYTES
     assert coalescer.recall_states("conversation", "version-1999") is not None
     assert coalescer.recall_states("conversation", "version-0") is None
 
@@ -198,7 +199,7 @@ def stated_mib(name: str) -> float:
 
 @pytest.mark.parametrize("name", ["LISTINGS_BYTES", "STATES_BYTES"])
 def test_the_readme_states_the_bounds_the_code_keeps(name):
-    assert stated_mib(name) * MiB == getattr(coalesce, name)
+    assert stated_mib(name) * MiB == getattr(list_cache, name)
 
 
 # --- a conversation of 20,000 messages, end to end ---------------------------------------------

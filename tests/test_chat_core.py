@@ -240,7 +240,10 @@ def test_a_poll_through_the_core_gets_only_what_changed(core, upstream):
     assert [texts(list(changed.messages))[i] for i in changed.delta.append] == ["Your parcel"]
 
 
-CORE_MODULES = ("conversation.py", "polling.py", "coalesce.py", "renewal.py", "wake.py")
+CORE_MODULES = (
+    "conversation.py", "polling.py", "coalesce.py", "list_cache.py", "listing.py", "renewal.py",
+    "wake.py",
+)
 
 
 @pytest.mark.parametrize("module", CORE_MODULES)

@@ -125,10 +125,10 @@ def test_a_failed_call_is_not_cached(app, sandbox, clock):
 
 
 def test_a_long_running_process_keeps_a_bounded_number_of_lists(monkeypatch):
-    from webwidget import coalesce
+    from webwidget import list_cache
     from webwidget.coalesce import Coalescer
 
-    monkeypatch.setattr(coalesce, "LISTINGS_KEPT", 3)
+    monkeypatch.setattr(list_cache, "LISTINGS_KEPT", 3)
     coalescer = Coalescer(clock=lambda: 1000.0)
     fetched: list[int] = []
 
@@ -153,7 +153,7 @@ def _message(message_id: str, text: str, *, status: str = "sent"):
 
 
 def test_the_version_and_the_states_change_with_a_message_s_content():
-    from webwidget.coalesce import Listing
+    from webwidget.listing import Listing
 
     before = Listing.of([_message("m1", "Hello"), _message("m2", "Bye")], 0.0)
     edited = Listing.of([_message("m1", "Hello"), _message("m2", "Bye!")], 0.0)
@@ -165,7 +165,7 @@ def test_the_version_and_the_states_change_with_a_message_s_content():
 
 
 def test_a_cached_list_is_validated_once_per_process(redis_url, monkeypatch):
-    from webwidget import coalesce
+    from webwidget import listing
     from webwidget.coalesce import Coalescer
 
     url = redis_url.rsplit("/", 1)[0] + "/14"
@@ -177,13 +177,13 @@ def test_a_cached_list_is_validated_once_per_process(redis_url, monkeypatch):
     assert fetching.get("k", lambda: [], max_age=10) is fetched  # the fetcher's own objects
 
     parses = []
-    original = coalesce._Stored.model_validate_json
+    original = listing._Stored.model_validate_json
 
     def counting(raw, **kwargs):
         parses.append(1)
         return original(raw, **kwargs)
 
-    monkeypatch.setattr(coalesce._Stored, "model_validate_json", counting)
+    monkeypatch.setattr(listing._Stored, "model_validate_json", counting)
     first = reading.get("k", lambda: [], max_age=10)
     assert first.version == fetched.version
     assert parses == []  # the version alone answers an unchanged poll
@@ -279,7 +279,7 @@ def test_a_failed_refresh_makes_the_next_poll_fetch_itself():
 
 
 def test_a_list_too_old_or_invalidated_is_not_answered_stale():
-    from webwidget.coalesce import STALE_SECONDS
+    from webwidget.list_cache import STALE_SECONDS
 
     coalescer, now, tasks = background_coalescer()
     upstream = Upstream()

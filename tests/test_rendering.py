@@ -403,7 +403,7 @@ def test_one_senders_consecutive_messages_show_who_first_and_the_time_last(rende
 
 def test_a_message_joining_a_run_changes_the_previous_ones_state(render):
     """A poll's delta replaces the message that loses its time when another joins its run."""
-    from webwidget.coalesce import message_states
+    from webwidget.listing import message_states
 
     ava = {"name": "Ava", "image": ""}
     first = msg("b1", {"text": "one"}, persona=ava, created="2024-05-01T10:00:00Z")

@@ -210,7 +210,7 @@ def test_an_app_opens_one_redis_client_or_one_sqlite_pool_for_all_it_shares(
     core = core_of(app)
     assert core.renewals.state is shared.state
     # Lists are shared through the same client (Redis), or stay per process (SQLite).
-    assert core.coalescer.shared is shared.lists
+    assert getattr(core.coalescer.lists, "shared", None) is shared.lists
     assert core.wakeups.redis is shared.redis
     store = get_store(app)
     window = app.extensions[LIMITS_EXTENSION]

@@ -24,7 +24,8 @@ from .chatcaptain.models import (
     ListWidgetConversationMessagesResponseDto,
     MessageDto,
 )
-from .coalesce import Coalescer, Listing, conversation_key
+from .coalesce import Coalescer, conversation_key
+from .listing import Listing
 from .renewal import Renewals, renewal_key
 from .wake import Wakeups
 from .widgets import WidgetConfig

@@ -39,9 +39,9 @@ from dataclasses import dataclass, replace
 from typing import Generic, TypeVar
 
 from .chatcaptain.models import MessageDto
-from .coalesce import Listing
 from .conversation import Chat, VisitorChats, listing_key
 from .cooperative import is_cooperative
+from .listing import Listing
 from .widgets import WidgetConfig
 
 T = TypeVar("T")

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from typing import TypeVar
+from typing import Concatenate, ParamSpec, TypeVar
 
 from flask import Flask
 
@@ -29,18 +29,11 @@ from .chatcaptain.errors import (
     UpstreamError,
     UpstreamUnavailable,
 )
-from .chatcaptain.models import (
-    CreateWidgetContactRequestDto,
-    CreateWidgetContactResponseDto,
-    CreateWidgetConversationRequestDto,
-    CreateWidgetConversationResponseDto,
-    ListWidgetConversationMessagesResponseDto,
-    MessageDto,
-)
 
 EXTENSION = "webwidget.upstream"
 
 T = TypeVar("T")
+P = ParamSpec("P")
 
 
 class CircuitOpen(UpstreamUnavailable):
@@ -60,6 +53,22 @@ def is_outage(error: BaseException) -> bool:
 
 
 Observer = Callable[[str, float, "UpstreamError | None"], None]
+
+
+def guarded(
+    call: Callable[Concatenate[ChatCaptainClient, P], T],
+) -> Callable[Concatenate[GuardedClient, P], T]:
+    """`call`, made on the guarded client's ChatCaptainClient through its breaker (and
+    reported to its observers). Sending where the upstream takes no messages is no
+    upstream call at all: no breaker, no metrics."""
+
+    def through_breaker(self: GuardedClient, /, *args: P.args, **kwargs: P.kwargs) -> T:
+        if call.__name__ == "send_message" and not self.client.supports_sending:
+            return call(self.client, *args, **kwargs)
+        return self._guarded(call.__name__, lambda: call(self.client, *args, **kwargs))
+
+    through_breaker.__doc__ = f"ChatCaptainClient.{call.__name__}, guarded."
+    return through_breaker
 
 
 class GuardedClient:
@@ -100,67 +109,11 @@ class GuardedClient:
         """closed, open or half-open."""
         return self.breaker.state
 
-    def create_contact(
-        self, chatbot_id: str, request: CreateWidgetContactRequestDto
-    ) -> CreateWidgetContactResponseDto:
-        """ChatCaptainClient.create_contact, guarded."""
-        return self._guarded(
-            "create_contact", lambda: self.client.create_contact(chatbot_id, request)
-        )
-
-    def create_conversation(
-        self, chatbot_id: str, request: CreateWidgetConversationRequestDto
-    ) -> CreateWidgetConversationResponseDto:
-        """ChatCaptainClient.create_conversation, guarded."""
-        return self._guarded(
-            "create_conversation", lambda: self.client.create_conversation(chatbot_id, request)
-        )
-
-    def list_messages(
-        self,
-        chatbot_id: str,
-        conversation_id: str,
-        token: str,
-        *,
-        last: int | None = None,
-        before: str | None = None,
-    ) -> ListWidgetConversationMessagesResponseDto:
-        """ChatCaptainClient.list_messages, guarded."""
-        return self._guarded(
-            "list_messages",
-            lambda: self.client.list_messages(
-                chatbot_id, conversation_id, token, last=last, before=before
-            ),
-        )
-
-    def send_message(
-        self,
-        chatbot_id: str,
-        conversation_id: str,
-        token: str,
-        *,
-        text: str | None = None,
-        button_label: str | None = None,
-        button_value: str | None = None,
-        client_message_id: str | None = None,
-    ) -> MessageDto:
-        """ChatCaptainClient.send_message, guarded."""
-
-        def send() -> MessageDto:
-            return self.client.send_message(
-                chatbot_id,
-                conversation_id,
-                token,
-                text=text,
-                button_label=button_label,
-                button_value=button_value,
-                client_message_id=client_message_id,
-            )
-
-        if not self.client.supports_sending:
-            # Not an upstream call at all: no breaker, no metrics.
-            return send()
-        return self._guarded("send_message", send)
+    # ChatCaptainClient's four calls, each asking the breaker first (`guarded`).
+    create_contact = guarded(ChatCaptainClient.create_contact)
+    create_conversation = guarded(ChatCaptainClient.create_conversation)
+    list_messages = guarded(ChatCaptainClient.list_messages)
+    send_message = guarded(ChatCaptainClient.send_message)
 
     def close(self) -> None:
         """Release the client's pooled connections."""

@@ -31,9 +31,9 @@ from ..chatcaptain.errors import (
     UpstreamTimeout,
     UpstreamUnavailable,
 )
-from ..coalesce import Listing
 from ..conversation import Chat, chat_unreachable
 from ..current import current_widget, requested_widget
+from ..listing import Listing
 from ..ops.metrics import count_session_lost
 from ..rendering import MessageView, build_message_views
 from ..settings import parse_origin
