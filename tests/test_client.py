@@ -372,7 +372,8 @@ def test_deadline_bounds_retries_and_backoff(sandbox):
         started = time.monotonic()
         with pytest.raises(UpstreamUnavailable):
             c.list_messages(BOT, visitor.conversation_id, visitor.token)
-        assert time.monotonic() - started <= 1.0 + MARGIN
+        # Under 2 s proves the bound (3 s without it) with room for a busy machine.
+        assert time.monotonic() - started < 2.0
 
 
 def test_retry_after_beyond_the_deadline_gives_up_at_once():
@@ -502,7 +503,8 @@ def test_threads_share_two_sessions_and_a_bounded_pool(sandbox):
         return sum(os.readlink(f"/proc/self/fd/{fd}").startswith("socket:")
                    for fd in os.listdir("/proc/self/fd") if _readable(fd))
 
-    with make_client(sandbox.url) as c:
+    # Timeouts a busy machine cannot reach: what is counted is sessions and sockets.
+    with make_client(sandbox.url, read_timeout=10.0, deadline=15.0) as c:
         visitor = Visitor(c)
         before_sessions, before_sockets = sessions(), sockets()
         errors: list[BaseException] = []

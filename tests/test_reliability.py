@@ -36,11 +36,12 @@ def reached(sandbox, operation: str) -> int:
 
 
 def short_timeout_app(upstream, tmp_path: Path, clock, **overrides):
-    """A widget app whose upstream calls give up well before a slow fault's latency."""
+    """A widget app whose upstream calls give up well before a slow fault's latency (and
+    well after a healthy call's, on a machine busy with parallel tests)."""
     values = {
         "UPSTREAM_CONNECT_TIMEOUT": 1.0,
-        "UPSTREAM_READ_TIMEOUT": 1.0,
-        "UPSTREAM_DEADLINE": 1.5,
+        "UPSTREAM_READ_TIMEOUT": 2.0,
+        "UPSTREAM_DEADLINE": 3.0,
         "UPSTREAM_BREAKER_FAIL_MAX": 1000,
         "WIDGET_POLL_SECONDS": 0.5,
         **overrides,
@@ -114,10 +115,13 @@ def chatting(fast_app):
     return visitor, page.get_data(as_text=True)
 
 
+# Longer than the short-timeout app's deadline (3 s), by a margin a busy machine keeps.
+SLOW_MS = 5000
+
 # fault config, the statuses htmx may get for it: a failing GET is retried, and on a
 # busy machine the retries can run into the deadline, which makes a 503 a 504.
 FAULTS = {
-    "slow": ({"latency_ms": 2500}, {504}),
+    "slow": ({"latency_ms": SLOW_MS}, {504}),
     "5xx": ({"error_status": 500}, {503, 504}),
     "503": ({"error_status": 503}, {503, 504}),
     "reset": ({"reset_rate": 1.0}, {503, 504}),
@@ -218,7 +222,8 @@ def test_a_send_that_outlives_the_deadline_is_not_pretended_nor_resent(chatting,
         assert shown in (0, 1)
         return shown == 1
 
-    wait_until(shown_once, timeout=10, what="the message the slow upstream stored")
+    wait_until(shown_once, timeout=SLOW_MS / 1000 + 10,
+               what="the message the slow upstream stored")
 
 
 def test_start_during_an_outage_keeps_the_welcome_and_works_after(fast_app, sandbox):
