@@ -14,6 +14,8 @@ from just before that advance to the moment the reply's element enters the frame
     .venv/bin/python bench/lag.py                      # 16 trials, as configured
     .venv/bin/python bench/lag.py --compare wait       # also with polls that wait
     .venv/bin/python bench/lag.py --visitors 2000      # while 2,000 others are connected
+    .venv/bin/python bench/lag.py --visitors 2000 --hog 4 --compare unbounded
+                                                       # the same on a starved CPU
 
 `--compare` runs the same trials, in the same run, against the widget restarted with
 other settings (see COMPARE). `--visitors N` runs bench/visitors.py with N visitors (each
@@ -52,6 +54,8 @@ COMPARE = {
     "gthread-many": {"GUNICORN_WORKER_CLASS": "gthread", "GUNICORN_THREADS": "1100",
                      "WIDGET_HOLD_MAX": "1050"},
     "gevent": {"GUNICORN_WORKER_CLASS": "gevent"},
+    # Idle held polls check whatever the worker has in flight (before call_slots.py).
+    "unbounded": {"UPSTREAM_CALLS_BUSY": "0"},
 }
 CHAT_EVERY = 20.0  # seconds between the chatting visitor's messages (--calls)
 # Records when each bot reply to `later` enters the frame's DOM (Date.now(), ms).
@@ -262,6 +266,9 @@ def main() -> int:
                         help="only the --compare settings, not the widget as configured")
     parser.add_argument("--ramp", type=float, default=30, help="the visitors' arrival")
     parser.add_argument("--seed", type=int, default=21)
+    parser.add_argument("--hog", type=int, default=0,
+                        help="busy-loop processes that starve the CPU for the whole run,"
+                             " the same for every mode compared")
     parser.add_argument("--store", choices=("sqlite", "redis"), default="sqlite")
     parser.add_argument(
         "--calls", type=float, default=0,
@@ -276,9 +283,23 @@ def main() -> int:
     ]
     print(
         f"lag: {args.trials} trials, sandbox latency {args.latency_ms} ms, reply due 0.2-3 s"
-        f" after the send; {args.visitors} other visitors; load average {load_average()}",
+        f" after the send; {args.visitors} other visitors; {args.hog} CPU hogs; load average"
+        f" {load_average()}",
         flush=True,
     )
+    hogs = [
+        subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(args.hog)
+    ]
+    try:
+        return run(args, modes, sync_playwright)
+    finally:
+        for hog in hogs:
+            hog.kill()
+            hog.wait()
+
+
+def run(args: argparse.Namespace, modes, sync_playwright) -> int:
+    """Every mode's trials, one after the other, in this run."""
     with Servers("ww-lag-") as servers, sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         sandbox = servers.sandbox(keep_alive=True)

@@ -191,6 +191,7 @@ def upstream_client(
         ),
         observers=(metrics.upstream_observer(app), health.upstream_observer(app)),
         on_state=metrics.circuit_observer(app),
+        skipped=metrics.skipped_call_counter(app),
     )
 
 

@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 
 import redis
 
+from .call_slots import CallSkipped, calls_are_optional
 from .chatcaptain.models import MessageDto
 from .list_cache import LISTINGS_KEPT, LOCK_SECONDS, STALE_SECONDS, LocalLists, SharedLists
 from .listing import Listing
@@ -245,6 +246,9 @@ class Coalescer:
             flight.done.wait(LOCK_SECONDS + 1)
             if flight.listing is not None:
                 return flight.listing
+            if isinstance(flight.error, CallSkipped) and not calls_are_optional():
+                # That flight was a held poll's check, not made: this request needs the list.
+                return self._fetch_now(key, fetch, generation, started, max_age)
             if flight.error is not None:
                 raise flight.error
         try:
@@ -256,10 +260,11 @@ class Coalescer:
             flight.error = error
             raise
         finally:
-            flight.done.set()
+            # Gone before its joiners wake: one that fetches again starts a flight of its own.
             with self._lock:
                 if self._flights.get(key) is flight:
                     del self._flights[key]
+            flight.done.set()
 
     def invalidate(self, key: str) -> None:
         """Forget the kept list: the next read fetches, and running fetches are not reused."""

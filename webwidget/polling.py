@@ -35,9 +35,11 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Mapping, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass, replace
 from typing import Generic, TypeVar
 
+from .call_slots import CallSkipped, optional_calls
 from .chatcaptain.models import MessageDto
 from .conversation import Chat, VisitorChats, listing_key
 from .cooperative import is_cooperative
@@ -360,28 +362,38 @@ def hold_poll(
     """Answer a held poll: the changes as soon as the list differs from the page's, else
     after `seconds` only a new poller. Between checks of the list (as fresh as the
     cadence asks, one upstream call shared by every tab and instance) it waits for
-    another request's newer list (wake.py) or the cadence's next check."""
+    another request's newer list (wake.py) or the cadence's next check.
+
+    An idle chat's checks are optional (call_slots.py): when the worker's upstream calls
+    are at their bound, such a check is skipped and the poll waits for its next turn, so
+    idle held polls never crowd out a start, a send or a chat whose reply is due."""
     key = listing_key(widget, chat)
     wakeups = chats.core.wakeups
     deadline = time.monotonic() + seconds
     # The first check wants a list as fresh as the fastest cadence: a reply may be due.
     cadence = upstream_cadence(clock() - state.changed_at, True, base)
+    expecting = True
     while True:
         mark = wakeups.mark(key)
-        listing = chats.message_listing(widget, chat, max_age=cadence * SHARE_OF_INTERVAL)
-        assert listing is not None  # a read without `cold_ok` always has a list
+        try:
+            with optional_calls() if cadence >= IDLE_CADENCE else nullcontext():
+                listing = chats.message_listing(widget, chat, max_age=cadence * SHARE_OF_INTERVAL)
+        except CallSkipped:
+            listing = None  # no check this turn: as if unchanged
         now = clock()
-        if listing.version != state.version:
+        if listing is not None and listing.version != state.version:
             return _changes(chats, widget, chat, state, listing, now=now, base=base)
         remaining = deadline - time.monotonic()
         if remaining <= 0 or wakeups.closed():
             idle = now - state.changed_at
             return SlowerPoller(
-                version=listing.version,
+                version=listing.version if listing is not None else state.version or "",
                 interval=interval_for(idle, base),
                 changed_at=state.changed_at,
             )
-        cadence = upstream_cadence(now - state.changed_at, expecting_reply(listing), base)
+        if listing is not None:
+            expecting = expecting_reply(listing)
+        cadence = upstream_cadence(now - state.changed_at, expecting, base)
         wakeups.wait(key, mark, min(cadence, remaining))
 
 

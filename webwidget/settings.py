@@ -215,6 +215,9 @@ class Settings(BaseSettings):
     # Polls answer from the cached list and refresh it in the background, with at most
     # this many upstream calls at once per worker process; 0: polls wait on the upstream.
     UPSTREAM_REFRESH_CALLS: int = Field(default=32, ge=0, le=1024)
+    # A worker process with this many upstream calls in flight is busy: idle held polls
+    # skip their checks until it is not (call_slots.py); 0: they never do.
+    UPSTREAM_CALLS_BUSY: int = Field(default=48, ge=0, le=4096)
     # The largest message list read from ChatCaptain (bytes); a larger one fails for that
     # conversation alone.
     UPSTREAM_MAX_LIST_BYTES: int = Field(default=32 * 1024 * 1024, ge=1024 * 1024)

@@ -24,6 +24,7 @@ from flask import Flask
 
 from . import clock
 from .breaker import Breaker, BreakerOpen
+from .call_slots import CallSkipped, CallSlots
 from .chatcaptain.client import ChatCaptainClient
 from .chatcaptain.errors import (
     UpstreamError,
@@ -83,8 +84,10 @@ class GuardedClient:
         observe: Observer | None = None,
         on_state: Callable[[str], None] | None = None,
         clock: Callable[[], float] = time.time,
+        slots: CallSlots | None = None,
     ) -> None:
         self.client = client
+        self.slots = slots or CallSlots(0)
         self.breaker = Breaker(
             fail_max=fail_max,
             reset_timeout=reset_timeout,
@@ -122,7 +125,10 @@ class GuardedClient:
     def _guarded(self, operation: str, call: Callable[[], T]) -> T:
         started = time.monotonic()
         try:
-            result = self.breaker.call(lambda: self._attempt(call))
+            with self.slots.take(operation):
+                result = self.breaker.call(lambda: self._attempt(call))
+        except CallSkipped:
+            raise  # not made: nothing to observe
         except BreakerOpen:
             error: UpstreamError = CircuitOpen("circuit open", operation=operation)
         except UpstreamError as upstream_error:
@@ -154,11 +160,13 @@ def init_app(
     *,
     observers: Sequence[Observer] = (),
     on_state: Callable[[str], None] | None = None,
+    skipped: Callable[[str], None] = lambda operation: None,
 ) -> GuardedClient:
-    """Wrap `client` in the app's breaker and attach it to `app`.
+    """Wrap `client` in the app's breaker and call slots, and attach it to `app`.
 
-    `observers` hear of every upstream call and `on_state` of every breaker change; the
-    factory passes them in, so the client knows nothing of metrics or health.
+    `observers` hear of every upstream call, `on_state` of every breaker change and
+    `skipped` of every optional call not made; the factory passes them in, so the client
+    knows nothing of metrics or health.
     """
     settings = app.config.get("WEBWIDGET_SETTINGS")
 
@@ -173,6 +181,7 @@ def init_app(
         observe=observe,
         on_state=on_state,
         clock=clock.get_clock(app),
+        slots=CallSlots(getattr(settings, "UPSTREAM_CALLS_BUSY", 0), skipped=skipped),
     )
     app.extensions[EXTENSION] = guarded
     return guarded

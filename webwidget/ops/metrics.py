@@ -130,6 +130,13 @@ class Metrics:
             ("outcome",),
             registry=self.registry,
         )
+        self.upstream_skipped = Counter(
+            "webwidget_upstream_calls_skipped",
+            "Idle held polls' upstream checks not made: the worker had UPSTREAM_CALLS_BUSY"
+            " calls in flight.",
+            ("operation",),
+            registry=self.registry,
+        )
         self.refreshes_dropped = Counter(
             "webwidget_background_refreshes_dropped",
             "Background refreshes not run because every refresh slot was busy.",
@@ -265,6 +272,16 @@ def refresh_dropped_counter(app: Flask) -> Callable[[], None]:
             metrics.refreshes_dropped.inc()
 
     return dropped
+
+
+def skipped_call_counter(app: Flask) -> Callable[[str], None]:
+    """A callback for the call slots: an optional upstream call not made."""
+
+    def skipped(operation: str) -> None:
+        if (metrics := get_metrics(app)) is not None:
+            metrics.upstream_skipped.labels(operation).inc()
+
+    return skipped
 
 
 def upstream_observer(app: Flask) -> Callable[[str, float, object], None]:
