@@ -57,14 +57,14 @@ Observer = Callable[[str, float, "UpstreamError | None"], None]
 
 
 def guarded(
-    call: Callable[Concatenate[ChatCaptainClient, P], T],
+    call: Callable[Concatenate[ChatCaptainClient, P], T], *, sends: bool = False
 ) -> Callable[Concatenate[GuardedClient, P], T]:
     """`call`, made on the guarded client's ChatCaptainClient through its breaker (and
-    reported to its observers). Sending where the upstream takes no messages is no
-    upstream call at all: no breaker, no metrics."""
+    reported to its observers). A send (`sends`) where the upstream takes no messages is
+    no upstream call at all: no breaker, no metrics."""
 
     def through_breaker(self: GuardedClient, /, *args: P.args, **kwargs: P.kwargs) -> T:
-        if call.__name__ == "send_message" and not self.client.supports_sending:
+        if sends and not self.client.supports_sending:
             return call(self.client, *args, **kwargs)
         return self._guarded(call.__name__, lambda: call(self.client, *args, **kwargs))
 
@@ -116,7 +116,7 @@ class GuardedClient:
     create_contact = guarded(ChatCaptainClient.create_contact)
     create_conversation = guarded(ChatCaptainClient.create_conversation)
     list_messages = guarded(ChatCaptainClient.list_messages)
-    send_message = guarded(ChatCaptainClient.send_message)
+    send_message = guarded(ChatCaptainClient.send_message, sends=True)
 
     def close(self) -> None:
         """Release the client's pooled connections."""

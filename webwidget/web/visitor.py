@@ -16,7 +16,8 @@ from ..shared import Shared
 from ..wake import Wakeups
 
 EXTENSION = "webwidget.chats"
-# Served in-process (tests, the demo), the server calls these when it stops.
+# sandbox/server.py's STOP_HOOKS, by its value: importing it would load the whole sandbox
+# into every worker. Served in-process (tests, the demo), the server calls these on stop.
 STOP_HOOKS = "background_server.on_stop"
 
 
